@@ -1,0 +1,87 @@
+// Package aoba is the domain of the Aoba chat backend: its types, its one
+// error type, the interfaces that connect the adapters (stores, hub,
+// realtime, HTTP) and the Service that holds the product's rules.
+//
+// It imports no adapter: no Fiber, no Redis, no MongoDB. Each adapter lives
+// in its own package and asserts the interface it implements.
+package aoba
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// NewID returns a new time-sortable identifier: a UUID version 7 string whose
+// lexical order follows creation time on one process (and, across processes,
+// follows it to the precision of their clocks).
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// IsValidID reports whether s is a canonical UUID string (any version).
+func IsValidID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+// Pinger is implemented by every backing service that /health checks.
+type Pinger interface {
+	// Ping returns an error when the service cannot be reached.
+	Ping(ctx context.Context) error
+}
+
+// Store is the whole persistence layer: users, groups, memberships,
+// invitations and message history. mongostore and the embedded store
+// implement it.
+type Store interface {
+	UserStore
+	GroupStore
+	InvitationStore
+	MessageStore
+	Pinger
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Now returns the current time in UTC, truncated to milliseconds so that a
+// value survives a round trip through every store unchanged.
+func Now() time.Time {
+	return time.Now().UTC().Truncate(time.Millisecond)
+}
+
+// Frame is one WebSocket text frame, in both directions:
+// {"type": "...", "id": "<optional client id>", "data": {...}}.
+type Frame struct {
+	Type string          `json:"type"`
+	ID   string          `json:"id,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Server-to-client frame types.
+const (
+	FrameMessage    = "message"
+	FramePresence   = "presence"
+	FrameTyping     = "typing"
+	FrameInvitation = "invitation"
+	FrameGroup      = "group"
+	FrameAck        = "ack"
+	FrameError      = "error"
+	FramePong       = "pong"
+)
+
+// EncodeFrame returns the JSON encoding of a frame of type typ with the
+// given client id and data. It returns an EINTERNAL error when data cannot
+// be encoded.
+func EncodeFrame(typ, id string, data any) ([]byte, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, Errorf(EINTERNAL, "encode %s frame: %v", typ, err)
+	}
+	return json.Marshal(Frame{Type: typ, ID: id, Data: raw})
+}

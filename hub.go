@@ -1,0 +1,173 @@
+package aoba
+
+import (
+	"context"
+	"time"
+)
+
+// UserTopic returns the broker topic that carries every event for the
+// sockets of one user: messages, typing, invitations, group events and
+// close orders.
+func UserTopic(userID string) string { return "u:" + userID }
+
+// PresenceTopic returns the broker topic that carries the presence changes
+// of one user to the sockets subscribed to them.
+func PresenceTopic(userID string) string { return "p:" + userID }
+
+// Close codes of the WebSocket channel. Codes below 4000 are the RFC's; the
+// README lists which ones a client should reconnect after.
+const (
+	CloseNormal          = 1000 // the client or the server ended the session
+	CloseGoingAway       = 1001 // the pod is shutting down: reconnect at once
+	ClosePolicyViolation = 1008 // bad Origin or protocol abuse: do not retry as is
+	CloseTooLarge        = 1009 // a frame over the size limit
+	CloseSessionRevoked  = 4001 // logout, password change or account deletion: sign in again
+	CloseTooSlow         = 4002 // the send queue overflowed: reconnect and catch up from history
+	CloseIdle            = 4003 // no frame or pong within the idle timeout: reconnect
+)
+
+// CloseOrder asks every pod to close some sockets of the user whose topic it
+// was published on. Session, when set, limits it to sockets authenticated
+// with that session (token id); KeepSession, when set, spares sockets of that
+// session.
+type CloseOrder struct {
+	Code        int    `json:"code"`
+	Reason      string `json:"reason,omitempty"`
+	Session     string `json:"session,omitempty"`
+	KeepSession string `json:"keep_session,omitempty"`
+}
+
+// Envelope is what travels on a topic: a frame, already encoded once, to
+// write to every socket listening on the topic except ExceptConn; or a
+// close order.
+type Envelope struct {
+	Frame      []byte      `json:"frame,omitempty"`
+	ExceptConn string      `json:"except_conn,omitempty"`
+	Close      *CloseOrder `json:"close,omitempty"`
+}
+
+// Publication is one envelope for one topic.
+type Publication struct {
+	Topic    string
+	Envelope Envelope
+}
+
+// DeliverFunc receives every envelope published on a topic this pod is
+// subscribed to. It must not block: it hands the frame to bounded queues.
+type DeliverFunc func(topic string, env Envelope)
+
+// Broker moves envelopes between pods. Delivery is at most once and ordered
+// per topic while the connection to the broker holds; clients recover what a
+// broker outage lost from message history (the after cursor), never from the
+// broker. The in-process broker serves the single-binary mode, the Redis one
+// many pods.
+type Broker interface {
+	// Publish sends each publication to every pod subscribed to its topic,
+	// in one round trip where the implementation can. It returns an
+	// EUNAVAILABLE error when the broker cannot be reached.
+	Publish(ctx context.Context, pubs ...Publication) error
+	// Subscribe makes this pod receive the topics' envelopes through the
+	// DeliverFunc given at construction. Subscribing twice is harmless.
+	Subscribe(ctx context.Context, topics ...string) error
+	// Unsubscribe stops receiving the topics. Unknown topics are ignored.
+	Unsubscribe(ctx context.Context, topics ...string) error
+	Pinger
+	// Close stops the broker; later calls return errors.
+	Close() error
+}
+
+// PresenceStatus is online or offline.
+type PresenceStatus string
+
+// Presence states.
+const (
+	StatusOnline  PresenceStatus = "online"
+	StatusOffline PresenceStatus = "offline"
+)
+
+// Presence is one user's presence. LastSeen is nil for a user who has never
+// connected.
+type Presence struct {
+	UserID   string
+	Status   PresenceStatus
+	LastSeen *time.Time
+}
+
+// PresenceChangeFunc is called, on exactly one pod, each time a user goes
+// online or offline.
+type PresenceChangeFunc func(p Presence)
+
+// PresenceRegistry knows who is online: a user is online while at least one
+// of their connections is open on any pod. The Redis implementation keeps
+// connections alive with heartbeats and expires those of a pod that died
+// without cleanup; both implementations wait a short grace period after the
+// last connection closes before the user goes offline, so that a page
+// reload does not flap.
+type PresenceRegistry interface {
+	// Connect records an open connection (connID is unique per socket).
+	Connect(ctx context.Context, userID, connID string) error
+	// Disconnect records that the connection closed.
+	Disconnect(ctx context.Context, userID, connID string) error
+	// FindPresence returns the presence of each id; unknown ids are offline
+	// with a nil LastSeen.
+	FindPresence(ctx context.Context, userIDs []string) (map[string]Presence, error)
+	// Close stops heartbeats and sweeps.
+	Close() error
+}
+
+// RateResult is the outcome of one rate-limit check.
+type RateResult struct {
+	Allowed    bool
+	Limit      int
+	Remaining  int
+	Reset      time.Time     // when the oldest counted request leaves the window
+	RetryAfter time.Duration // zero when allowed
+}
+
+// RateLimiter counts requests in a sliding window shared by every pod.
+type RateLimiter interface {
+	// Allow counts one request for key if fewer than limit were counted in
+	// the last window, atomically. A refused request is not counted.
+	Allow(ctx context.Context, key string, limit int, window time.Duration) (RateResult, error)
+}
+
+// SessionRevoker keeps the revocation list of session tokens, shared by
+// every pod (and kept across restarts in the single-binary mode).
+type SessionRevoker interface {
+	// RevokeSession revokes one session (token id) until it expires.
+	RevokeSession(ctx context.Context, sessionID string, expiresAt time.Time) error
+	// RevokeUserSessions revokes every session of the user issued at or
+	// before `before`, except keepSession when it is not empty. It lasts at
+	// least ttl (the longest token lifetime).
+	RevokeUserSessions(ctx context.Context, userID string, before time.Time, keepSession string, ttl time.Duration) error
+	// IsRevoked reports whether the session of c is revoked.
+	IsRevoked(ctx context.Context, c Claims) (bool, error)
+}
+
+// Claims are the verified contents of a session token.
+type Claims struct {
+	UserID    string
+	SessionID string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// TokenAuthority issues and verifies session tokens.
+type TokenAuthority interface {
+	// Issue returns a signed token for a new session of userID.
+	Issue(userID string) (string, Claims, error)
+	// Verify returns the claims of a valid, unexpired token, or an
+	// EUNAUTHORIZED error.
+	Verify(token string) (Claims, error)
+}
+
+// PasswordHasher hashes and checks passwords.
+type PasswordHasher interface {
+	// Hash returns an encoded hash of pw with its parameters and salt.
+	Hash(pw string) (string, error)
+	// Verify reports whether pw matches hash.
+	Verify(hash, pw string) (bool, error)
+	// Dummy runs a verification that always fails, taking as long as a
+	// real one, for unknown users.
+	Dummy(pw string)
+}
