@@ -1,0 +1,146 @@
+package aoba
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// ServiceConfig holds the Service's dependencies and settings.
+type ServiceConfig struct {
+	Store    Store
+	Broker   Broker
+	Presence PresenceRegistry
+	Revoker  SessionRevoker
+	Tokens   TokenAuthority
+	Hasher   PasswordHasher
+	// Domain is the XMPP domain reported in user metadata.
+	Domain string
+	// TokenTTL is the lifetime of session tokens; user-wide revocations
+	// last that long.
+	TokenTTL time.Duration
+	Logger   *slog.Logger
+}
+
+// Service holds the rules of the product: validation, permissions, and the
+// order of storage and publication. The REST handlers and the WebSocket
+// frames both call it, so each rule is written once.
+type Service struct {
+	store    Store
+	broker   Broker
+	presence PresenceRegistry
+	revoker  SessionRevoker
+	tokens   TokenAuthority
+	hasher   PasswordHasher
+	domain   string
+	tokenTTL time.Duration
+	log      *slog.Logger
+}
+
+// NewService returns a Service on the given dependencies.
+func NewService(c ServiceConfig) *Service {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Domain == "" {
+		c.Domain = "aoba.chat"
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 24 * time.Hour
+	}
+	return &Service{
+		store: c.Store, broker: c.Broker, presence: c.Presence, revoker: c.Revoker,
+		tokens: c.Tokens, hasher: c.Hasher, domain: c.Domain, tokenTTL: c.TokenTTL, log: c.Logger,
+	}
+}
+
+// publish sends pubs through the broker. A failure is logged, not returned:
+// the write it announces is already stored, and clients recover it from
+// history.
+func (s *Service) publish(ctx context.Context, pubs ...Publication) {
+	if len(pubs) == 0 {
+		return
+	}
+	if err := s.broker.Publish(ctx, pubs...); err != nil {
+		s.log.Warn("publish failed", "topics", len(pubs), "err", err)
+	}
+}
+
+// publishFrame encodes one frame once and publishes it to the user topics of
+// userIDs; exceptConn is left out on the topic of exceptUser.
+func (s *Service) publishFrame(ctx context.Context, typ string, data any, userIDs []string, exceptUser, exceptConn string) {
+	frame, err := EncodeFrame(typ, "", data)
+	if err != nil {
+		s.log.Error("encode frame", "type", typ, "err", err)
+		return
+	}
+	pubs := make([]Publication, 0, len(userIDs))
+	seen := make(map[string]bool, len(userIDs))
+	for _, id := range userIDs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		env := Envelope{Frame: frame}
+		if id == exceptUser {
+			env.ExceptConn = exceptConn
+		}
+		pubs = append(pubs, Publication{Topic: UserTopic(id), Envelope: env})
+	}
+	s.publish(ctx, pubs...)
+}
+
+// closeSessions asks every pod to close the user's sockets selected by o.
+func (s *Service) closeSessions(ctx context.Context, userID string, o CloseOrder) {
+	s.publish(ctx, Publication{Topic: UserTopic(userID), Envelope: Envelope{Close: &o}})
+}
+
+// usernames returns the current usernames of ids, keyed by id.
+func (s *Service) usernames(ctx context.Context, ids []string) (map[string]string, error) {
+	users, err := s.store.FindUsersByIDs(ctx, uniq(ids))
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(users))
+	for _, u := range users {
+		m[u.ID] = u.Username
+	}
+	return m, nil
+}
+
+// uniq returns ss without duplicates, in first-seen order.
+func uniq(ss []string) []string {
+	seen := make(map[string]bool, len(ss))
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// uniqFold returns ss without case-insensitive duplicates, in first-seen
+// order.
+func uniqFold(ss []string) []string {
+	seen := make(map[string]bool, len(ss))
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		k := strings.ToLower(s)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Ping checks the store and the broker; it returns the first failure.
+func (s *Service) Ping(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.broker.Ping(ctx)
+}

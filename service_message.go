@@ -1,0 +1,209 @@
+package aoba
+
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+)
+
+// SendInput is a message to send: To is a username for chat and a group id
+// for groupchat; Type defaults to chat.
+type SendInput struct {
+	To      string      `json:"to"`
+	Content string      `json:"content"`
+	Type    MessageType `json:"type"`
+}
+
+// target is the resolved recipient of a message or typing notice.
+type target struct {
+	typ          MessageType
+	toID, toName string
+	conversation string
+	recipients   []string // user ids whose sockets receive the frame
+}
+
+// resolveTarget checks that the caller may address `to` with type typ and
+// returns who receives it. It returns EINVALID for a bad type or id and
+// ENOTFOUND for an unknown user or a group the caller is not in.
+func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ MessageType) (*target, error) {
+	if to == "" {
+		return nil, Errorf(EINVALID, "to is required.")
+	}
+	switch typ {
+	case MessageChat:
+		u, err := s.FindUserByUsername(ctx, to)
+		if err != nil {
+			return nil, err
+		}
+		return &target{typ: typ, toID: u.ID, toName: u.Username, conversation: DirectConversation(c.UserID, u.ID),
+			recipients: []string{u.ID, c.UserID}}, nil
+	case MessageGroupChat:
+		acc, err := s.authorize(ctx, c, to, ActionRead)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := s.store.FindMembershipsByGroup(ctx, acc.group.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &target{typ: typ, toID: acc.group.ID, toName: acc.group.ID, conversation: GroupConversation(acc.group.ID),
+			recipients: memberIDs(ms)}, nil
+	}
+	return nil, Errorf(EINVALID, "type must be chat or groupchat.")
+}
+
+// SendMessage validates, stores and then publishes a message. The sender's
+// connection exceptConn (empty for REST) gets no copy: it gets the returned
+// message as its acknowledgement. Once stored, a publication failure does
+// not fail the call: history has the message.
+func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, exceptConn string) (*MessageView, error) {
+	if in.Type == "" {
+		in.Type = MessageChat
+	}
+	if strings.TrimSpace(in.Content) == "" {
+		return nil, Errorf(EINVALID, "content is required.")
+	} else if utf8.RuneCountInString(in.Content) > MessageMaxLen {
+		return nil, Errorf(EINVALID, "content must be at most 10240 characters.")
+	} else if !utf8.ValidString(in.Content) {
+		return nil, Errorf(EINVALID, "content must be valid UTF-8.")
+	}
+	t, err := s.resolveTarget(ctx, c, in.To, in.Type)
+	if err != nil {
+		return nil, err
+	}
+	me, err := s.Me(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{ID: NewID(), Conversation: t.conversation, FromID: me.ID, ToID: t.toID, FromName: me.Username,
+		ToName: t.toName, Content: in.Content, Type: t.typ, Timestamp: Now()}
+	if err := s.store.CreateMessage(ctx, m); err != nil {
+		return nil, err
+	}
+	v := messageView(m, nil)
+	s.publishFrame(ctx, FrameMessage, v, t.recipients, me.ID, exceptConn)
+	return v, nil
+}
+
+// messageView returns the client view of m, with current usernames from
+// names where known and the names at sending time otherwise.
+func messageView(m *Message, names map[string]string) *MessageView {
+	v := &MessageView{ID: m.ID, FromID: m.FromID, ToID: m.ToID, From: m.FromName, To: m.ToName,
+		Content: m.Content, Type: m.Type, Timestamp: m.Timestamp, Status: "sent"}
+	if n, ok := names[m.FromID]; ok {
+		v.From = n
+	}
+	if n, ok := names[m.ToID]; ok && m.Type == MessageChat {
+		v.To = n
+	}
+	return v
+}
+
+// HistoryQuery selects history: With narrows it to one conversation (a
+// username or a group id); After and Before are message id cursors; Limit
+// 1..100 and Offset >= 0.
+type HistoryQuery struct {
+	With   string
+	After  string
+	Before string
+	Limit  int
+	Offset int
+}
+
+// History returns one page of the caller's messages and the total count.
+// Newest first, or oldest first with After. It returns EINVALID for bad
+// paging or cursors and ENOTFOUND for an unknown conversation.
+func (s *Service) History(ctx context.Context, c Claims, q HistoryQuery) ([]*MessageView, int, error) {
+	if q.Limit < 1 || q.Limit > MaxPageSize {
+		return nil, 0, Errorf(EINVALID, "limit must be between 1 and 100.")
+	} else if q.Offset < 0 {
+		return nil, 0, Errorf(EINVALID, "offset must be 0 or more.")
+	} else if q.After != "" && !IsValidID(q.After) {
+		return nil, 0, Errorf(EINVALID, "after must be a message id.")
+	} else if q.Before != "" && !IsValidID(q.Before) {
+		return nil, 0, Errorf(EINVALID, "before must be a message id.")
+	} else if q.After != "" && q.Before != "" {
+		return nil, 0, Errorf(EINVALID, "after and before cannot be combined.")
+	}
+	f := MessageFilter{AfterID: q.After, BeforeID: q.Before, Offset: q.Offset, Limit: q.Limit}
+	switch {
+	case q.With == "":
+		ms, err := s.store.FindMembershipsByUser(ctx, c.UserID)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, m := range ms {
+			f.Conversations = append(f.Conversations, GroupConversation(m.GroupID))
+		}
+		f.ParticipantID = c.UserID
+	case IsValidID(q.With):
+		if _, err := s.authorize(ctx, c, q.With, ActionRead); err == nil {
+			f.Conversations = []string{GroupConversation(q.With)}
+			break
+		} else if ErrorCode(err) != ENOTFOUND {
+			return nil, 0, err
+		}
+		fallthrough
+	default:
+		u, err := s.FindUserByUsername(ctx, q.With)
+		if err != nil {
+			return nil, 0, Errorf(ENOTFOUND, "Conversation not found.")
+		}
+		f.Conversations = []string{DirectConversation(c.UserID, u.ID)}
+	}
+	msgs, total, err := s.store.FindMessages(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.FromID)
+		if m.Type == MessageChat {
+			ids = append(ids, m.ToID)
+		}
+	}
+	names, err := s.usernames(ctx, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*MessageView, len(msgs))
+	for i, m := range msgs {
+		out[i] = messageView(m, names)
+	}
+	return out, total, nil
+}
+
+// Typing states.
+const (
+	TypingComposing = "composing"
+	TypingPaused    = "paused"
+)
+
+// Typing relays a typing notice to the peer or the group's other members;
+// it is never stored. It returns EINVALID for a bad state and the errors of
+// SendMessage for a bad recipient.
+func (s *Service) Typing(ctx context.Context, c Claims, to string, typ MessageType, state string) error {
+	if typ == "" {
+		typ = MessageChat
+	}
+	if state != TypingComposing && state != TypingPaused {
+		return Errorf(EINVALID, "state must be composing or paused.")
+	}
+	t, err := s.resolveTarget(ctx, c, to, typ)
+	if err != nil {
+		return err
+	}
+	me, err := s.Me(ctx, c)
+	if err != nil {
+		return err
+	}
+	toName := t.toName
+	recipients := make([]string, 0, len(t.recipients))
+	for _, id := range t.recipients {
+		if id != me.ID {
+			recipients = append(recipients, id)
+		}
+	}
+	s.publishFrame(ctx, FrameTyping, TypingEvent{From: me.Username, To: toName, Type: t.typ, State: state}, recipients, "", "")
+	return nil
+}

@@ -1,0 +1,279 @@
+package aoba
+
+import (
+	"context"
+	"unicode/utf8"
+)
+
+// errBadCredentials is the one answer to a failed login, whatever failed.
+var errBadCredentials = &Error{Code: EUNAUTHORIZED, Message: "Invalid username or password"}
+
+// Register creates an account. It returns EINVALID for a bad username or
+// password and ECONFLICT when the username is taken in any case.
+func (s *Service) Register(ctx context.Context, username, password string) (*User, error) {
+	if err := ValidateUsername(username); err != nil {
+		return nil, err
+	} else if err := ValidatePassword(password); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(password)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{ID: NewID(), Username: username, PasswordHash: hash, CreatedAt: Now()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if ErrorCode(err) == ECONFLICT {
+			return nil, Errorf(ECONFLICT, "Username is already taken.")
+		}
+		return nil, err
+	}
+	return u, nil
+}
+
+// Login checks credentials and returns a new session token, its claims and
+// the user. An unknown user and a wrong password get the same EUNAUTHORIZED
+// error after the same amount of hashing work.
+func (s *Service) Login(ctx context.Context, username, password string) (string, Claims, *User, error) {
+	if password == "" || len(password) > PasswordMaxLen*utf8.UTFMax || ValidateUsername(username) != nil {
+		s.hasher.Dummy(password)
+		return "", Claims{}, nil, errBadCredentials
+	}
+	u, err := s.store.FindUserByUsername(ctx, username)
+	if ErrorCode(err) == ENOTFOUND {
+		s.hasher.Dummy(password)
+		return "", Claims{}, nil, errBadCredentials
+	} else if err != nil {
+		return "", Claims{}, nil, err
+	}
+	ok, err := s.hasher.Verify(u.PasswordHash, password)
+	if err != nil {
+		return "", Claims{}, nil, err
+	} else if !ok {
+		return "", Claims{}, nil, errBadCredentials
+	}
+	token, claims, err := s.tokens.Issue(u.ID)
+	if err != nil {
+		return "", Claims{}, nil, err
+	}
+	return token, claims, u, nil
+}
+
+// Authenticate verifies a session token and checks the revocation list. It
+// returns EUNAUTHORIZED for an invalid, expired or revoked token and
+// EUNAVAILABLE when the revocation list cannot be read.
+func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error) {
+	c, err := s.tokens.Verify(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	revoked, err := s.revoker.IsRevoked(ctx, c)
+	if err != nil {
+		return Claims{}, Errorf(EUNAVAILABLE, "The session store is unavailable.")
+	} else if revoked {
+		return Claims{}, Errorf(EUNAUTHORIZED, "The session has been revoked.")
+	}
+	return c, nil
+}
+
+// Logout revokes the caller's session on every pod and closes its sockets
+// with CloseSessionRevoked.
+func (s *Service) Logout(ctx context.Context, c Claims) error {
+	if err := s.revoker.RevokeSession(ctx, c.SessionID, c.ExpiresAt); err != nil {
+		return Errorf(EUNAVAILABLE, "The session store is unavailable.")
+	}
+	s.closeSessions(ctx, c.UserID, CloseOrder{Code: CloseSessionRevoked, Reason: "logged out", Session: c.SessionID})
+	return nil
+}
+
+// Me returns the caller's account, or EUNAUTHORIZED when it no longer exists.
+func (s *Service) Me(ctx context.Context, c Claims) (*User, error) {
+	u, err := s.store.FindUserByID(ctx, c.UserID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(EUNAUTHORIZED, "The account no longer exists.")
+	}
+	return u, err
+}
+
+// ChangeUsername renames the caller. It returns EINVALID for a bad name and
+// ECONFLICT when another account holds it in any case.
+func (s *Service) ChangeUsername(ctx context.Context, c Claims, username string) (*User, error) {
+	if err := ValidateUsername(username); err != nil {
+		return nil, err
+	}
+	u, err := s.store.UpdateUsername(ctx, c.UserID, username)
+	switch ErrorCode(err) {
+	case "":
+		return u, nil
+	case ECONFLICT:
+		return nil, Errorf(ECONFLICT, "Username is already taken.")
+	case ENOTFOUND:
+		return nil, Errorf(EUNAUTHORIZED, "The account no longer exists.")
+	}
+	return nil, err
+}
+
+// ChangePassword replaces the caller's password after checking the current
+// one, then signs out every other session of the caller. It returns EINVALID
+// for a bad new password and EFORBIDDEN for a wrong current one.
+func (s *Service) ChangePassword(ctx context.Context, c Claims, current, next string) error {
+	if current == "" {
+		return Errorf(EINVALID, "Current password is required.")
+	} else if err := ValidatePassword(next); err != nil {
+		return err
+	}
+	u, err := s.Me(ctx, c)
+	if err != nil {
+		return err
+	}
+	if len(current) > PasswordMaxLen*utf8.UTFMax {
+		return Errorf(EFORBIDDEN, "Current password is incorrect.")
+	}
+	ok, err := s.hasher.Verify(u.PasswordHash, current)
+	if err != nil {
+		return err
+	} else if !ok {
+		return Errorf(EFORBIDDEN, "Current password is incorrect.")
+	}
+	hash, err := s.hasher.Hash(next)
+	if err != nil {
+		return err
+	}
+	if err := s.store.UpdatePasswordHash(ctx, u.ID, hash); err != nil {
+		return err
+	}
+	if err := s.revoker.RevokeUserSessions(ctx, u.ID, Now(), c.SessionID, s.tokenTTL); err != nil {
+		return Errorf(EUNAVAILABLE, "The session store is unavailable.")
+	}
+	s.closeSessions(ctx, u.ID, CloseOrder{Code: CloseSessionRevoked, Reason: "password changed", KeepSession: c.SessionID})
+	return nil
+}
+
+// DeleteAccount signs out every session of the caller, hands their owned
+// groups on (see leaveAllGroups), cancels their pending invitations and
+// deletes the account.
+func (s *Service) DeleteAccount(ctx context.Context, c Claims) error {
+	u, err := s.Me(ctx, c)
+	if err != nil {
+		return err
+	}
+	if err := s.revoker.RevokeUserSessions(ctx, u.ID, Now(), "", s.tokenTTL); err != nil {
+		return Errorf(EUNAVAILABLE, "The session store is unavailable.")
+	}
+	if err := s.leaveAllGroups(ctx, u); err != nil {
+		return err
+	}
+	invs, err := s.store.FindInvitations(ctx, InvitationFilter{InviteeID: u.ID, Status: InvitationPending})
+	if err != nil {
+		return err
+	}
+	for _, inv := range invs {
+		if _, err := s.store.RespondInvitation(ctx, inv.ID, InvitationCancelled, Now()); err != nil && ErrorCode(err) != ECONFLICT {
+			return err
+		}
+	}
+	if err := s.store.DeleteUser(ctx, u.ID); err != nil && ErrorCode(err) != ENOTFOUND {
+		return err
+	}
+	s.closeSessions(ctx, u.ID, CloseOrder{Code: CloseSessionRevoked, Reason: "account deleted"})
+	return nil
+}
+
+// FindUserByUsername returns ENOTFOUND for an unknown or malformed name.
+func (s *Service) FindUserByUsername(ctx context.Context, username string) (*User, error) {
+	if ValidateUsername(username) != nil {
+		return nil, Errorf(ENOTFOUND, "User not found.")
+	}
+	u, err := s.store.FindUserByUsername(ctx, username)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "User not found.")
+	}
+	return u, err
+}
+
+// UserSearch is a search request: q of 2 to 100 characters, page >= 1,
+// limit 1 to 100, at most 100 excluded ids.
+type UserSearch struct {
+	Query   string
+	Page    int
+	Limit   int
+	Exclude []string
+}
+
+// SearchUsers returns one page of users whose username contains the query
+// and the total number of matches. It returns EINVALID for a bad request.
+func (s *Service) SearchUsers(ctx context.Context, q UserSearch) ([]*User, int, error) {
+	if n := utf8.RuneCountInString(q.Query); n < SearchQueryMinLen || n > SearchQueryMaxLen {
+		return nil, 0, Errorf(EINVALID, "Query must be 2 to 100 characters long.")
+	} else if q.Page < 1 {
+		return nil, 0, Errorf(EINVALID, "Page must be at least 1.")
+	} else if q.Limit < 1 || q.Limit > MaxPageSize {
+		return nil, 0, Errorf(EINVALID, "Limit must be between 1 and 100.")
+	} else if len(q.Exclude) > MaxBatchIDs {
+		return nil, 0, Errorf(EINVALID, "At most 100 ids may be excluded.")
+	}
+	for _, id := range q.Exclude {
+		if !IsValidID(id) {
+			return nil, 0, Errorf(EINVALID, "Exclude must be a comma-separated list of UUIDs.")
+		}
+	}
+	return s.store.FindUsers(ctx, UserFilter{Query: q.Query, Exclude: q.Exclude, Offset: (q.Page - 1) * q.Limit, Limit: q.Limit})
+}
+
+// metadata returns the public metadata of u.
+func (s *Service) metadata(u *User) *Metadata {
+	return &Metadata{ID: u.ID, Username: u.Username, Domain: s.domain, DisplayName: u.Username}
+}
+
+// FindMetadata returns the metadata of one user. It returns EINVALID for a
+// malformed id and ENOTFOUND for an unknown one.
+func (s *Service) FindMetadata(ctx context.Context, id string) (*Metadata, error) {
+	if !IsValidID(id) {
+		return nil, Errorf(EINVALID, "User id must be a UUID.")
+	}
+	u, err := s.store.FindUserByID(ctx, id)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "User not found.")
+	} else if err != nil {
+		return nil, err
+	}
+	return s.metadata(u), nil
+}
+
+// FindMetadataBatch returns the metadata of the known users among ids, in
+// the order asked. It returns EINVALID for more than 100 ids or a malformed
+// one.
+func (s *Service) FindMetadataBatch(ctx context.Context, ids []string) ([]*Metadata, error) {
+	if err := validateIDs(ids, "userIds"); err != nil {
+		return nil, err
+	}
+	users, err := s.store.FindUsersByIDs(ctx, uniq(ids))
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*User, len(users))
+	for _, u := range users {
+		byID[u.ID] = u
+	}
+	out := make([]*Metadata, 0, len(users))
+	for _, id := range uniq(ids) {
+		if u, ok := byID[id]; ok {
+			out = append(out, s.metadata(u))
+		}
+	}
+	return out, nil
+}
+
+// validateIDs returns EINVALID unless ids holds 1 to 100 UUIDs.
+func validateIDs(ids []string, field string) error {
+	if len(ids) == 0 {
+		return Errorf(EINVALID, "%s must hold at least one id.", field)
+	} else if len(ids) > MaxBatchIDs {
+		return Errorf(EINVALID, "%s must hold at most 100 ids.", field)
+	}
+	for _, id := range ids {
+		if !IsValidID(id) {
+			return Errorf(EINVALID, "%s must hold UUIDs only.", field)
+		}
+	}
+	return nil
+}
