@@ -1,0 +1,91 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"github.com/aoba-chat/aoba"
+)
+
+const messageColumns = "id, conversation, from_id, to_id, from_name, to_name, content, type, ts"
+
+// scanMessage reads one row of messageColumns.
+func scanMessage(r rowScanner) (*aoba.Message, error) {
+	var m aoba.Message
+	var typ string
+	var ts int64
+	if err := r.Scan(&m.ID, &m.Conversation, &m.FromID, &m.ToID, &m.FromName, &m.ToName, &m.Content, &typ, &ts); err != nil {
+		return nil, err
+	}
+	m.Type = aoba.MessageType(typ)
+	m.Timestamp = fromMillis(ts)
+	return &m, nil
+}
+
+// CreateMessage stores m; the commit is synced to disk before it returns.
+// It returns ECONFLICT when a message with that id exists, EINTERNAL on any
+// other failure.
+func (s *Store) CreateMessage(ctx context.Context, m *aoba.Message) error {
+	_, err := s.write.ExecContext(ctx,
+		"INSERT INTO messages ("+messageColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		m.ID, m.Conversation, m.FromID, m.ToID, m.FromName, m.ToName, m.Content, string(m.Type), millis(m.Timestamp))
+	return translate(err, "create message", "", "Message already exists.")
+}
+
+// FindMessages returns one page of the messages matching f and the total
+// number of matches without f.Offset and f.Limit. With f.AfterID the page
+// is oldest first, otherwise newest first; both AfterID and BeforeID bound
+// the ids when set. A filter with neither Conversations nor ParticipantID
+// matches nothing. It returns EINTERNAL when the query fails.
+func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba.Message, int, error) {
+	var or []string
+	var args []any
+	switch len(f.Conversations) {
+	case 0:
+	case 1:
+		or, args = append(or, "conversation = ?"), append(args, f.Conversations[0])
+	default:
+		or, args = append(or, "conversation IN (SELECT value FROM json_each(?))"), append(args, jsonList(f.Conversations))
+	}
+	if f.ParticipantID != "" {
+		// Two terms, each matching one partial index on chat messages.
+		or = append(or, "(type = 'chat' AND from_id = ?)", "(type = 'chat' AND to_id = ?)")
+		args = append(args, f.ParticipantID, f.ParticipantID)
+	}
+	if len(or) == 0 {
+		return []*aoba.Message{}, 0, nil
+	}
+	where := "(" + strings.Join(or, " OR ") + ")"
+	if f.AfterID != "" {
+		where, args = where+" AND id > ?", append(args, f.AfterID)
+	}
+	if f.BeforeID != "" {
+		where, args = where+" AND id < ?", append(args, f.BeforeID)
+	}
+	order := " ORDER BY id DESC"
+	if f.AfterID != "" {
+		order = " ORDER BY id ASC"
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+
+	var msgs []*aoba.Message
+	var total int
+	err := s.withReadTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE "+where, args...).Scan(&total); err != nil {
+			return internal("count messages", err)
+		}
+		var err error
+		msgs, err = queryAll(ctx, tx, "find messages", scanMessage,
+			"SELECT "+messageColumns+" FROM messages WHERE "+where+order+" LIMIT ? OFFSET ?",
+			append(args, limit, max(f.Offset, 0))...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return msgs, total, nil
+}

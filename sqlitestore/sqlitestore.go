@@ -1,0 +1,407 @@
+// Package sqlitestore is the embedded store of the single-binary mode: it
+// implements aoba.Store and aoba.SessionRevoker on one SQLite database file,
+// through the pure-Go driver modernc.org/sqlite (no cgo).
+//
+// Writes go through a single connection, so concurrent writers queue in the
+// connection pool instead of failing with SQLITE_BUSY; reads use a pool of
+// read-only connections that see every committed write (WAL mode). Every
+// commit is synced to disk (synchronous=FULL) before a method returns.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// FileName is the name of the database file inside the data directory.
+const FileName = "aoba.db"
+
+// purgeInterval is how often expired revocations are removed.
+const purgeInterval = 10 * time.Minute
+
+var (
+	_ aoba.Store          = (*Store)(nil)
+	_ aoba.SessionRevoker = (*Store)(nil)
+)
+
+// Store is the SQLite implementation of aoba.Store and aoba.SessionRevoker.
+// It is safe for concurrent use.
+type Store struct {
+	write *sql.DB // one connection: every write, in IMMEDIATE transactions
+	read  *sql.DB // read-only pool
+
+	revoked revocations
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Open creates dir if needed, opens dir/aoba.db (WAL journal, synchronous
+// FULL, foreign keys on, a busy timeout), applies the schema migrations that
+// are not applied yet, loads the revocation list and starts purging expired
+// revocations. It returns an EINTERNAL error when the directory or the
+// database cannot be opened or migrated.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, aoba.Errorf(aoba.EINTERNAL, "create data directory %s: %v", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	if strings.ContainsRune(path, '?') {
+		return nil, aoba.Errorf(aoba.EINTERNAL, "data directory %s must not contain '?'", dir)
+	}
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+
+	write, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return nil, aoba.Errorf(aoba.EINTERNAL, "open %s: %v", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	// The writer connection switches the file to WAL before any reader
+	// connects, and migrates the schema.
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, aoba.Errorf(aoba.EINTERNAL, "open %s: %v", path, err)
+	}
+	if err := migrate(ctx, write); err != nil {
+		write.Close()
+		return nil, err
+	}
+
+	read, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, aoba.Errorf(aoba.EINTERNAL, "open %s: %v", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+
+	s := &Store{
+		write: write,
+		read:  read,
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	if err := s.loadRevocations(ctx); err != nil {
+		write.Close()
+		read.Close()
+		return nil, err
+	}
+	go s.purgeLoop()
+	return s, nil
+}
+
+// Close stops the purge loop and closes the database. Calling it twice is
+// harmless. It returns an EINTERNAL error when the database cannot be
+// closed cleanly.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = errors.Join(s.read.Close(), s.write.Close())
+	})
+	if err != nil {
+		return aoba.Errorf(aoba.EINTERNAL, "close sqlite store: %v", err)
+	}
+	return nil
+}
+
+// Ping runs a trivial query on a read connection. It returns an
+// EUNAVAILABLE error when the database cannot be read (or the store is
+// closed).
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return aoba.Errorf(aoba.EUNAVAILABLE, "sqlite store unavailable: %v", err)
+	}
+	return nil
+}
+
+// purgeLoop removes expired revocations every purgeInterval until Close.
+func (s *Store) purgeLoop() {
+	defer close(s.done)
+	t := time.NewTicker(purgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_ = s.purgeRevocations(ctx, time.Now())
+			cancel()
+		}
+	}
+}
+
+// migrations are the schema steps, applied in order, each once, each in
+// its own transaction. Append new steps; never edit an applied one.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE users (
+	id             TEXT PRIMARY KEY,
+	username       TEXT NOT NULL,
+	username_lower TEXT NOT NULL,
+	password_hash  TEXT NOT NULL,
+	created_at     INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX users_username_lower ON users (username_lower);
+
+CREATE TABLE chat_groups (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	owner_id   TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE memberships (
+	group_id  TEXT NOT NULL,
+	user_id   TEXT NOT NULL,
+	role      TEXT NOT NULL,
+	joined_at INTEGER NOT NULL,
+	PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX memberships_user ON memberships (user_id, joined_at);
+
+CREATE TABLE invitations (
+	id           TEXT PRIMARY KEY,
+	group_id     TEXT NOT NULL,
+	inviter_id   TEXT NOT NULL,
+	invitee_id   TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	created_at   INTEGER NOT NULL,
+	responded_at INTEGER
+);
+CREATE INDEX invitations_invitee ON invitations (invitee_id, created_at);
+CREATE INDEX invitations_group ON invitations (group_id, created_at);
+CREATE UNIQUE INDEX invitations_pending ON invitations (group_id, invitee_id) WHERE status = 'pending';
+
+CREATE TABLE messages (
+	id           TEXT PRIMARY KEY,
+	conversation TEXT NOT NULL,
+	from_id      TEXT NOT NULL,
+	to_id        TEXT NOT NULL,
+	from_name    TEXT NOT NULL,
+	to_name      TEXT NOT NULL,
+	content      TEXT NOT NULL,
+	type         TEXT NOT NULL,
+	ts           INTEGER NOT NULL
+);
+CREATE INDEX messages_conversation ON messages (conversation, id);
+CREATE INDEX messages_chat_from ON messages (from_id, id) WHERE type = 'chat';
+CREATE INDEX messages_chat_to ON messages (to_id, id) WHERE type = 'chat';
+
+CREATE TABLE revoked_sessions (
+	session_id TEXT PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+);
+CREATE TABLE revoked_user_sessions (
+	user_id      TEXT NOT NULL,
+	before_ms    INTEGER NOT NULL,
+	keep_session TEXT NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	PRIMARY KEY (user_id, before_ms, keep_session)
+);
+`,
+}
+
+// migrate creates schema_migrations and applies every step of migrations
+// whose version (index + 1) is not recorded there yet.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at INTEGER NOT NULL
+)`); err != nil {
+		return aoba.Errorf(aoba.EINTERNAL, "create schema_migrations: %v", err)
+	}
+	for i, step := range migrations {
+		version := i + 1
+		if err := applyMigration(ctx, db, version, step); err != nil {
+			return aoba.Errorf(aoba.EINTERNAL, "apply migration %d: %v", version, err)
+		}
+	}
+	return nil
+}
+
+// applyMigration runs step and records version in one transaction, unless
+// version is already recorded.
+func applyMigration(ctx context.Context, db *sql.DB, version int, step string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, step); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+		version, time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SchemaVersion returns the highest applied migration. It returns an
+// EINTERNAL error when the database cannot be read.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&v); err != nil {
+		return 0, internal("read schema version", err)
+	}
+	return int(v.Int64), nil
+}
+
+// withTx runs fn in an IMMEDIATE transaction on the writer connection and
+// commits it when fn returns nil. Errors of fn are returned as they are;
+// errors of the transaction itself become EINTERNAL.
+func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return internal("begin transaction", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return internal("commit transaction", err)
+	}
+	return nil
+}
+
+// withReadTx runs fn in a read transaction, so that its queries see one
+// snapshot.
+func (s *Store) withReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return internal("begin read transaction", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// constraint failure.
+func isUniqueViolation(err error) bool {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return true
+		}
+	}
+	return false
+}
+
+// translate turns a driver error into a domain error: sql.ErrNoRows into
+// ENOTFOUND with notFound as message, a unique violation into ECONFLICT
+// with conflict as message, and anything else into EINTERNAL naming op and
+// the cause. Domain errors pass through.
+func translate(err error, op, notFound, conflict string) error {
+	var e *aoba.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		return err
+	case errors.Is(err, sql.ErrNoRows) && notFound != "":
+		return aoba.Errorf(aoba.ENOTFOUND, "%s", notFound)
+	case isUniqueViolation(err) && conflict != "":
+		return aoba.Errorf(aoba.ECONFLICT, "%s", conflict)
+	}
+	return internal(op, err)
+}
+
+// internal returns an EINTERNAL error naming op and its cause.
+func internal(op string, err error) error {
+	return aoba.Errorf(aoba.EINTERNAL, "sqlite: %s: %v", op, err)
+}
+
+// millis returns t as unix milliseconds.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMillis returns the UTC time of unix milliseconds ms.
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// jsonList encodes ss as a JSON array for json_each, so that a list of any
+// length is one bound parameter.
+func jsonList(ss []string) string {
+	if ss == nil {
+		ss = []string{}
+	}
+	b, _ := json.Marshal(ss)
+	return string(b)
+}
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+// queryer is *sql.DB or *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// queryAll runs query and scans every row with scan.
+func queryAll[T any](ctx context.Context, q queryer, op string, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, internal(op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(op, err)
+	}
+	return out, nil
+}
+
+// affectedOne translates the result of an UPDATE or DELETE by primary key:
+// ENOTFOUND with notFound as message when no row changed.
+func affectedOne(res sql.Result, err error, op, notFound string) error {
+	if err != nil {
+		return internal(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return internal(op, err)
+	} else if n == 0 {
+		return aoba.Errorf(aoba.ENOTFOUND, "%s", notFound)
+	}
+	return nil
+}
