@@ -1,0 +1,1151 @@
+// Aoba reference browser client. Plain ES modules, no build step.
+// Routes live in the location hash:
+//   #/                    conversation list (and a welcome pane)
+//   #/people              user search
+//   #/chat/d/<username>   1:1 conversation
+//   #/chat/g/<groupId>    group conversation
+//   #/group/<groupId>     group members and administration
+//   #/groups/new          create a group
+//   #/invitations         pending invitations
+//   #/profile             account settings
+
+import { api, ApiError, onUnauthorized } from './api.js';
+import { Socket } from './socket.js';
+import { h, $, announce, relativeTime, clockTime, showFormError, confirmDialog } from './dom.js';
+
+const MAX_CONTENT = 10240;
+const PAGE = 50;
+const SIGNED_IN_HINT = 'aoba.signedIn';
+const TYPING_PAUSE_AFTER = 3000;
+const TYPING_SHOWN_FOR = 6000;
+
+const state = {
+  me: null,
+  convs: new Map(), // key ("d:<peer id>" or "g:<group id>") -> conversation
+  groups: new Map(), // group id -> Group
+  invitations: new Map(), // id -> Invitation (pending only)
+  presence: new Map(), // lower-case username -> {status, lastSeen, userId, username}
+  watched: new Set(), // lower-case usernames subscribed on the socket
+  lastRead: {},
+  view: null, // live handles of the current main view
+  routeKey: '',
+};
+
+let socket = null;
+let presenceTicker = null;
+
+// ---------------------------------------------------------------- helpers
+
+const lower = (s) => String(s || '').toLowerCase();
+const charCount = (s) => [...s].length;
+const errText = (err) => (err && err.message) || 'Something went wrong.';
+
+function lastReadKey() {
+  return `aoba.lastRead.${state.me.id}`;
+}
+
+function loadLastRead() {
+  try {
+    state.lastRead = JSON.parse(localStorage.getItem(lastReadKey()) || '{}') || {};
+  } catch {
+    state.lastRead = {};
+  }
+}
+
+function saveLastRead() {
+  try {
+    localStorage.setItem(lastReadKey(), JSON.stringify(state.lastRead));
+  } catch {
+    /* storage full or disabled: unread counts reset on reload */
+  }
+}
+
+function newestId(conv) {
+  let best = '';
+  for (const id of conv.messages.keys()) if (id > best) best = id;
+  return best;
+}
+
+function oldestId(conv) {
+  let best = '';
+  for (const id of conv.messages.keys()) if (!best || id < best) best = id;
+  return best;
+}
+
+function lastMessage(conv) {
+  const id = newestId(conv);
+  return id ? conv.messages.get(id) : null;
+}
+
+function unreadCount(conv) {
+  const seen = state.lastRead[conv.key] || '';
+  let n = 0;
+  for (const m of conv.messages.values()) if (m.id > seen && m.from_id !== state.me.id) n += 1;
+  return n;
+}
+
+function convHref(conv) {
+  return conv.kind === 'chat' ? `#/chat/d/${encodeURIComponent(conv.name)}` : `#/chat/g/${encodeURIComponent(conv.target)}`;
+}
+
+function newConv(key, kind, target, name, extra = {}) {
+  return { key, kind, target, name, messages: new Map(), loaded: false, hasMore: true, loadingOlder: false, typing: null, ...extra };
+}
+
+function directConv(peerId, peerName) {
+  const key = `d:${peerId}`;
+  let conv = state.convs.get(key);
+  if (!conv) {
+    conv = newConv(key, 'chat', peerName, peerName, { peerId });
+    state.convs.set(key, conv);
+    watch([peerName]);
+  } else if (peerName && conv.name !== peerName) {
+    conv.name = peerName;
+    conv.target = peerName;
+    watch([peerName]);
+  }
+  return conv;
+}
+
+function groupConv(groupId) {
+  const key = `g:${groupId}`;
+  let conv = state.convs.get(key);
+  const g = state.groups.get(groupId);
+  if (!conv) {
+    conv = newConv(key, 'groupchat', groupId, g ? g.name : 'Group', { createdAt: g && g.created_at });
+    state.convs.set(key, conv);
+  } else if (g) {
+    conv.name = g.name;
+  }
+  return conv;
+}
+
+function convOfMessage(m) {
+  if (m.type === 'groupchat') return groupConv(m.to);
+  const mine = m.from_id === state.me.id;
+  return directConv(mine ? m.to_id : m.from_id, mine ? m.to : m.from);
+}
+
+function findDirectByName(username) {
+  for (const c of state.convs.values()) if (c.kind === 'chat' && lower(c.name) === lower(username)) return c;
+  return null;
+}
+
+// --------------------------------------------------------------- presence
+
+function presenceText(username) {
+  const p = state.presence.get(lower(username));
+  if (!p) return 'status unknown';
+  if (p.status === 'online') return 'online';
+  return p.lastSeen ? `last seen ${relativeTime(p.lastSeen)}` : 'offline, never seen';
+}
+
+function presenceEl(username, withText = false) {
+  const p = state.presence.get(lower(username));
+  return h('span', { class: 'presence', dataset: { presence: lower(username), status: p ? p.status : 'unknown' } },
+    h('span', { class: 'dot', 'aria-hidden': 'true' }),
+    h('span', { class: withText ? 'ptext' : 'ptext visually-hidden' }, presenceText(username)));
+}
+
+function paintPresence(lowerName) {
+  const p = state.presence.get(lowerName);
+  for (const el of document.querySelectorAll(`.presence[data-presence="${CSS.escape(lowerName)}"]`)) {
+    el.dataset.status = p ? p.status : 'unknown';
+    const t = el.querySelector('.ptext');
+    if (t) t.textContent = presenceText(lowerName);
+  }
+}
+
+function watch(usernames) {
+  const fresh = [];
+  for (const u of usernames) {
+    const l = lower(u);
+    if (!l || l === lower(state.me && state.me.username) || state.watched.has(l)) continue;
+    state.watched.add(l);
+    fresh.push(u);
+  }
+  if (fresh.length && socket && socket.isOpen) socket.send('presence.subscribe', { usernames: fresh });
+}
+
+function resubscribePresence() {
+  const all = [...state.watched];
+  for (let i = 0; i < all.length; i += 100) socket.send('presence.subscribe', { usernames: all.slice(i, i + 100) });
+}
+
+function onPresence(d) {
+  if (!d || !d.username) return;
+  const l = lower(d.username);
+  const prev = state.presence.get(l);
+  state.presence.set(l, { status: d.status, lastSeen: d.lastSeen, userId: d.userId, username: d.username });
+  paintPresence(l);
+  if (prev && prev.status !== d.status) announce(`${d.username} is now ${d.status}`);
+}
+
+// --------------------------------------------------------------- messages
+
+/** addMessages merges messages (any order) into their conversations, once each by id. */
+function addMessages(msgs, { live = false } = {}) {
+  const touched = new Set();
+  for (const m of msgs) {
+    if (!m || !m.id) continue;
+    const conv = convOfMessage(m);
+    if (conv.messages.has(m.id)) continue;
+    conv.messages.set(m.id, m);
+    touched.add(conv);
+    if (state.view && state.view.conv === conv) insertMessageEl(m);
+    if (live && m.from_id !== state.me.id) {
+      if (conv.typing && lower(conv.typing.who) === lower(m.from)) clearTyping(conv);
+      const where = conv.kind === 'groupchat' ? ` in ${conv.name}` : '';
+      if (!(state.view && state.view.conv === conv)) announce(`New message from ${m.from}${where}`);
+    }
+  }
+  if (touched.size) {
+    if (state.view && state.view.conv && touched.has(state.view.conv)) markReadIfVisible(state.view.conv);
+    renderConvList();
+  }
+}
+
+function markReadIfVisible(conv) {
+  if (document.visibilityState !== 'visible') return;
+  const id = newestId(conv);
+  if (id && id > (state.lastRead[conv.key] || '')) {
+    state.lastRead[conv.key] = id;
+    saveLastRead();
+    renderConvList();
+  }
+}
+
+async function loadHistoryPage(conv, params) {
+  const res = await api.messages({ with: conv.target, limit: PAGE, ...params });
+  const msgs = (res && res.messages) || [];
+  addMessages(msgs);
+  return msgs;
+}
+
+/** catchUpConv fetches, oldest first, everything newer than the newest message held. */
+async function catchUpConv(conv) {
+  for (let i = 0; i < 20; i += 1) {
+    const after = newestId(conv);
+    if (!after) return;
+    const res = await api.messages({ with: conv.target, after, limit: 100 });
+    const msgs = (res && res.messages) || [];
+    addMessages(msgs, { live: true });
+    if (msgs.length < 100) return;
+  }
+}
+
+async function catchUpAll() {
+  let newest = '';
+  for (const conv of state.convs.values()) {
+    const id = newestId(conv);
+    if (id > newest) newest = id;
+  }
+  const tasks = [];
+  for (const conv of state.convs.values()) if (conv.messages.size) tasks.push(catchUpConv(conv).catch(() => {}));
+  await Promise.all(tasks);
+  // Conversations that did not exist before the outage.
+  if (newest) {
+    for (let i = 0; i < 20; i += 1) {
+      const res = await api.messages({ after: newest, limit: 100 }).catch(() => null);
+      const msgs = (res && res.messages) || [];
+      addMessages(msgs, { live: true });
+      if (msgs.length < 100) break;
+      newest = msgs.reduce((a, m) => (m.id > a ? m.id : a), newest);
+    }
+  }
+}
+
+// ----------------------------------------------------------------- typing
+
+function onTyping(d) {
+  if (!d || lower(d.from) === lower(state.me.username)) return;
+  const conv = d.type === 'groupchat' ? state.convs.get(`g:${d.to}`) : findDirectByName(d.from);
+  if (!conv) return;
+  if (d.state === 'composing') {
+    clearTimeout(conv.typingTimer);
+    conv.typing = { who: d.from };
+    conv.typingTimer = setTimeout(() => clearTyping(conv), TYPING_SHOWN_FOR);
+  } else {
+    clearTyping(conv, true);
+    return;
+  }
+  paintTyping(conv);
+}
+
+function clearTyping(conv, paint = true) {
+  clearTimeout(conv.typingTimer);
+  conv.typing = null;
+  if (paint) paintTyping(conv);
+}
+
+function paintTyping(conv) {
+  if (state.view && state.view.conv === conv && state.view.typingEl) {
+    state.view.typingEl.textContent = conv.typing ? `${conv.typing.who} is typing…` : '';
+  }
+  renderConvList();
+}
+
+// ------------------------------------------------------------ data loading
+
+async function refreshGroups() {
+  const res = await api.groups();
+  const groups = (res && res.groups) || [];
+  const ids = new Set(groups.map((g) => g.group_id));
+  state.groups.clear();
+  for (const g of groups) {
+    state.groups.set(g.group_id, g);
+    groupConv(g.group_id);
+  }
+  for (const [key, conv] of [...state.convs]) {
+    if (conv.kind === 'groupchat' && !ids.has(conv.target)) {
+      state.convs.delete(key);
+      if (state.view && (state.view.conv === conv || state.view.groupId === conv.target)) {
+        announce(`You are no longer in ${conv.name}`);
+        location.hash = '#/';
+      }
+    }
+  }
+  renderConvList();
+}
+
+async function refreshInvitations() {
+  const res = await api.invitations();
+  state.invitations.clear();
+  for (const inv of (res && res.invitations) || []) state.invitations.set(inv.id, inv);
+  paintInvitationCount();
+  if (state.view && state.view.name === 'invitations') renderRoute(true);
+}
+
+function paintInvitationCount() {
+  const el = $('#invitation-count');
+  const n = state.invitations.size;
+  el.textContent = n ? String(n) : '';
+  el.hidden = !n;
+  el.setAttribute('aria-label', `${n} pending`);
+}
+
+async function initialLoad() {
+  const [msgs] = await Promise.all([
+    api.messages({ limit: 100 }).catch(() => null),
+    refreshGroups().catch(() => {}),
+    refreshInvitations().catch(() => {}),
+  ]);
+  addMessages((msgs && msgs.messages) || []);
+  state.loaded = true;
+}
+
+// ---------------------------------------------------------- socket frames
+
+function onFrame(f) {
+  switch (f.type) {
+    case 'message':
+      addMessages([f.data], { live: true });
+      break;
+    case 'presence':
+      onPresence(f.data);
+      break;
+    case 'typing':
+      onTyping(f.data);
+      break;
+    case 'invitation':
+      onInvitation(f.data);
+      break;
+    case 'group':
+      onGroupEvent(f.data);
+      break;
+    default:
+      break;
+  }
+}
+
+function onInvitation(inv) {
+  if (!inv || !inv.id) return;
+  if (inv.status && inv.status !== 'pending') {
+    state.invitations.delete(inv.id);
+  } else {
+    const isNew = !state.invitations.has(inv.id);
+    state.invitations.set(inv.id, inv);
+    if (isNew) announce(`${inv.inviter_username} invited you to ${inv.group_name}`);
+  }
+  paintInvitationCount();
+  if (state.view && state.view.name === 'invitations') renderRoute(true);
+}
+
+async function onGroupEvent(ev) {
+  await refreshGroups().catch(() => {});
+  if (ev && state.view && state.view.groupId === ev.group_id && state.groups.has(ev.group_id)) renderRoute(true);
+}
+
+function paintConnState(s) {
+  const el = $('#conn-state');
+  el.dataset.state = s;
+  el.textContent = { connecting: 'Connecting…', online: 'Online', offline: 'Offline, reconnecting…' }[s] || s;
+}
+
+function startSocket() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  socket = new Socket({
+    url: `${proto}//${location.host}/ws`,
+    onState: paintConnState,
+    onFrame,
+    onOpen: (isReconnect) => {
+      resubscribePresence();
+      if (isReconnect || state.loaded) {
+        catchUpAll().catch(() => {});
+        if (isReconnect) {
+          refreshGroups().catch(() => {});
+          refreshInvitations().catch(() => {});
+        }
+      }
+    },
+    onRevoked: () => endSession('Your session was ended. Please sign in again.'),
+    onRefused: () => {
+      const el = $('#conn-state');
+      el.dataset.state = 'offline';
+      el.textContent = 'Offline: the server refused the connection.';
+    },
+    onClosedUnexpectedly: async () => {
+      try {
+        await api.me();
+        return true;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          endSession('Your session has ended. Please sign in again.');
+          return false;
+        }
+        return true;
+      }
+    },
+  });
+  socket.start();
+}
+
+// ------------------------------------------------------------- sidebar
+
+function renderConvList() {
+  const ul = $('#conversation-list');
+  if (!ul || !state.me) return;
+  const convs = [...state.convs.values()].sort((a, b) => sortTime(b) - sortTime(a));
+  const active = state.view && state.view.conv;
+  ul.replaceChildren(...convs.map((c) => {
+    const last = lastMessage(c);
+    const unread = unreadCount(c);
+    const preview = c.typing ? `${c.typing.who} is typing…`
+      : last ? `${last.from_id === state.me.id ? 'You: ' : c.kind === 'groupchat' ? `${last.from}: ` : ''}${last.content}`
+        : 'No messages yet';
+    return h('li', {},
+      h('a', { href: convHref(c), class: 'conv', 'aria-current': c === active ? 'page' : null, dataset: { conv: c.key } },
+        h('span', { class: 'conv-name' },
+          c.kind === 'chat' ? presenceEl(c.name) : h('span', { class: 'group-mark', 'aria-hidden': 'true' }, '#'),
+          h('span', { class: 'name' }, c.name),
+          c.kind === 'groupchat' ? h('span', { class: 'visually-hidden' }, ' (group)') : null),
+        h('span', { class: c.typing ? 'preview typing' : 'preview' }, preview.slice(0, 120)),
+        unread ? h('span', { class: 'badge unread', 'aria-label': `${unread} unread` }, String(unread)) : null));
+  }));
+  $('#conversation-empty').hidden = convs.length > 0;
+  const total = convs.reduce((n, c) => n + unreadCount(c), 0);
+  document.title = total ? `(${total}) Aoba` : 'Aoba';
+}
+
+function sortTime(c) {
+  const last = lastMessage(c);
+  const t = Date.parse((last && last.timestamp) || c.createdAt || '');
+  return Number.isNaN(t) ? 0 : t;
+}
+
+// --------------------------------------------------------------- routing
+
+function setMain(view, ...children) {
+  leaveView();
+  state.view = view;
+  const main = $('#main');
+  main.replaceChildren(...children);
+  document.body.classList.toggle('in-detail', view.name !== 'home');
+  for (const a of document.querySelectorAll('.nav a')) {
+    a.toggleAttribute('aria-current', a.getAttribute('href') === `#/${view.navKey || ''}` && view.name !== 'home' ? true : false);
+  }
+  renderConvList();
+}
+
+function leaveView() {
+  const v = state.view;
+  if (v && v.stopTyping) v.stopTyping();
+}
+
+function focusHeading(refresh) {
+  if (refresh) return;
+  const target = $('#main [data-autofocus]') || $('#main h2');
+  if (target) target.focus();
+}
+
+async function renderRoute(refresh = false) {
+  if (!state.me) return;
+  const hash = location.hash || '#/';
+  const parts = hash.replace(/^#\/?/, '').split('/').map((p) => decodeURIComponent(p));
+  refresh = refresh && hash === state.routeKey;
+  state.routeKey = hash;
+  try {
+    if (parts[0] === 'people') await viewPeople(refresh);
+    else if (parts[0] === 'chat' && parts[1] === 'd' && parts[2]) await viewDirect(parts[2], refresh);
+    else if (parts[0] === 'chat' && parts[1] === 'g' && parts[2]) await viewConversation(groupConv(parts[2]), refresh);
+    else if (parts[0] === 'group' && parts[1]) await viewGroup(parts[1], refresh);
+    else if (parts[0] === 'groups' && parts[1] === 'new') viewNewGroup(refresh);
+    else if (parts[0] === 'invitations') viewInvitations(refresh);
+    else if (parts[0] === 'profile') viewProfile(refresh);
+    else viewHome();
+  } catch (err) {
+    setMain({ name: 'error' }, h('h2', { tabindex: '-1' }, 'Cannot show this page'), h('p', { role: 'alert' }, errText(err)),
+      h('p', {}, h('a', { href: '#/' }, 'Back to conversations')));
+    focusHeading(false);
+  }
+}
+
+function heading(text) {
+  return h('h2', { tabindex: '-1', class: 'view-title' }, text);
+}
+
+function viewHome() {
+  setMain({ name: 'home' }, heading('Conversations'),
+    h('p', { class: 'empty' }, 'Pick a conversation, find someone under People, or create a group.'));
+}
+
+// ---------------------------------------------------------------- people
+
+async function viewPeople(refresh) {
+  const input = h('input', { id: 'people-q', type: 'search', name: 'q', minlength: '2', maxlength: '100', autocomplete: 'off', 'data-autofocus': true });
+  const results = h('ul', { class: 'people', id: 'people-results', 'aria-live': 'polite' });
+  const status = h('p', { class: 'hint', id: 'people-status' });
+  const pager = h('div', { class: 'pager' });
+  const form = h('form', { role: 'search', class: 'row' },
+    h('label', { for: 'people-q' }, 'Search people'), input, h('button', { type: 'submit', class: 'primary' }, 'Search'));
+  let timer = null;
+  let page = 1;
+
+  async function search(p) {
+    const q = input.value.trim();
+    if (charCount(q) < 2) {
+      status.textContent = 'Type at least 2 characters.';
+      results.replaceChildren();
+      pager.replaceChildren();
+      return;
+    }
+    page = p;
+    status.textContent = 'Searching…';
+    try {
+      const res = await api.searchUsers(q, page, 20, state.me.id);
+      const users = (res && res.users) || [];
+      watch(users.map((u) => u.username));
+      status.textContent = res.total ? `${res.total} found. Page ${res.page} of ${res.total_pages}.` : 'Nobody found.';
+      results.replaceChildren(...users.map((u) => h('li', { class: 'person', dataset: { username: u.username } },
+        presenceEl(u.username, true),
+        h('span', { class: 'name' }, u.username),
+        h('a', { class: 'button', href: `#/chat/d/${encodeURIComponent(u.username)}`, 'aria-label': `Message ${u.username}` }, 'Message'))));
+      pager.replaceChildren(
+        h('button', { type: 'button', class: 'secondary', disabled: res.page <= 1, onclick: () => search(page - 1) }, 'Previous page'),
+        h('button', { type: 'button', class: 'secondary', disabled: res.page >= res.total_pages, onclick: () => search(page + 1) }, 'Next page'));
+    } catch (err) {
+      status.textContent = errText(err);
+    }
+  }
+
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    clearTimeout(timer);
+    search(1);
+  });
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => search(1), 400);
+  });
+  setMain({ name: 'people', navKey: 'people' }, heading('People'), form, status, results, pager);
+  focusHeading(refresh);
+}
+
+// ---------------------------------------------------------- conversations
+
+async function viewDirect(username, refresh) {
+  let conv = findDirectByName(username);
+  if (!conv) {
+    const u = await api.user(username);
+    if (u.id === state.me.id) throw new Error('You cannot start a conversation with yourself.');
+    conv = directConv(u.id, u.username);
+  }
+  await viewConversation(conv, refresh);
+}
+
+async function viewConversation(conv, refresh) {
+  if (conv.kind === 'groupchat' && !state.groups.has(conv.target)) {
+    await refreshGroups();
+    if (!state.groups.has(conv.target)) throw new Error('This group does not exist or you are not a member.');
+  }
+  const list = h('ol', { class: 'messages', id: 'message-list', role: 'log', 'aria-live': 'polite', 'aria-label': `Messages with ${conv.name}`, tabindex: '0' });
+  const older = h('p', { class: 'hint older', role: 'status' });
+  const typingEl = h('p', { class: 'typing', id: 'typing-indicator', 'aria-live': 'polite' }, conv.typing ? `${conv.typing.who} is typing…` : '');
+  const textarea = h('textarea', { id: 'composer', name: 'content', rows: '2', 'aria-describedby': 'composer-counter composer-help', 'data-autofocus': true });
+  const counter = h('span', { id: 'composer-counter', class: 'counter' }, `0 / ${MAX_CONTENT}`);
+  const sendBtn = h('button', { type: 'submit', class: 'primary', id: 'send', disabled: true }, 'Send');
+  const sendError = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const form = h('form', { class: 'composer', id: 'composer-form' },
+    h('label', { for: 'composer' }, `Message ${conv.kind === 'chat' ? conv.name : conv.name}`),
+    textarea,
+    h('div', { class: 'composer-bar' },
+      h('span', { id: 'composer-help', class: 'hint' }, 'Enter sends, Shift+Enter starts a new line.'),
+      counter, sendBtn),
+    sendError);
+
+  const header = h('div', { class: 'conv-header' },
+    h('a', { href: '#/', class: 'back' }, '← Chats'),
+    heading(conv.name),
+    conv.kind === 'chat' ? presenceEl(conv.name, true)
+      : h('a', { href: `#/group/${encodeURIComponent(conv.target)}`, class: 'button secondary', id: 'group-info-link' }, 'Members and settings'));
+
+  let composing = false;
+  let pauseTimer = null;
+  const typingFrame = (s) => {
+    if (socket && socket.isOpen) socket.send('typing', { to: conv.target, type: conv.kind, state: s });
+  };
+  const stopTyping = () => {
+    clearTimeout(pauseTimer);
+    if (composing) {
+      composing = false;
+      typingFrame('paused');
+    }
+  };
+
+  const update = () => {
+    const n = charCount(textarea.value);
+    const over = n > MAX_CONTENT;
+    counter.textContent = over ? `${n} / ${MAX_CONTENT}: ${n - MAX_CONTENT} too many` : `${n} / ${MAX_CONTENT}`;
+    counter.classList.toggle('over', over);
+    sendBtn.disabled = over || textarea.value.trim() === '';
+    return { n, over };
+  };
+
+  textarea.addEventListener('input', () => {
+    update();
+    if (textarea.value.trim() === '') {
+      stopTyping();
+      return;
+    }
+    if (!composing) {
+      composing = true;
+      typingFrame('composing');
+    }
+    clearTimeout(pauseTimer);
+    pauseTimer = setTimeout(stopTyping, TYPING_PAUSE_AFTER);
+  });
+  textarea.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const { over } = update();
+    const content = textarea.value;
+    if (over || content.trim() === '') return;
+    stopTyping();
+    showFormError(form, '');
+    textarea.value = '';
+    update();
+    try {
+      let msg;
+      if (socket && socket.isOpen) msg = await socket.request('message.send', { to: conv.target, content, type: conv.kind });
+      else msg = await api.sendMessage(conv.target, content, conv.kind);
+      addMessages([msg]);
+      scrollToBottom(list);
+    } catch (err) {
+      if (!textarea.value) textarea.value = content;
+      update();
+      showFormError(form, `Not sent: ${errText(err)}`);
+    }
+  });
+
+  list.addEventListener('scroll', () => {
+    if (list.scrollTop < 40) loadOlder(conv, older);
+  });
+
+  const view = { name: 'conversation', conv, list, typingEl, stopTyping };
+  setMain(view, header, older, list, typingEl, form);
+  for (const m of [...conv.messages.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) insertMessageEl(m);
+  scrollToBottom(list);
+  focusHeading(refresh);
+
+  if (!conv.loaded) {
+    const msgs = await loadHistoryPage(conv, {});
+    conv.loaded = true;
+    conv.hasMore = msgs.length === PAGE;
+    // A conversation that was cached only in part: fetch what came after it.
+    scrollToBottom(list);
+  }
+  if (conv.kind === 'groupchat') {
+    const res = await api.members(conv.target).catch(() => null);
+    if (res && res.members) watch(res.members.map((m) => m.username));
+  }
+  markReadIfVisible(conv);
+  if (conv.hasMore && list.scrollHeight <= list.clientHeight) loadOlder(conv, older);
+}
+
+async function loadOlder(conv, statusEl) {
+  if (!conv.hasMore || conv.loadingOlder || !conv.messages.size) return;
+  conv.loadingOlder = true;
+  statusEl.textContent = 'Loading older messages…';
+  try {
+    const msgs = await loadHistoryPage(conv, { before: oldestId(conv) });
+    conv.hasMore = msgs.length === PAGE;
+    statusEl.textContent = conv.hasMore ? '' : 'This is the beginning of the conversation.';
+  } catch (err) {
+    statusEl.textContent = errText(err);
+  } finally {
+    conv.loadingOlder = false;
+  }
+}
+
+function scrollToBottom(list) {
+  list.scrollTop = list.scrollHeight;
+}
+
+function insertMessageEl(m) {
+  const list = state.view && state.view.list;
+  if (!list || list.querySelector(`li[data-id="${CSS.escape(m.id)}"]`)) return;
+  const mine = m.from_id === state.me.id;
+  const li = h('li', { class: mine ? 'msg mine' : 'msg', dataset: { id: m.id, from: m.from } },
+    h('span', { class: 'meta' }, h('span', { class: 'from' }, mine ? 'You' : m.from), ' ',
+      h('time', { datetime: m.timestamp }, clockTime(m.timestamp))),
+    h('p', { class: 'content' }, m.content));
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  let before = null;
+  for (const el of list.children) {
+    if (el.dataset.id > m.id) {
+      before = el;
+      break;
+    }
+  }
+  if (before) {
+    const fromBottom = list.scrollHeight - list.scrollTop;
+    list.insertBefore(li, before);
+    // Keep the reader's place when older history is prepended.
+    list.scrollTop = list.scrollHeight - fromBottom;
+  } else {
+    list.append(li);
+    if (nearBottom || mine) scrollToBottom(list);
+  }
+}
+
+// ---------------------------------------------------------------- groups
+
+function viewNewGroup(refresh) {
+  const form = h('form', { class: 'card', id: 'new-group-form' },
+    h('label', { for: 'group-name' }, 'Group name'),
+    h('input', { id: 'group-name', name: 'name', required: true, maxlength: '100', 'data-autofocus': true }),
+    h('label', { for: 'group-invitees' }, 'Invite people (usernames, separated by commas)'),
+    h('input', { id: 'group-invitees', name: 'invitees', autocomplete: 'off', 'aria-describedby': 'group-invitees-hint' }),
+    h('p', { id: 'group-invitees-hint', class: 'hint' }, 'They receive an invitation and join when they accept it.'),
+    h('p', { class: 'form-error', role: 'alert', hidden: true }),
+    h('button', { type: 'submit', class: 'primary' }, 'Create group'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = form.elements.name.value.trim();
+    const invitees = form.elements.invitees.value.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+    if (!name) {
+      showFormError(form, 'A group needs a name.');
+      return;
+    }
+    try {
+      const res = await api.createGroup(name, invitees);
+      state.groups.set(res.group.group_id, res.group);
+      groupConv(res.group.group_id);
+      const sent = (res.invitations_sent || []).length;
+      announce(`Group ${res.group.name} created, ${sent} invitation${sent === 1 ? '' : 's'} sent`);
+      location.hash = `#/chat/g/${encodeURIComponent(res.group.group_id)}`;
+    } catch (err) {
+      showFormError(form, errText(err));
+    }
+  });
+  setMain({ name: 'new-group', navKey: 'groups/new' }, heading('New group'), form);
+  focusHeading(refresh);
+}
+
+async function viewGroup(groupId, refresh) {
+  const [group, mres] = await Promise.all([api.group(groupId), api.members(groupId)]);
+  state.groups.set(groupId, { ...(state.groups.get(groupId) || {}), ...group });
+  groupConv(groupId);
+  const members = (mres && mres.members) || group.members || [];
+  watch(members.map((m) => m.username));
+  const meLower = lower(state.me.username);
+  const mine = members.find((m) => lower(m.username) === meLower);
+  const myRole = lower(group.owner_username) === meLower ? 'owner' : (mine ? mine.role : 'member');
+  const note = h('p', { class: 'notice', role: 'status', id: 'group-notice' });
+
+  const act = (fn, done) => async () => {
+    try {
+      const text = await fn();
+      if (text === false) return;
+      await refreshGroups().catch(() => {});
+      if (done) done();
+      else await renderRoute(true);
+      if (text) {
+        const n = $('#group-notice');
+        if (n) n.textContent = text;
+        announce(text);
+      }
+    } catch (err) {
+      note.textContent = errText(err);
+    }
+  };
+
+  const memberRows = members.map((m) => {
+    const isMe = lower(m.username) === meLower;
+    const role = lower(m.username) === lower(group.owner_username) ? 'owner' : m.role;
+    const actions = [];
+    if (!isMe && myRole === 'owner' && role !== 'owner') {
+      const next = role === 'admin' ? 'member' : 'admin';
+      actions.push(h('button', { type: 'button', class: 'secondary', onclick: act(async () => { await api.setRole(groupId, m.username, next); return `${m.username} is now ${next}.`; }) },
+        next === 'admin' ? 'Make admin' : 'Make member'));
+      actions.push(h('button', { type: 'button', class: 'secondary', onclick: act(async () => {
+        if (!(await confirmDialog(`Make ${m.username} the owner of ${group.name}? You will become an admin.`, 'Transfer ownership'))) return false;
+        await api.transferGroup(groupId, m.username);
+        return `${m.username} now owns the group.`;
+      }) }, 'Make owner'));
+    }
+    if (!isMe && role !== 'owner' && (myRole === 'owner' || (myRole === 'admin' && role === 'member'))) {
+      actions.push(h('button', { type: 'button', class: 'danger', onclick: act(async () => {
+        if (!(await confirmDialog(`Remove ${m.username} from ${group.name}?`, 'Remove'))) return false;
+        await api.removeMember(groupId, m.username);
+        return `${m.username} was removed.`;
+      }) }, 'Remove'));
+    }
+    return h('li', { class: 'member', dataset: { username: m.username, role } },
+      presenceEl(m.username, true),
+      h('span', { class: 'name' }, m.username, isMe ? ' (you)' : ''),
+      h('span', { class: `role role-${role}` }, role),
+      actions.length ? h('span', { class: 'actions', role: 'group', 'aria-label': `Actions for ${m.username}` }, actions) : null);
+  });
+
+  const sections = [];
+  const inviteForm = h('form', { class: 'row', id: 'invite-form' },
+    h('label', { for: 'invite-username' }, 'Invite by username'),
+    h('input', { id: 'invite-username', name: 'username', required: true, autocomplete: 'off' }),
+    h('button', { type: 'submit', class: 'primary' }, 'Send invitation'));
+  inviteForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const u = inviteForm.elements.username.value.trim();
+    if (u) act(async () => { await api.invite(groupId, u); return `Invitation sent to ${u}.`; })();
+  });
+  sections.push(inviteForm);
+
+  if (myRole === 'owner' || myRole === 'admin') {
+    const roleSelect = myRole === 'owner'
+      ? [h('label', { for: 'add-role' }, 'Role'), h('select', { id: 'add-role', name: 'role' }, h('option', { value: 'member' }, 'member'), h('option', { value: 'admin' }, 'admin'))]
+      : [];
+    const addForm = h('form', { class: 'row', id: 'add-member-form' },
+      h('label', { for: 'add-username' }, 'Add member directly'),
+      h('input', { id: 'add-username', name: 'username', required: true, autocomplete: 'off' }),
+      roleSelect,
+      h('button', { type: 'submit', class: 'primary' }, 'Add member'));
+    addForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const u = addForm.elements.username.value.trim();
+      const role = addForm.elements.role ? addForm.elements.role.value : 'member';
+      if (u) act(async () => { await api.addMember(groupId, u, role); return `${u} was added as ${role}.`; })();
+    });
+    sections.push(addForm);
+  }
+
+  const danger = [];
+  if (myRole !== 'owner') {
+    danger.push(h('button', { type: 'button', class: 'danger', id: 'leave-group', onclick: act(async () => {
+      if (!(await confirmDialog(`Leave ${group.name}?`, 'Leave'))) return false;
+      await api.leaveGroup(groupId);
+      return `You left ${group.name}.`;
+    }, () => { location.hash = '#/'; }) }, 'Leave group'));
+  } else {
+    danger.push(h('p', { class: 'hint' }, 'To leave, first make another member the owner.'));
+    danger.push(h('button', { type: 'button', class: 'danger', id: 'delete-group', onclick: act(async () => {
+      if (!(await confirmDialog(`Delete ${group.name} for everyone? This cannot be undone.`, 'Delete group'))) return false;
+      await api.deleteGroup(groupId);
+      return `${group.name} was deleted.`;
+    }, () => { location.hash = '#/'; }) }, 'Delete group'));
+  }
+
+  setMain({ name: 'group', groupId, navKey: '' },
+    h('div', { class: 'conv-header' }, h('a', { href: convHref(groupConv(groupId)), class: 'back' }, '← Chat'), heading(group.name)),
+    h('p', {}, h('a', { href: convHref(groupConv(groupId)), id: 'open-group-chat' }, 'Open the group chat'), ` · Your role: ${myRole}`),
+    note,
+    h('h3', {}, `Members (${members.length})`),
+    h('ul', { class: 'members', id: 'member-list' }, memberRows),
+    h('h3', {}, 'Invite and add'),
+    sections,
+    h('h3', {}, myRole === 'owner' ? 'Owner actions' : 'Membership'),
+    danger);
+  focusHeading(refresh);
+}
+
+// ----------------------------------------------------------- invitations
+
+function viewInvitations(refresh) {
+  const invs = [...state.invitations.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+  const note = h('p', { class: 'notice', role: 'status' });
+  const items = invs.map((inv) => h('li', { class: 'invitation', dataset: { id: inv.id, group: inv.group_name } },
+    h('span', {}, h('strong', {}, inv.group_name), ` from ${inv.inviter_username}, ${relativeTime(inv.created_at)}`),
+    h('span', { class: 'actions' },
+      h('button', { type: 'button', class: 'primary', 'aria-label': `Accept invitation to ${inv.group_name}`, onclick: async () => {
+        try {
+          const res = await api.acceptInvitation(inv.id);
+          state.invitations.delete(inv.id);
+          paintInvitationCount();
+          await refreshGroups().catch(() => {});
+          const gid = (res && res.group && res.group.group_id) || inv.group_id;
+          announce(`You joined ${inv.group_name}`);
+          location.hash = `#/chat/g/${encodeURIComponent(gid)}`;
+        } catch (err) {
+          note.textContent = errText(err);
+        }
+      } }, 'Accept'),
+      h('button', { type: 'button', class: 'secondary', 'aria-label': `Decline invitation to ${inv.group_name}`, onclick: async () => {
+        try {
+          await api.denyInvitation(inv.id);
+          state.invitations.delete(inv.id);
+          paintInvitationCount();
+          renderRoute(true);
+          announce(`Invitation to ${inv.group_name} declined`);
+        } catch (err) {
+          note.textContent = errText(err);
+        }
+      } }, 'Decline'))));
+  setMain({ name: 'invitations', navKey: 'invitations' }, heading('Invitations'), note,
+    items.length ? h('ul', { class: 'invitations', id: 'invitation-list' }, items) : h('p', { class: 'empty' }, 'No pending invitations.'));
+  focusHeading(refresh);
+}
+
+// --------------------------------------------------------------- profile
+
+function viewProfile(refresh) {
+  const nameForm = h('form', { class: 'card', id: 'username-form' },
+    h('h3', {}, 'Username'),
+    h('label', { for: 'new-username' }, 'New username'),
+    h('input', { id: 'new-username', name: 'username', required: true, minlength: '3', maxlength: '255', pattern: '[a-zA-Z0-9_\\-]{3,255}', value: state.me.username }),
+    h('p', { class: 'form-error', role: 'alert', hidden: true }),
+    h('p', { class: 'notice', role: 'status' }),
+    h('button', { type: 'submit', class: 'primary' }, 'Change username'));
+  nameForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    showFormError(nameForm, '');
+    try {
+      state.me = await api.changeUsername(nameForm.elements.username.value.trim());
+      $('#me-name').textContent = state.me.username;
+      nameForm.querySelector('.notice').textContent = `Your username is now ${state.me.username}.`;
+    } catch (err) {
+      showFormError(nameForm, errText(err));
+    }
+  });
+
+  const pwForm = h('form', { class: 'card', id: 'password-form' },
+    h('h3', {}, 'Password'),
+    h('label', { for: 'current-password' }, 'Current password'),
+    h('input', { id: 'current-password', name: 'current', type: 'password', required: true, autocomplete: 'current-password' }),
+    h('label', { for: 'new-password' }, 'New password (8 to 128 characters)'),
+    h('input', { id: 'new-password', name: 'next', type: 'password', required: true, minlength: '8', maxlength: '128', autocomplete: 'new-password' }),
+    h('label', { for: 'repeat-password' }, 'Repeat the new password'),
+    h('input', { id: 'repeat-password', name: 'repeat', type: 'password', required: true, autocomplete: 'new-password' }),
+    h('p', { class: 'form-error', role: 'alert', hidden: true }),
+    h('p', { class: 'notice', role: 'status' }),
+    h('button', { type: 'submit', class: 'primary' }, 'Change password'));
+  pwForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    showFormError(pwForm, '');
+    const { current, next, repeat } = pwForm.elements;
+    if (next.value !== repeat.value) {
+      showFormError(pwForm, 'The new passwords do not match.');
+      return;
+    }
+    const n = charCount(next.value);
+    if (n < 8 || n > 128) {
+      showFormError(pwForm, 'The new password must be 8 to 128 characters long.');
+      return;
+    }
+    try {
+      await api.changePassword(current.value, next.value);
+      pwForm.reset();
+      pwForm.querySelector('.notice').textContent = 'Password updated. Your other sessions were signed out.';
+    } catch (err) {
+      showFormError(pwForm, errText(err));
+    }
+  });
+
+  const del = h('div', { class: 'card danger-zone' },
+    h('h3', {}, 'Delete account'),
+    h('p', {}, 'Deleting your account signs you out everywhere and frees your username.'),
+    h('p', { class: 'form-error', role: 'alert', hidden: true }),
+    h('button', { type: 'button', class: 'danger', id: 'delete-account', onclick: async () => {
+      if (!(await confirmDialog(`Delete the account ${state.me.username} for good?`, 'Delete my account'))) return;
+      try {
+        if (socket) socket.stop();
+        await api.deleteMe();
+        endSession('Your account was deleted.');
+      } catch (err) {
+        showFormError(del, errText(err));
+        if (socket) socket.start();
+      }
+    } }, 'Delete my account'));
+
+  setMain({ name: 'profile', navKey: 'profile' }, heading('Profile'),
+    h('p', {}, `Signed in as ${state.me.username} since ${new Date(state.me.created_at).toLocaleDateString()}.`),
+    nameForm, pwForm, del);
+  focusHeading(refresh);
+}
+
+// ------------------------------------------------------------ auth pages
+
+function showAuth(notice) {
+  $('#app-view').hidden = true;
+  $('#auth-view').hidden = false;
+  const n = $('#auth-notice');
+  n.textContent = notice || '';
+  n.hidden = !notice;
+  showSignin();
+}
+
+function showSignin() {
+  $('#signup-form').hidden = true;
+  $('#signin-form').hidden = false;
+  $('#signin-username').focus();
+}
+
+function showSignup() {
+  $('#signin-form').hidden = true;
+  $('#signup-form').hidden = false;
+  $('#signup-username').focus();
+}
+
+async function signIn(username, password) {
+  const res = await api.login(username, password);
+  localStorage.setItem(SIGNED_IN_HINT, '1');
+  startSession(res.user || (await api.me()));
+}
+
+function bindAuthForms() {
+  $('#show-signup').addEventListener('click', showSignup);
+  $('#show-signin').addEventListener('click', showSignin);
+  const signin = $('#signin-form');
+  signin.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    showFormError(signin, '');
+    const { username, password } = signin.elements;
+    if (!username.value.trim() || !password.value) {
+      showFormError(signin, 'Enter your username and password.');
+      return;
+    }
+    try {
+      await signIn(username.value.trim(), password.value);
+      signin.reset();
+    } catch (err) {
+      showFormError(signin, errText(err));
+    }
+  });
+  const signup = $('#signup-form');
+  signup.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    showFormError(signup, '');
+    const { username, password } = signup.elements;
+    const u = username.value.trim();
+    if (!/^[a-zA-Z0-9_-]{3,255}$/.test(u)) {
+      showFormError(signup, 'Usernames are 3 to 255 letters, digits, "_" or "-".');
+      return;
+    }
+    const n = charCount(password.value);
+    if (n < 8 || n > 128) {
+      showFormError(signup, 'Passwords are 8 to 128 characters long.');
+      return;
+    }
+    try {
+      await api.register(u, password.value);
+      await signIn(u, password.value);
+      signup.reset();
+    } catch (err) {
+      showFormError(signup, errText(err));
+    }
+  });
+  $('#signout').addEventListener('click', async () => {
+    if (socket) socket.stop();
+    try {
+      await api.logout();
+    } catch {
+      /* the session is gone either way */
+    }
+    endSession('You are signed out.');
+  });
+}
+
+// -------------------------------------------------------------- session
+
+function resetState() {
+  for (const c of state.convs.values()) clearTimeout(c.typingTimer);
+  state.convs.clear();
+  state.groups.clear();
+  state.invitations.clear();
+  state.presence.clear();
+  state.watched.clear();
+  state.view = null;
+  state.loaded = false;
+  state.routeKey = '';
+}
+
+function startSession(me) {
+  resetState();
+  state.me = me;
+  loadLastRead();
+  $('#auth-view').hidden = true;
+  $('#app-view').hidden = false;
+  $('#me-name').textContent = me.username;
+  paintInvitationCount();
+  startSocket();
+  presenceTicker = setInterval(() => {
+    for (const l of state.presence.keys()) paintPresence(l);
+  }, 30000);
+  setMain({ name: 'home' }, heading('Loading…'));
+  initialLoad().finally(() => renderRoute());
+}
+
+function endSession(notice) {
+  if (socket) {
+    socket.stop();
+    socket = null;
+  }
+  clearInterval(presenceTicker);
+  localStorage.removeItem(SIGNED_IN_HINT);
+  resetState();
+  state.me = null;
+  $('#conversation-list').replaceChildren();
+  $('#main').replaceChildren();
+  history.replaceState(null, '', '#/');
+  showAuth(notice);
+}
+
+async function boot() {
+  bindAuthForms();
+  onUnauthorized(() => {
+    if (state.me) endSession('Your session has ended. Please sign in again.');
+  });
+  window.addEventListener('hashchange', () => renderRoute());
+  document.addEventListener('visibilitychange', () => {
+    if (state.view && state.view.conv) markReadIfVisible(state.view.conv);
+    if (document.visibilityState === 'visible' && socket) socket.reconnectNow();
+  });
+  window.addEventListener('online', () => socket && socket.reconnectNow());
+  // Without the hint there is no session worth asking about, and asking
+  // would only log a 401.
+  if (!localStorage.getItem(SIGNED_IN_HINT)) {
+    showAuth();
+    return;
+  }
+  try {
+    startSession(await api.me());
+  } catch (err) {
+    localStorage.removeItem(SIGNED_IN_HINT);
+    showAuth(err instanceof ApiError && err.status !== 401 ? errText(err) : '');
+  }
+}
+
+boot();

@@ -1,0 +1,50 @@
+package web_test
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/aoba-chat/aoba/web"
+)
+
+func TestFS(t *testing.T) {
+	fsys := web.FS()
+	t.Run("IndexAtTop", func(t *testing.T) {
+		b, err := fs.ReadFile(fsys, "index.html")
+		if err != nil {
+			t.Fatalf("read index.html: %v", err)
+		}
+		if !strings.Contains(string(b), `type="module"`) {
+			t.Fatalf("index.html does not load the client as an ES module")
+		}
+	})
+	t.Run("NoInlineScriptOrHandlers", func(t *testing.T) {
+		err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".html") {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			s := strings.ToLower(string(b))
+			for _, bad := range []string{"<script>", " onclick=", " onload=", " onsubmit=", " style=", "<style", "http://", "https://"} {
+				if strings.Contains(s, bad) {
+					t.Errorf("%s contains %q, which breaks a default-src 'self' policy or fetches from another origin", path, bad)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("ModulesPresent", func(t *testing.T) {
+		for _, name := range []string{"app.js", "api.js", "socket.js", "dom.js", "style.css", "favicon.svg"} {
+			if _, err := fs.Stat(fsys, name); err != nil {
+				t.Errorf("missing %s: %v", name, err)
+			}
+		}
+	})
+}
