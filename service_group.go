@@ -246,19 +246,12 @@ func (s *Service) LeaveGroup(ctx context.Context, c Claims, groupID string) erro
 	if acc.role == RoleOwner {
 		return errOwner
 	}
-	if err := s.store.DeleteMembership(ctx, groupID, c.UserID); err != nil {
-		if ErrorCode(err) == ENOTFOUND {
-			return errGroupNotFound()
-		}
-		return err
-	}
-	// Ownership may have been transferred to the caller meanwhile: an owner
-	// must stay a member, so undo the leave.
-	if g, err := s.store.FindGroupByID(ctx, groupID); err == nil && g.OwnerID == c.UserID {
-		if err := s.store.CreateMembership(ctx, acc.self); err != nil && ErrorCode(err) != ECONFLICT {
-			return err
-		}
+	if err := s.deleteMembership(ctx, acc.self); ErrorCode(err) == ENOTFOUND {
+		return errGroupNotFound()
+	} else if ErrorCode(err) == ECONFLICT {
 		return errOwner
+	} else if err != nil {
+		return err
 	}
 	names, _ := s.usernames(ctx, []string{c.UserID})
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberLeft, GroupID: groupID, Username: names[c.UserID]}, c.UserID)
@@ -318,6 +311,25 @@ func (s *Service) TransferOwnership(ctx context.Context, c Claims, groupID, newO
 	res := &TransferResult{Message: "Ownership transferred successfully", PreviousOwner: me.Username, NewOwner: target.Username}
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupOwnerTransferred, GroupID: acc.group.ID, PreviousOwner: res.PreviousOwner, NewOwner: res.NewOwner})
 	return res, nil
+}
+
+// deleteMembership deletes m unless its user owns the group. Ownership may
+// be transferred to that user while the deletion runs (no transaction spans
+// the two documents), so the group is read again afterwards and the
+// membership restored if its user became the owner: an owner always stays a
+// member. It returns ECONFLICT in that case and ENOTFOUND when m is gone.
+func (s *Service) deleteMembership(ctx context.Context, m *Membership) error {
+	if err := s.store.DeleteMembership(ctx, m.GroupID, m.UserID); err != nil {
+		return err
+	}
+	g, err := s.store.FindGroupByID(ctx, m.GroupID)
+	if err != nil || g.OwnerID != m.UserID {
+		return nil
+	}
+	if err := s.store.CreateMembership(ctx, m); err != nil && ErrorCode(err) != ECONFLICT {
+		return err
+	}
+	return Errorf(ECONFLICT, "The owner cannot leave the group.")
 }
 
 // findMember resolves username to a user who is a member of the group. It
@@ -407,10 +419,11 @@ func (s *Service) RemoveMember(ctx context.Context, c Claims, groupID, username 
 			return Errorf(EFORBIDDEN, "Only the owner can remove an admin.")
 		}
 	}
-	if err := s.store.DeleteMembership(ctx, groupID, u.ID); err != nil {
-		if ErrorCode(err) == ENOTFOUND {
-			return Errorf(ENOTFOUND, "%s is not a member of this group.", u.Username)
-		}
+	if err := s.deleteMembership(ctx, m); ErrorCode(err) == ENOTFOUND {
+		return Errorf(ENOTFOUND, "%s is not a member of this group.", u.Username)
+	} else if ErrorCode(err) == ECONFLICT {
+		return Errorf(EFORBIDDEN, "The owner cannot be removed.")
+	} else if err != nil {
 		return err
 	}
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberRemoved, GroupID: groupID, GroupName: acc.group.Name, Username: u.Username}, u.ID)
