@@ -8,15 +8,15 @@ import (
 // Error codes. Each maps to one HTTP status in the api package and to one
 // error frame on the WebSocket channel.
 const (
-	EINVALID      = "invalid"       // 400: the input breaks a rule
-	EUNAUTHORIZED = "unauthorized"  // 401: no, invalid, expired or revoked token
-	EFORBIDDEN    = "forbidden"     // 403: authenticated, but the role does not allow it
-	ENOTFOUND     = "not_found"     // 404: unknown object, or one the caller may not see
-	ECONFLICT     = "conflict"      // 409: the object's state does not allow it
-	ETOOLARGE     = "too_large"     // 413: the request body is too large
-	ERATELIMIT    = "rate_limited"  // 429: over the sliding-window budget
-	EUNAVAILABLE  = "unavailable"   // 503: a backing service is down
-	EINTERNAL     = "internal"      // 500: a bug or an unexpected failure
+	EINVALID      = "invalid"      // 400: the input breaks a rule
+	EUNAUTHORIZED = "unauthorized" // 401: no, invalid, expired or revoked token
+	EFORBIDDEN    = "forbidden"    // 403: authenticated, but the role does not allow it
+	ENOTFOUND     = "not_found"    // 404: unknown object, or one the caller may not see
+	ECONFLICT     = "conflict"     // 409: the object's state does not allow it
+	ETOOLARGE     = "too_large"    // 413: the request body is too large
+	ERATELIMIT    = "rate_limited" // 429: over the sliding-window budget
+	EUNAVAILABLE  = "unavailable"  // 503: a backing service is down
+	EINTERNAL     = "internal"     // 500: a bug or an unexpected failure
 )
 
 // Error is the one error type of the domain. Message is a human sentence that
