@@ -1,0 +1,271 @@
+package hub
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aoba-chat/aoba"
+)
+
+var _ aoba.Broker = (*RedisBroker)(nil)
+
+// RedisBroker is the Broker of many pods, on Redis PUBLISH/SUBSCRIBE. Each
+// pod holds ONE pub/sub connection carrying a channel (prefix + topic) per
+// subscribed topic; one goroutine reads it and calls deliver, so delivery
+// is ordered per topic. When Redis restarts, go-redis reconnects the
+// pub/sub connection and subscribes its channels again; envelopes published
+// meanwhile are lost, which the Broker contract allows.
+type RedisBroker struct {
+	client  *redis.Client
+	prefix  string
+	deliver aoba.DeliverFunc
+	pubsub  *redis.PubSub
+
+	mu     sync.Mutex
+	topics map[string]struct{}
+	closed bool
+
+	wmu     sync.Mutex
+	waiters map[string][]chan struct{} // by channel: Subscribe calls awaiting Redis's confirmation
+
+	done chan struct{} // closed when the reading goroutine has returned
+}
+
+// receiveBuffer is the size of the channel between go-redis's reader and
+// the delivering goroutine.
+const receiveBuffer = 1024
+
+// NewRedisBroker returns a RedisBroker on client whose channels start with
+// prefix (DefaultPrefix when empty) and which hands every envelope received
+// to deliver. It connects lazily, so it never fails: Ping tells whether
+// Redis can be reached.
+func NewRedisBroker(client *redis.Client, prefix string, deliver aoba.DeliverFunc) *RedisBroker {
+	b := &RedisBroker{
+		client:  client,
+		prefix:  prefixOr(prefix),
+		deliver: deliver,
+		topics:  make(map[string]struct{}),
+		waiters: make(map[string][]chan struct{}),
+		done:    make(chan struct{}),
+	}
+	b.pubsub = client.Subscribe(context.Background())
+	go b.run(b.pubsub.ChannelWithSubscriptions(redis.WithChannelSize(receiveBuffer)))
+	return b
+}
+
+func (b *RedisBroker) run(ch <-chan any) {
+	defer close(b.done)
+	for m := range ch {
+		switch m := m.(type) {
+		case *redis.Message:
+			b.handle(m)
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				b.confirm(m.Channel)
+			}
+		}
+	}
+}
+
+// confirm wakes the Subscribe calls waiting for channel.
+func (b *RedisBroker) confirm(channel string) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	for _, w := range b.waiters[channel] {
+		close(w)
+	}
+	delete(b.waiters, channel)
+}
+
+// wait registers a waiter for the confirmation of each channel.
+func (b *RedisBroker) wait(channels []string) map[string]chan struct{} {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	ws := make(map[string]chan struct{}, len(channels))
+	for _, c := range channels {
+		w := make(chan struct{})
+		ws[c] = w
+		b.waiters[c] = append(b.waiters[c], w)
+	}
+	return ws
+}
+
+// forget removes the waiters of ws still registered.
+func (b *RedisBroker) forget(ws map[string]chan struct{}) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	for c, w := range ws {
+		list := b.waiters[c]
+		for i := range list {
+			if list[i] == w {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(b.waiters, c)
+		} else {
+			b.waiters[c] = list
+		}
+	}
+}
+
+func (b *RedisBroker) handle(msg *redis.Message) {
+	topic, ok := strings.CutPrefix(msg.Channel, b.prefix)
+	if !ok {
+		return
+	}
+	env, err := decodeEnvelope([]byte(msg.Payload))
+	if err != nil {
+		metricDecodeFailures.Inc()
+		return
+	}
+	metricDeliveries.WithLabelValues(implRedis).Inc()
+	b.deliver(topic, env)
+}
+
+// Publish sends every publication in one pipelined round trip. It returns
+// an EUNAVAILABLE error when Redis cannot be reached or the broker is
+// closed.
+func (b *RedisBroker) Publish(ctx context.Context, pubs ...aoba.Publication) error {
+	if len(pubs) == 0 {
+		return nil
+	}
+	if b.isClosed() {
+		metricPublishFailures.WithLabelValues(implRedis).Inc()
+		return errClosed("message broker")
+	}
+	payloads := make([][]byte, len(pubs))
+	for i, p := range pubs {
+		var err error
+		if payloads[i], err = encodeEnvelope(p.Envelope); err != nil {
+			metricPublishFailures.WithLabelValues(implRedis).Inc()
+			return err
+		}
+	}
+	_, err := b.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, p := range pubs {
+			pipe.Publish(ctx, b.prefix+p.Topic, payloads[i])
+		}
+		return nil
+	})
+	if err != nil {
+		metricPublishFailures.WithLabelValues(implRedis).Inc()
+		return redisError(err, "message broker")
+	}
+	metricPublications.WithLabelValues(implRedis).Add(float64(len(pubs)))
+	return nil
+}
+
+// subscribeTimeout bounds the wait for Redis to confirm a subscription.
+const subscribeTimeout = 5 * time.Second
+
+// Subscribe subscribes the pub/sub connection to the topics not subscribed
+// yet and waits until Redis confirms, so that everything published after
+// Subscribe returns is delivered. It returns an EUNAVAILABLE error when
+// Redis cannot be reached or does not confirm within a few seconds (the
+// topics are then subscribed again when the connection comes back), the
+// context's error when it ends first, and an EUNAVAILABLE error when the
+// broker is closed.
+func (b *RedisBroker) Subscribe(ctx context.Context, topics ...string) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errClosed("message broker")
+	}
+	var channels []string
+	for _, t := range topics {
+		if _, ok := b.topics[t]; !ok {
+			b.topics[t] = struct{}{}
+			channels = append(channels, b.prefix+t)
+		}
+	}
+	if len(channels) == 0 {
+		b.mu.Unlock()
+		return nil
+	}
+	ws := b.wait(channels)
+	err := b.pubsub.Subscribe(ctx, channels...)
+	b.mu.Unlock()
+	if err != nil {
+		b.forget(ws)
+		return redisError(err, "message broker")
+	}
+	timer := time.NewTimer(subscribeTimeout)
+	defer timer.Stop()
+	for _, w := range ws {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			b.forget(ws)
+			return ctx.Err()
+		case <-timer.C:
+			b.forget(ws)
+			return aoba.Errorf(aoba.EUNAVAILABLE, "The message broker is temporarily unavailable.")
+		case <-b.done:
+			return errClosed("message broker")
+		}
+	}
+	return nil
+}
+
+// Unsubscribe unsubscribes the pub/sub connection from the subscribed
+// topics among topics. It returns an EUNAVAILABLE error when Redis cannot
+// be reached or the broker is closed.
+func (b *RedisBroker) Unsubscribe(ctx context.Context, topics ...string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed("message broker")
+	}
+	var channels []string
+	for _, t := range topics {
+		if _, ok := b.topics[t]; ok {
+			delete(b.topics, t)
+			channels = append(channels, b.prefix+t)
+		}
+	}
+	// Never call Unsubscribe without channels: it would drop them all.
+	if len(channels) == 0 {
+		return nil
+	}
+	return redisError(b.pubsub.Unsubscribe(ctx, channels...), "message broker")
+}
+
+// Ping returns an EUNAVAILABLE error when Redis cannot be reached or the
+// broker is closed.
+func (b *RedisBroker) Ping(ctx context.Context) error {
+	if b.isClosed() {
+		return errClosed("message broker")
+	}
+	return redisError(b.client.Ping(ctx).Err(), "message broker")
+}
+
+// Close closes the pub/sub connection and waits for the delivering
+// goroutine to return (so it must not be called from deliver). It leaves
+// the client open. Closing twice returns an EUNAVAILABLE error.
+func (b *RedisBroker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errClosed("message broker")
+	}
+	b.closed = true
+	b.mu.Unlock()
+	err := b.pubsub.Close()
+	<-b.done
+	if err != nil {
+		return redisError(err, "message broker")
+	}
+	return nil
+}
+
+func (b *RedisBroker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}

@@ -1,0 +1,140 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/hub"
+	"github.com/aoba-chat/aoba/hubtest"
+	"github.com/aoba-chat/aoba/internal/redistest"
+)
+
+func TestMemoryBroker(t *testing.T) {
+	hubtest.RunBrokerTests(t, func(t *testing.T, deliver aoba.DeliverFunc) aoba.Broker {
+		b := hub.NewMemoryBroker(deliver)
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}
+
+func TestRedisBroker(t *testing.T) {
+	srv := redistest.Shared(t)
+	client := newClient(t, srv)
+	hubtest.RunBrokerTests(t, func(t *testing.T, deliver aoba.DeliverFunc) aoba.Broker {
+		b := hub.NewRedisBroker(client, redistest.Prefix(t), deliver)
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+
+	t.Run("TwoPods", func(t *testing.T) {
+		ctx := context.Background()
+		prefix := redistest.Prefix(t)
+		recA, recB := hubtest.NewRecorder(), hubtest.NewRecorder()
+		a := hub.NewRedisBroker(newClient(t, srv), prefix, recA.Deliver)
+		defer a.Close()
+		b := hub.NewRedisBroker(newClient(t, srv), prefix, recB.Deliver)
+		defer b.Close()
+		other := hub.NewRedisBroker(client, redistest.Prefix(t), func(string, aoba.Envelope) {
+			t.Error("a broker with another prefix received an envelope")
+		})
+		defer other.Close()
+		if err := a.Subscribe(ctx, aoba.UserTopic("alice")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Subscribe(ctx, aoba.UserTopic("alice"), aoba.UserTopic("bob")); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Subscribe(ctx, aoba.UserTopic("alice"), aoba.UserTopic("bob")); err != nil {
+			t.Fatal(err)
+		}
+		err := a.Publish(ctx,
+			aoba.Publication{Topic: aoba.UserTopic("alice"), Envelope: aoba.Envelope{Frame: []byte(`{"n":1}`)}},
+			aoba.Publication{Topic: aoba.UserTopic("bob"), Envelope: aoba.Envelope{Frame: []byte(`{"n":2}`)}},
+		)
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		gotB := recB.WaitFor(t, 2, 5*time.Second)
+		gotA := recA.WaitFor(t, 1, 5*time.Second)
+		if gotA[0].Topic != aoba.UserTopic("alice") || string(gotA[0].Envelope.Frame) != `{"n":1}` {
+			t.Errorf("pod A got %v", gotA)
+		}
+		if gotB[0].Topic != aoba.UserTopic("alice") || gotB[1].Topic != aoba.UserTopic("bob") {
+			t.Errorf("pod B got %v", gotB)
+		}
+		// Let a stray delivery to the other prefix surface before the end.
+		time.Sleep(50 * time.Millisecond)
+		if n := len(recA.All()); n != 1 {
+			t.Errorf("pod A got %d deliveries, want 1", n)
+		}
+	})
+
+	t.Run("RedisRestart", func(t *testing.T) {
+		ctx := context.Background()
+		own := redistest.Start(t)
+		rec := hubtest.NewRecorder()
+		pub := hub.NewRedisBroker(newClient(t, own), "", func(string, aoba.Envelope) {})
+		defer pub.Close()
+		sub := hub.NewRedisBroker(newClient(t, own), "", rec.Deliver)
+		defer sub.Close()
+		if err := sub.Subscribe(ctx, aoba.UserTopic("alice")); err != nil {
+			t.Fatal(err)
+		}
+		send := func(s string) error {
+			return pub.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic("alice"), Envelope: aoba.Envelope{Frame: []byte(s)}})
+		}
+		if err := send("before"); err != nil {
+			t.Fatal(err)
+		}
+		rec.WaitFor(t, 1, 5*time.Second)
+
+		own.Stop()
+		if err := send("down"); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+			t.Fatalf("publish with Redis down: %v, want %s", err, aoba.EUNAVAILABLE)
+		}
+		if err := sub.Ping(ctx); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+			t.Fatalf("ping with Redis down: %v, want %s", err, aoba.EUNAVAILABLE)
+		}
+		own.Restart()
+
+		// The subscriber resubscribes on its own; publish until it hears.
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; ; i++ {
+			if len(rec.All()) > 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no delivery within 20s of the Redis restart")
+			}
+			_ = send(fmt.Sprintf("after %d", i))
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+func TestEnvelopeRoundTripAcrossPods(t *testing.T) {
+	// Frames are opaque bytes: anything, including invalid UTF-8, survives.
+	ctx := context.Background()
+	srv := redistest.Shared(t)
+	rec := hubtest.NewRecorder()
+	b := hub.NewRedisBroker(newClient(t, srv), redistest.Prefix(t), rec.Deliver)
+	defer b.Close()
+	if err := b.Subscribe(ctx, "u:x"); err != nil {
+		t.Fatal(err)
+	}
+	frames := [][]byte{{0xff, 0xfe, 0x00, 0x01}, nil, []byte(`{}`)}
+	for _, f := range frames {
+		if err := b.Publish(ctx, aoba.Publication{Topic: "u:x", Envelope: aoba.Envelope{Frame: f}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rec.WaitFor(t, len(frames), 5*time.Second)
+	for i, f := range frames {
+		if string(got[i].Envelope.Frame) != string(f) {
+			t.Errorf("frame %d = %q, want %q", i, got[i].Envelope.Frame, f)
+		}
+	}
+}
