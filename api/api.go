@@ -1,0 +1,437 @@
+// Package api is Aoba's REST API on Fiber: it decodes requests, calls
+// aoba.Service, and encodes results and errors in the contract's shapes
+// (/work/shared/api.md). It holds no business rule: validation, permissions
+// and storage are the Service's.
+package api
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Rate-limit classes of the contract.
+const (
+	ClassStandard = "standard"
+	ClassBatch    = "batch"
+	ClassSearch   = "search"
+)
+
+// Rates are the per-minute budgets of the rate-limit classes.
+type Rates struct {
+	Standard int
+	Batch    int
+	Search   int
+}
+
+// DefaultRates are the contract's budgets: 100, 10 and 30 per minute.
+var DefaultRates = Rates{Standard: 100, Batch: 10, Search: 30}
+
+// DefaultBodyLimit is the largest request body accepted unless configured.
+const DefaultBodyLimit = 1 << 20
+
+// RateWindow is the length of the sliding window of every rate limit.
+const RateWindow = time.Minute
+
+// AuthCookie is the name of the cookie that carries the session token.
+const AuthCookie = "auth_token"
+
+// ClaimsKey is the c.Locals key under which authenticated requests hold
+// their aoba.Claims.
+const ClaimsKey = "claims"
+
+// routeKey is the c.Locals key holding the route template, for metrics.
+const routeKey = "aoba.route"
+
+// Config holds the Server's dependencies and settings.
+type Config struct {
+	Service *aoba.Service
+	Limiter aoba.RateLimiter
+	Rates   Rates
+	// Pingers are checked by /health, by name.
+	Pingers map[string]aoba.Pinger
+	// Mode is reported by /health ("embedded" or "scaled-out").
+	Mode     string
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// BodyLimit is the largest request body in bytes (DefaultBodyLimit
+	// when zero).
+	BodyLimit int
+	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
+	// header names the client; empty means the peer address is the client.
+	TrustedProxies []string
+	// AllowedOrigins may open a cookie-authenticated WebSocket besides the
+	// server's own origin.
+	AllowedOrigins []string
+	CookieSecure   bool
+	// TokenTTL is only informative here: cookies expire with their token.
+	TokenTTL time.Duration
+	// WebSocket upgrades an authenticated GET /ws; nil answers 503.
+	WebSocket fiber.Handler
+	// Static is served at / when set.
+	Static fs.FS
+}
+
+// Server is the HTTP front of Aoba.
+type Server struct {
+	app      *fiber.App
+	svc      *aoba.Service
+	limiter  aoba.RateLimiter
+	rates    Rates
+	pingers  map[string]aoba.Pinger
+	mode     string
+	log      *slog.Logger
+	origins  map[string]bool
+	secure   bool
+	ws       fiber.Handler
+	registry *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	refusals *prometheus.CounterVec
+}
+
+// New returns a Server with every route of the contract registered. It
+// panics when Service or Limiter is nil or when the metrics cannot be
+// registered on Registry (a programming error).
+func New(cfg Config) *Server {
+	if cfg.Service == nil || cfg.Limiter == nil {
+		panic("api: Service and Limiter are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.Rates.Standard <= 0 {
+		cfg.Rates.Standard = DefaultRates.Standard
+	}
+	if cfg.Rates.Batch <= 0 {
+		cfg.Rates.Batch = DefaultRates.Batch
+	}
+	if cfg.Rates.Search <= 0 {
+		cfg.Rates.Search = DefaultRates.Search
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{
+		svc: cfg.Service, limiter: cfg.Limiter, rates: cfg.Rates, pingers: cfg.Pingers, mode: cfg.Mode,
+		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, registry: cfg.Registry,
+		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			s.origins[strings.ToLower(o)] = true
+		}
+	}
+	s.initMetrics()
+
+	fc := fiber.Config{
+		AppName:               "aoba",
+		Immutable:             true,
+		BodyLimit:             cfg.BodyLimit,
+		ReadBufferSize:        16 << 10,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		fc.ProxyHeader = fiber.HeaderXForwardedFor
+		fc.EnableTrustedProxyCheck = true
+		fc.TrustedProxies = cfg.TrustedProxies
+		fc.EnableIPValidation = true
+	}
+	s.app = fiber.New(fc)
+	s.app.Use(s.observe, s.recoverPanic)
+	s.routes()
+	if cfg.Static != nil {
+		s.app.Use(filesystem.New(filesystem.Config{
+			Root:  http.FS(cfg.Static),
+			Index: "index.html",
+			Next: func(c *fiber.Ctx) bool {
+				p := c.Path()
+				return strings.HasPrefix(p, "/api/") || p == "/api" || p == "/ws" || p == "/health" || p == "/metrics"
+			},
+		}))
+	}
+	return s
+}
+
+// App returns the Fiber application, to Listen on or to Test.
+func (s *Server) App() *fiber.App { return s.app }
+
+// handle registers a route whose template is recorded for metrics and logs.
+func (s *Server) handle(method, path string, handlers ...fiber.Handler) {
+	tag := func(c *fiber.Ctx) error {
+		c.Locals(routeKey, path)
+		return c.Next()
+	}
+	s.app.Add(method, path, append([]fiber.Handler{tag}, handlers...)...)
+}
+
+// routes registers every route of the contract.
+func (s *Server) routes() {
+	std := s.limit(ClassStandard, s.rates.Standard)
+	batch := s.limit(ClassBatch, s.rates.Batch)
+	search := s.limit(ClassSearch, s.rates.Search)
+	auth := s.authenticate
+
+	s.handle(fiber.MethodGet, "/health", s.health)
+	s.handle(fiber.MethodGet, "/metrics", s.metrics())
+	s.handle(fiber.MethodGet, "/api/openapi.json", s.openAPI)
+	s.handle(fiber.MethodGet, "/ws", auth, s.upgrade)
+
+	s.handle(fiber.MethodPost, "/api/auth/register", std, s.register)
+	s.handle(fiber.MethodPost, "/api/auth/login", std, s.login)
+	s.handle(fiber.MethodPost, "/api/auth/logout", auth, std, s.logout)
+
+	s.handle(fiber.MethodGet, "/api/users/me", auth, std, s.me)
+	s.handle(fiber.MethodDelete, "/api/users/me", auth, std, s.deleteMe)
+	s.handle(fiber.MethodPut, "/api/users/me/username", auth, std, s.changeUsername)
+	s.handle(fiber.MethodPut, "/api/users/me/password", auth, std, s.changePassword)
+	s.handle(fiber.MethodGet, "/api/users", auth, search, s.searchUsers)
+	s.handle(fiber.MethodGet, "/api/users/:username", auth, std, s.userByName)
+
+	s.handle(fiber.MethodGet, "/api/metadata/users/:userId", auth, std, s.metadata)
+	s.handle(fiber.MethodPost, "/api/metadata/users/batch", auth, batch, s.metadataBatch)
+
+	s.handle(fiber.MethodGet, "/api/groups", auth, std, s.listGroups)
+	s.handle(fiber.MethodPost, "/api/groups", auth, std, s.createGroup)
+	s.handle(fiber.MethodGet, "/api/groups/:groupId", auth, std, s.getGroup)
+	s.handle(fiber.MethodDelete, "/api/groups/:groupId", auth, std, s.deleteGroup)
+	s.handle(fiber.MethodGet, "/api/groups/:groupId/admin", auth, std, s.groupAdmin)
+	s.handle(fiber.MethodPost, "/api/groups/:groupId/leave", auth, std, s.leaveGroup)
+	s.handle(fiber.MethodPost, "/api/groups/:groupId/transfer", auth, std, s.transfer)
+	s.handle(fiber.MethodGet, "/api/groups/:groupId/members", auth, std, s.listMembers)
+	s.handle(fiber.MethodPost, "/api/groups/:groupId/members", auth, std, s.addMember)
+	s.handle(fiber.MethodDelete, "/api/groups/:groupId/members/:username", auth, std, s.removeMember)
+	s.handle(fiber.MethodPut, "/api/groups/:groupId/members/:username/role", auth, std, s.changeRole)
+	s.handle(fiber.MethodPost, "/api/groups/:groupId/invitations", auth, std, s.invite)
+
+	s.handle(fiber.MethodGet, "/api/invitations", auth, std, s.listInvitations)
+	s.handle(fiber.MethodPost, "/api/invitations/:invitationId/accept", auth, std, s.acceptInvitation)
+	s.handle(fiber.MethodPost, "/api/invitations/:invitationId/deny", auth, std, s.denyInvitation)
+
+	s.handle(fiber.MethodGet, "/api/presence/:username", auth, std, s.presenceByName)
+	s.handle(fiber.MethodPost, "/api/presence/batch", auth, batch, s.presenceBatch)
+	s.handle(fiber.MethodGet, "/api/presence/id/:userId", auth, std, s.presenceByID)
+	s.handle(fiber.MethodPost, "/api/presence/id/batch", auth, batch, s.presenceIDBatch)
+
+	s.handle(fiber.MethodPost, "/api/messages", auth, std, s.sendMessage)
+	s.handle(fiber.MethodGet, "/api/messages", auth, std, s.history)
+}
+
+// observe is the outermost middleware: it turns errors into responses,
+// then counts, times and logs the request, with the token query parameter
+// redacted.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := c.Next(); err != nil {
+		if herr := s.errorHandler(c, err); herr != nil {
+			s.log.Error("write error response", "err", herr)
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	elapsed := time.Since(start)
+	status := c.Response().StatusCode()
+	route, _ := c.Locals(routeKey).(string)
+	if route == "" {
+		if status == fiber.StatusNotFound || status == fiber.StatusMethodNotAllowed {
+			route = "unmatched"
+		} else {
+			route = "static"
+		}
+	}
+	code := strconv.Itoa(status)
+	s.requests.WithLabelValues(c.Method(), route, code).Inc()
+	s.latency.WithLabelValues(c.Method(), route, code).Observe(elapsed.Seconds())
+
+	attrs := []any{
+		slog.String("method", c.Method()),
+		slog.String("route", route),
+		slog.String("path", c.Path()),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+		slog.String("ip", c.IP()),
+	}
+	if q := redactedQuery(c); q != "" {
+		attrs = append(attrs, slog.String("query", q))
+	}
+	if cl, ok := claimsOf(c); ok {
+		attrs = append(attrs, slog.String("user_id", cl.UserID))
+	}
+	s.log.Info("request", attrs...)
+	return nil
+}
+
+// redactedQuery returns the query string with the token parameter's value
+// replaced, so that no token reaches the logs.
+func redactedQuery(c *fiber.Ctx) string {
+	args := c.Context().QueryArgs()
+	if args.Len() == 0 {
+		return ""
+	}
+	var b strings.Builder
+	args.VisitAll(func(k, v []byte) {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.Write(k)
+		b.WriteByte('=')
+		if strings.EqualFold(string(k), "token") {
+			b.WriteString("REDACTED")
+		} else {
+			b.WriteString(strconv.QuoteToASCII(string(v)))
+		}
+	})
+	return b.String()
+}
+
+// recoverPanic turns a panic in a handler into a logged 500.
+func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in handler", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = aoba.Errorf(aoba.EINTERNAL, "panic: %v", r)
+		}
+	}()
+	return c.Next()
+}
+
+// claimsOf returns the claims of an authenticated request.
+func claimsOf(c *fiber.Ctx) (aoba.Claims, bool) {
+	cl, ok := c.Locals(ClaimsKey).(aoba.Claims)
+	return cl, ok
+}
+
+// tokenOf returns the request's token and where it came from: the
+// Authorization header, then the cookie, then the query.
+func tokenOf(c *fiber.Ctx) (token, source string) {
+	if h := c.Get(fiber.HeaderAuthorization); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+			return strings.TrimSpace(h[7:]), "header"
+		}
+	}
+	if t := c.Cookies(AuthCookie); t != "" {
+		return t, "cookie"
+	}
+	if t := c.Query("token"); t != "" {
+		return t, "query"
+	}
+	return "", ""
+}
+
+// authenticate requires a valid session token and stores its claims.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	token, source := tokenOf(c)
+	if token == "" {
+		return aoba.Errorf(aoba.EUNAUTHORIZED, "Authentication required.")
+	}
+	cl, err := s.svc.Authenticate(c.UserContext(), token)
+	if err != nil {
+		return err
+	}
+	c.Locals(ClaimsKey, cl)
+	c.Locals("aoba.tokenSource", source)
+	return c.Next()
+}
+
+// upgrade runs after authenticate for GET /ws: it refuses a
+// cookie-authenticated upgrade from a foreign Origin, then hands the request
+// to the WebSocket handler.
+func (s *Server) upgrade(c *fiber.Ctx) error {
+	if src, _ := c.Locals("aoba.tokenSource").(string); src == "cookie" {
+		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !s.originAllowed(c, origin) {
+			return aoba.Errorf(aoba.EFORBIDDEN, "This origin may not open a session with a cookie.")
+		}
+	}
+	if s.ws == nil {
+		return aoba.Errorf(aoba.EUNAVAILABLE, "The WebSocket channel is not available.")
+	}
+	return s.ws(c)
+}
+
+// originAllowed reports whether origin is the server's own or configured.
+func (s *Server) originAllowed(c *fiber.Ctx, origin string) bool {
+	o := strings.ToLower(strings.TrimRight(origin, "/"))
+	if s.origins[o] {
+		return true
+	}
+	return o == strings.ToLower(c.Protocol()+"://"+c.Hostname())
+}
+
+// limit enforces the class's budget per user (or per client IP before
+// login) and sets the rate-limit headers.
+func (s *Server) limit(class string, n int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		key := "rl:" + class + ":"
+		if cl, ok := claimsOf(c); ok {
+			key += "u:" + cl.UserID
+		} else {
+			key += "ip:" + c.IP()
+		}
+		res, err := s.limiter.Allow(c.UserContext(), key, n, RateWindow)
+		if err != nil {
+			s.log.Warn("rate limiter failed", "class", class, "err", err)
+			return aoba.Errorf(aoba.EUNAVAILABLE, "The rate limiter is unavailable.")
+		}
+		c.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit))
+		c.Set("X-RateLimit-Remaining", strconv.Itoa(max(res.Remaining, 0)))
+		reset := res.Reset
+		if reset.IsZero() {
+			reset = time.Now().Add(RateWindow)
+		}
+		c.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixMilli())/1000)), 10))
+		if !res.Allowed {
+			s.refusals.WithLabelValues(class).Inc()
+			retry := int(math.Ceil(res.RetryAfter.Seconds()))
+			if retry < 1 {
+				retry = 1
+			}
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
+			return aoba.Errorf(aoba.ERATELIMIT, "Too many requests; try again in %d seconds.", retry)
+		}
+		return c.Next()
+	}
+}
+
+// health checks every pinger.
+func (s *Server) health(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+	defer cancel()
+	checks := make(map[string]string, len(s.pingers))
+	ok := true
+	for name, p := range s.pingers {
+		if err := p.Ping(ctx); err != nil {
+			ok = false
+			checks[name] = err.Error()
+			s.log.Warn("health check failed", "check", name, "err", err)
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	body := fiber.Map{"status": "ok", "mode": s.mode, "checks": checks}
+	if !ok {
+		body["status"] = "unavailable"
+		c.Status(fiber.StatusServiceUnavailable)
+	}
+	return c.JSON(body)
+}
