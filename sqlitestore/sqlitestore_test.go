@@ -1,7 +1,16 @@
 package sqlitestore_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,4 +41,469 @@ func TestStoreContract(t *testing.T) {
 	storetest.RunStoreTests(t, func(t *testing.T) aoba.Store {
 		return mustOpen(t, t.TempDir())
 	})
+}
+
+// at returns a fixed UTC time plus d, at millisecond precision.
+func at(d time.Duration) time.Time {
+	return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(d)
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("CreatesDirectory", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "nested", "data")
+		s := mustOpen(t, dir)
+		if err := s.Ping(testCtx(t)); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, sqlitestore.FileName)); err != nil {
+			t.Fatalf("database file: %v", err)
+		}
+	})
+
+	t.Run("MigrationsIdempotentOnReopen", func(t *testing.T) {
+		dir := t.TempDir()
+		s := mustOpen(t, dir)
+		v1, err := s.SchemaVersion(testCtx(t))
+		if err != nil {
+			t.Fatalf("SchemaVersion: %v", err)
+		}
+		if v1 < 1 {
+			t.Fatalf("schema version = %d after Open, want >= 1", v1)
+		}
+		if err := s.CreateUser(testCtx(t), &aoba.User{ID: aoba.NewID(), Username: "keeper", PasswordHash: "h", CreatedAt: at(0)}); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		for i := 0; i < 2; i++ {
+			s2, err := sqlitestore.Open(testCtx(t), dir)
+			if err != nil {
+				t.Fatalf("reopen %d: %v", i, err)
+			}
+			v2, err := s2.SchemaVersion(testCtx(t))
+			if err != nil {
+				t.Fatalf("SchemaVersion: %v", err)
+			}
+			if v2 != v1 {
+				t.Fatalf("schema version after reopen = %d, want %d", v2, v1)
+			}
+			if _, err := s2.FindUserByUsername(testCtx(t), "KEEPER"); err != nil {
+				t.Fatalf("FindUserByUsername after reopen: %v", err)
+			}
+			if err := s2.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		}
+	})
+
+	t.Run("ClosedStore", func(t *testing.T) {
+		s, err := sqlitestore.Open(testCtx(t), t.TempDir())
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if code := aoba.ErrorCode(s.Ping(testCtx(t))); code != aoba.EUNAVAILABLE {
+			t.Fatalf("Ping after Close: code %q, want %q", code, aoba.EUNAVAILABLE)
+		}
+		_, err = s.FindUserByID(testCtx(t), aoba.NewID())
+		if code := aoba.ErrorCode(err); code != aoba.EINTERNAL {
+			t.Fatalf("FindUserByID after Close: code %q, want %q (err %v)", code, aoba.EINTERNAL, err)
+		}
+	})
+}
+
+func TestPersistence(t *testing.T) {
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	alice := &aoba.User{ID: aoba.NewID(), Username: "Alice", PasswordHash: "hash-a", CreatedAt: at(0)}
+	bob := &aoba.User{ID: aoba.NewID(), Username: "bob", PasswordHash: "hash-b", CreatedAt: at(time.Second)}
+	group := &aoba.Group{ID: aoba.NewID(), Name: "Friends", OwnerID: alice.ID, CreatedAt: at(2 * time.Second)}
+	owner := &aoba.Membership{GroupID: group.ID, UserID: alice.ID, Role: aoba.RoleOwner, JoinedAt: group.CreatedAt}
+	member := &aoba.Membership{GroupID: group.ID, UserID: bob.ID, Role: aoba.RoleMember, JoinedAt: at(3 * time.Second)}
+	pending := &aoba.Invitation{ID: aoba.NewID(), GroupID: group.ID, InviterID: alice.ID, InviteeID: aoba.NewID(),
+		Status: aoba.InvitationPending, CreatedAt: at(4 * time.Second)}
+	answered := &aoba.Invitation{ID: aoba.NewID(), GroupID: group.ID, InviterID: alice.ID, InviteeID: bob.ID,
+		Status: aoba.InvitationPending, CreatedAt: at(5 * time.Second)}
+	direct := &aoba.Message{ID: aoba.NewID(), Conversation: aoba.DirectConversation(alice.ID, bob.ID),
+		FromID: alice.ID, ToID: bob.ID, FromName: "Alice", ToName: "bob", Content: "hi bob",
+		Type: aoba.MessageChat, Timestamp: at(6 * time.Second)}
+	inGroup := &aoba.Message{ID: aoba.NewID(), Conversation: aoba.GroupConversation(group.ID),
+		FromID: bob.ID, ToID: group.ID, FromName: "bob", ToName: "Friends", Content: "hi all",
+		Type: aoba.MessageGroupChat, Timestamp: at(7 * time.Second)}
+	respondedAt := at(8 * time.Second)
+	now := time.Now()
+
+	s, err := sqlitestore.Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	must("CreateUser alice", s.CreateUser(ctx, alice))
+	must("CreateUser bob", s.CreateUser(ctx, bob))
+	must("CreateGroup", s.CreateGroup(ctx, group, owner))
+	must("CreateMembership", s.CreateMembership(ctx, member))
+	must("CreateInvitation pending", s.CreateInvitation(ctx, pending))
+	must("CreateInvitation answered", s.CreateInvitation(ctx, answered))
+	_, err = s.RespondInvitation(ctx, answered.ID, aoba.InvitationAccepted, respondedAt)
+	must("RespondInvitation", err)
+	must("CreateMessage direct", s.CreateMessage(ctx, direct))
+	_, err = s.UpdateUsername(ctx, alice.ID, "ALICE2")
+	must("UpdateUsername", err)
+	alice.Username = "ALICE2"
+	_, err = s.UpdateMembershipRole(ctx, group.ID, bob.ID, aoba.RoleAdmin)
+	must("UpdateMembershipRole", err)
+	member.Role = aoba.RoleAdmin
+	must("CreateMessage group", s.CreateMessage(ctx, inGroup))
+	must("RevokeSession", s.RevokeSession(ctx, "session-1", now.Add(time.Hour)))
+	must("RevokeUserSessions", s.RevokeUserSessions(ctx, bob.ID, now, "session-kept", time.Hour))
+	must("Close", s.Close())
+
+	s = mustOpen(t, dir)
+
+	t.Run("Users", func(t *testing.T) {
+		got, err := s.FindUserByUsername(ctx, "alice2")
+		if err != nil {
+			t.Fatalf("FindUserByUsername: %v", err)
+		}
+		if *got != *alice {
+			t.Fatalf("user = %+v, want %+v", got, alice)
+		}
+		if _, err := s.FindUserByUsername(ctx, "alice"); aoba.ErrorCode(err) != aoba.ENOTFOUND {
+			t.Fatalf("old username after rename and reopen: %v, want not found", err)
+		}
+		if err := s.CreateUser(ctx, &aoba.User{ID: aoba.NewID(), Username: "BOB", PasswordHash: "x", CreatedAt: at(0)}); aoba.ErrorCode(err) != aoba.ECONFLICT {
+			t.Fatalf("CreateUser BOB after reopen: %v, want conflict", err)
+		}
+	})
+	t.Run("Groups", func(t *testing.T) {
+		got, err := s.FindGroupByID(ctx, group.ID)
+		if err != nil {
+			t.Fatalf("FindGroupByID: %v", err)
+		}
+		if *got != *group {
+			t.Fatalf("group = %+v, want %+v", got, group)
+		}
+		ms, err := s.FindMembershipsByGroup(ctx, group.ID)
+		if err != nil {
+			t.Fatalf("FindMembershipsByGroup: %v", err)
+		}
+		if len(ms) != 2 || *ms[0] != *owner || *ms[1] != *member {
+			t.Fatalf("memberships = %+v, want owner then member", ms)
+		}
+	})
+	t.Run("Invitations", func(t *testing.T) {
+		got, err := s.FindInvitationByID(ctx, answered.ID)
+		if err != nil {
+			t.Fatalf("FindInvitationByID: %v", err)
+		}
+		if got.Status != aoba.InvitationAccepted || got.RespondedAt == nil || !got.RespondedAt.Equal(respondedAt) ||
+			got.RespondedAt.Location() != time.UTC || !got.CreatedAt.Equal(answered.CreatedAt) {
+			t.Fatalf("answered invitation = %+v", got)
+		}
+		list, err := s.FindInvitations(ctx, aoba.InvitationFilter{GroupID: group.ID, Status: aoba.InvitationPending})
+		if err != nil {
+			t.Fatalf("FindInvitations: %v", err)
+		}
+		if len(list) != 1 || list[0].ID != pending.ID || list[0].RespondedAt != nil {
+			t.Fatalf("pending invitations = %+v, want only %s", list, pending.ID)
+		}
+		dup := *pending
+		dup.ID = aoba.NewID()
+		if err := s.CreateInvitation(ctx, &dup); aoba.ErrorCode(err) != aoba.ECONFLICT {
+			t.Fatalf("duplicate pending invitation after reopen: %v, want conflict", err)
+		}
+	})
+	t.Run("Messages", func(t *testing.T) {
+		msgs, total, err := s.FindMessages(ctx, aoba.MessageFilter{
+			Conversations: []string{aoba.GroupConversation(group.ID)}, ParticipantID: alice.ID})
+		if err != nil {
+			t.Fatalf("FindMessages: %v", err)
+		}
+		if total != 2 || len(msgs) != 2 || *msgs[0] != *inGroup || *msgs[1] != *direct {
+			t.Fatalf("messages = %+v (total %d), want group then direct message", msgs, total)
+		}
+	})
+	t.Run("Revocations", func(t *testing.T) {
+		revoked := aoba.Claims{UserID: alice.ID, SessionID: "session-1", IssuedAt: now.Add(-time.Minute)}
+		cut := aoba.Claims{UserID: bob.ID, SessionID: "session-2", IssuedAt: now.Add(-time.Minute)}
+		kept := aoba.Claims{UserID: bob.ID, SessionID: "session-kept", IssuedAt: now.Add(-time.Minute)}
+		for _, tc := range []struct {
+			c    aoba.Claims
+			want bool
+		}{{revoked, true}, {cut, true}, {kept, false}} {
+			got, err := s.IsRevoked(ctx, tc.c)
+			if err != nil {
+				t.Fatalf("IsRevoked: %v", err)
+			}
+			if got != tc.want {
+				t.Errorf("IsRevoked(%s) = %v after reopen, want %v", tc.c.SessionID, got, tc.want)
+			}
+		}
+	})
+}
+
+// wantRevoked fails the test unless IsRevoked(c) is want.
+func wantRevoked(t *testing.T, s aoba.SessionRevoker, c aoba.Claims, want bool) {
+	t.Helper()
+	got, err := s.IsRevoked(testCtx(t), c)
+	if err != nil {
+		t.Fatalf("IsRevoked(%+v): %v", c, err)
+	}
+	if got != want {
+		t.Fatalf("IsRevoked(%+v) = %v, want %v", c, got, want)
+	}
+}
+
+func TestSessionRevoker(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	user := aoba.NewID()
+
+	t.Run("SingleSession", func(t *testing.T) {
+		s := mustOpen(t, t.TempDir())
+		c := aoba.Claims{UserID: user, SessionID: "s1", IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}
+		other := aoba.Claims{UserID: user, SessionID: "s2", IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}
+		wantRevoked(t, s, c, false)
+		if err := s.RevokeSession(testCtx(t), c.SessionID, c.ExpiresAt); err != nil {
+			t.Fatalf("RevokeSession: %v", err)
+		}
+		wantRevoked(t, s, c, true)
+		wantRevoked(t, s, other, false)
+	})
+
+	t.Run("UserCutoffWithKeep", func(t *testing.T) {
+		s := mustOpen(t, t.TempDir())
+		if err := s.RevokeUserSessions(testCtx(t), user, now, "keep", time.Hour); err != nil {
+			t.Fatalf("RevokeUserSessions: %v", err)
+		}
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "old", IssuedAt: now.Add(-time.Hour)}, true)
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "same-ms", IssuedAt: now.Add(999 * time.Microsecond)}, true)
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "newer", IssuedAt: now.Add(time.Millisecond)}, false)
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "keep", IssuedAt: now.Add(-time.Hour)}, false)
+		wantRevoked(t, s, aoba.Claims{UserID: aoba.NewID(), SessionID: "old", IssuedAt: now.Add(-time.Hour)}, false)
+	})
+
+	t.Run("UserCutoffWithoutKeep", func(t *testing.T) {
+		s := mustOpen(t, t.TempDir())
+		if err := s.RevokeUserSessions(testCtx(t), user, now, "", time.Hour); err != nil {
+			t.Fatalf("RevokeUserSessions: %v", err)
+		}
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "any", IssuedAt: now}, true)
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "", IssuedAt: now}, true)
+	})
+
+	t.Run("LaterCutoffKeepsEarlierRevocations", func(t *testing.T) {
+		// A first cutoff keeps session a; a later one keeps session b. A
+		// session b issued before the first cutoff stays revoked, and a
+		// is revoked by the second.
+		s := mustOpen(t, t.TempDir())
+		first, second := now.Add(-time.Minute), now
+		if err := s.RevokeUserSessions(testCtx(t), user, first, "a", time.Hour); err != nil {
+			t.Fatalf("RevokeUserSessions first: %v", err)
+		}
+		if err := s.RevokeUserSessions(testCtx(t), user, second, "b", time.Hour); err != nil {
+			t.Fatalf("RevokeUserSessions second: %v", err)
+		}
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "a", IssuedAt: first.Add(-time.Minute)}, true)
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "b", IssuedAt: first.Add(-time.Minute)}, true)
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "b", IssuedAt: first.Add(time.Second)}, false)
+		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "c", IssuedAt: first.Add(time.Second)}, true)
+	})
+
+	t.Run("Expiry", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := sqlitestore.Open(testCtx(t), dir)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		old := aoba.Claims{UserID: user, SessionID: "old", IssuedAt: now.Add(-time.Hour)}
+		expired := aoba.Claims{UserID: aoba.NewID(), SessionID: "expired", IssuedAt: now.Add(-time.Hour)}
+		if err := s.RevokeSession(testCtx(t), expired.SessionID, time.Now().Add(-time.Second)); err != nil {
+			t.Fatalf("RevokeSession: %v", err)
+		}
+		wantRevoked(t, s, expired, false)
+		if err := s.RevokeUserSessions(testCtx(t), user, now, "", 50*time.Millisecond); err != nil {
+			t.Fatalf("RevokeUserSessions: %v", err)
+		}
+		wantRevoked(t, s, old, true)
+		time.Sleep(100 * time.Millisecond)
+		wantRevoked(t, s, old, false)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		s = mustOpen(t, dir)
+		wantRevoked(t, s, old, false)
+		wantRevoked(t, s, expired, false)
+	})
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	const writers, perWriter = 20, 10
+	s := mustOpen(t, t.TempDir())
+	ctx := testCtx(t)
+	group := &aoba.Group{ID: aoba.NewID(), Name: "busy", OwnerID: aoba.NewID(), CreatedAt: at(0)}
+	if err := s.CreateGroup(ctx, group, &aoba.Membership{GroupID: group.ID, UserID: group.OwnerID, Role: aoba.RoleOwner, JoinedAt: at(0)}); err != nil {
+		t.Fatalf("CreateGroup: %v", err)
+	}
+	conv := aoba.GroupConversation(group.ID)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*(perWriter+4))
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			u := &aoba.User{ID: aoba.NewID(), Username: fmt.Sprintf("writer%02d", w), PasswordHash: "h", CreatedAt: at(0)}
+			errs <- s.CreateUser(ctx, u)
+			errs <- s.CreateMembership(ctx, &aoba.Membership{GroupID: group.ID, UserID: u.ID, Role: aoba.RoleMember, JoinedAt: at(time.Duration(w))})
+			for i := 0; i < perWriter; i++ {
+				errs <- s.CreateMessage(ctx, &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: u.ID, ToID: group.ID,
+					FromName: u.Username, ToName: group.Name, Content: "x", Type: aoba.MessageGroupChat, Timestamp: aoba.Now()})
+			}
+			errs <- s.RevokeUserSessions(ctx, u.ID, time.Now(), "", time.Hour)
+			_, _, err := s.FindMessages(ctx, aoba.MessageFilter{Conversations: []string{conv}, Limit: 5})
+			errs <- err
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent write failed: %v", err)
+		}
+	}
+	_, total, err := s.FindMessages(ctx, aoba.MessageFilter{Conversations: []string{conv}})
+	if err != nil {
+		t.Fatalf("FindMessages: %v", err)
+	}
+	if total != writers*perWriter {
+		t.Fatalf("total messages = %d, want %d", total, writers*perWriter)
+	}
+	ms, err := s.FindMembershipsByGroup(ctx, group.ID)
+	if err != nil {
+		t.Fatalf("FindMembershipsByGroup: %v", err)
+	}
+	if len(ms) != writers+1 {
+		t.Fatalf("memberships = %d, want %d", len(ms), writers+1)
+	}
+}
+
+// childDirEnv, when set, makes TestAcknowledgedWritesSurviveKill act as the
+// child process that writes into that directory until it is killed.
+const childDirEnv = "AOBA_SQLITESTORE_KILL_CHILD_DIR"
+
+func TestAcknowledgedWritesSurviveKill(t *testing.T) {
+	conv := aoba.GroupConversation("kill-test")
+	if dir := os.Getenv(childDirEnv); dir != "" {
+		// Child: acknowledge each stored message on stdout, until killed
+		// (or a bounded number of writes later).
+		s, err := sqlitestore.Open(context.Background(), dir)
+		if err != nil {
+			t.Fatalf("child Open: %v", err)
+		}
+		for i := 0; i < 5000; i++ {
+			m := &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: "a", ToID: "kill-test",
+				Content: strconv.Itoa(i), Type: aoba.MessageGroupChat, Timestamp: aoba.Now()}
+			if err := s.CreateMessage(context.Background(), m); err != nil {
+				t.Fatalf("child CreateMessage: %v", err)
+			}
+			fmt.Printf("ACK %s\n", m.ID)
+		}
+		return
+	}
+
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestAcknowledgedWritesSurviveKill$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("StdoutPipe: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start child: %v", err)
+	}
+	acked := map[string]bool{}
+	sc := bufio.NewScanner(out)
+	for len(acked) < 50 && sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "ACK "); ok {
+			acked[id] = true
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill child: %v", err)
+	}
+	// Acknowledgements written before the kill are still in the pipe.
+	for sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "ACK "); ok {
+			acked[id] = true
+		}
+	}
+	_ = cmd.Wait()
+	if len(acked) < 50 {
+		t.Fatalf("child acknowledged %d writes before it ended, want >= 50", len(acked))
+	}
+
+	s := mustOpen(t, dir)
+	msgs, _, err := s.FindMessages(testCtx(t), aoba.MessageFilter{Conversations: []string{conv}})
+	if err != nil {
+		t.Fatalf("FindMessages: %v", err)
+	}
+	stored := map[string]bool{}
+	for _, m := range msgs {
+		stored[m.ID] = true
+	}
+	for id := range acked {
+		if !stored[id] {
+			t.Fatalf("acknowledged message %s is missing after kill -9 (%d acknowledged, %d stored)", id, len(acked), len(stored))
+		}
+	}
+}
+
+// seedMessages stores n messages of one conversation in s.
+func seedMessages(b *testing.B, s *sqlitestore.Store, conv string, n int) {
+	b.Helper()
+	for i := 0; i < n; i++ {
+		m := &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: "u1", ToID: "g1", FromName: "one", ToName: "group",
+			Content: "hello, this is a message of ordinary length", Type: aoba.MessageGroupChat, Timestamp: aoba.Now()}
+		if err := s.CreateMessage(context.Background(), m); err != nil {
+			b.Fatalf("CreateMessage: %v", err)
+		}
+	}
+}
+
+func BenchmarkCreateMessage(b *testing.B) {
+	s := mustOpen(b, b.TempDir())
+	conv := aoba.GroupConversation("g1")
+	b.ReportAllocs()
+	b.ResetTimer()
+	seedMessages(b, s, conv, b.N)
+}
+
+func BenchmarkFindMessages(b *testing.B) {
+	s := mustOpen(b, b.TempDir())
+	conv := aoba.GroupConversation("g1")
+	seedMessages(b, s, conv, 10000)
+	f := aoba.MessageFilter{Conversations: []string{conv}, Limit: 50}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		msgs, total, err := s.FindMessages(context.Background(), f)
+		if err != nil {
+			b.Fatalf("FindMessages: %v", err)
+		}
+		if len(msgs) != 50 || total != 10000 {
+			b.Fatalf("got %d messages of %d, want 50 of 10000", len(msgs), total)
+		}
+	}
 }
