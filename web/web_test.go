@@ -41,7 +41,7 @@ func TestFS(t *testing.T) {
 		}
 	})
 	t.Run("ModulesPresent", func(t *testing.T) {
-		for _, name := range []string{"app.js", "api.js", "socket.js", "dom.js", "style.css", "favicon.svg"} {
+		for _, name := range []string{"app.js", "rest.js", "socket.js", "dom.js", "style.css", "favicon.svg"} {
 			if _, err := fs.Stat(fsys, name); err != nil {
 				t.Errorf("missing %s: %v", name, err)
 			}

@@ -9,7 +9,7 @@
 //   #/invitations         pending invitations
 //   #/profile             account settings
 
-import { api, ApiError, onUnauthorized } from './api.js';
+import { api, ApiError, onUnauthorized } from './rest.js';
 import { Socket } from './socket.js';
 import { h, $, announce, relativeTime, clockTime, showFormError, confirmDialog } from './dom.js';
 
@@ -377,6 +377,12 @@ async function onGroupEvent(ev) {
 }
 
 function paintConnState(s) {
+  if (state.me) {
+    // The signed-in user is online exactly while this socket is.
+    const l = lower(state.me.username);
+    state.presence.set(l, { status: s === 'online' ? 'online' : 'offline', lastSeen: null, username: state.me.username });
+    paintPresence(l);
+  }
   const el = $('#conn-state');
   el.dataset.state = s;
   el.textContent = { connecting: 'Connecting…', online: 'Online', offline: 'Offline, reconnecting…' }[s] || s;
@@ -459,10 +465,11 @@ function setMain(view, ...children) {
   leaveView();
   state.view = view;
   const main = $('#main');
-  main.replaceChildren(...children);
+  main.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   document.body.classList.toggle('in-detail', view.name !== 'home');
   for (const a of document.querySelectorAll('.nav a')) {
-    a.toggleAttribute('aria-current', a.getAttribute('href') === `#/${view.navKey || ''}` && view.name !== 'home' ? true : false);
+    if (view.navKey !== undefined && a.getAttribute('href') === `#/${view.navKey}`) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
   }
   renderConvList();
 }
@@ -505,7 +512,7 @@ function heading(text) {
 }
 
 function viewHome() {
-  setMain({ name: 'home' }, heading('Conversations'),
+  setMain({ name: 'home', navKey: '' }, heading('Conversations'),
     h('p', { class: 'empty' }, 'Pick a conversation, find someone under People, or create a group.'));
 }
 
@@ -869,7 +876,7 @@ async function viewGroup(groupId, refresh) {
     }, () => { location.hash = '#/'; }) }, 'Delete group'));
   }
 
-  setMain({ name: 'group', groupId, navKey: '' },
+  setMain({ name: 'group', groupId },
     h('div', { class: 'conv-header' }, h('a', { href: convHref(groupConv(groupId)), class: 'back' }, '← Chat'), heading(group.name)),
     h('p', {}, h('a', { href: convHref(groupConv(groupId)), id: 'open-group-chat' }, 'Open the group chat'), ` · Your role: ${myRole}`),
     note,
