@@ -382,9 +382,11 @@ func (s *Server) originAllowed(c *fiber.Ctx, origin string) bool {
 // login) and sets the rate-limit headers.
 func (s *Server) limit(class string, n int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		key := "rl:" + class + ":"
+		// The key of a user's budget is class:userID, the same key the
+		// WebSocket channel counts message.send frames under.
+		key := class + ":"
 		if cl, ok := claimsOf(c); ok {
-			key += "u:" + cl.UserID
+			key += cl.UserID
 		} else {
 			key += "ip:" + c.IP()
 		}
