@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Endpoint is one socket of a messaging run: it may publish (Pub >= 0, to
+// Target) and always receives.
+type Endpoint struct {
+	URL     string // WebSocket URL with token
+	Pub     int    // publisher index, or -1
+	Target  string // username or group id to send to
+	MsgType string // chat or groupchat
+	Expect  []int  // publishers whose messages this endpoint must receive
+
+	conn     *Conn
+	tracker  *Tracker
+	acked    *SeqSet // seqs the server confirmed (publishers only)
+	ackMu    sync.Mutex
+	sent     atomic.Int64
+	errs     atomic.Int64
+	inflight atomic.Int64
+	lastErr  atomic.Value
+	skipped  int64 // written by the publishing goroutine only
+}
+
+// MsgOptions sets the load of a messaging run.
+type MsgOptions struct {
+	Rate     float64       // total messages per second over all publishers
+	Duration time.Duration // sending time
+	Drain    time.Duration // wait after sending for late deliveries
+	Window   int           // max unconfirmed messages per publisher; a full window skips a send
+	Size     int           // content size in bytes
+	NeedAck  bool          // only acked messages are expected at receivers
+	DialConc int
+	Sources  int
+	Progress time.Duration
+	Label    string
+}
+
+// MsgStats are the figures of a messaging run.
+type MsgStats struct {
+	Label          string         `json:"label"`
+	Endpoints      int            `json:"endpoints"`
+	Publishers     int            `json:"publishers"`
+	TargetRate     float64        `json:"target_rate"`
+	Sent           int64          `json:"sent"`
+	Acked          int64          `json:"acked"`
+	SendErrors     int64          `json:"send_errors"`
+	Skipped        int64          `json:"skipped_window_full"`
+	SentPerSec     float64        `json:"sent_per_s"`
+	Expected       int64          `json:"expected_deliveries"`
+	Delivered      int64          `json:"delivered"`
+	DeliveriesPerS float64        `json:"deliveries_per_s"`
+	Lost           int64          `json:"lost"`
+	Duplicated     int64          `json:"duplicated"`
+	Disconnected   int            `json:"disconnected"`
+	Latency        LatencySummary `json:"latency"`
+	LastError      string         `json:"last_error,omitempty"`
+}
+
+// RunMessaging connects every endpoint, publishes at the target rate for
+// the duration, drains, closes and returns the figures. It returns an error
+// when a socket cannot be opened.
+func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Writer) (*MsgStats, error) {
+	if len(eps) > MaxSockets {
+		return nil, fmt.Errorf("%d sockets asked, the cap is %d", len(eps), MaxSockets)
+	}
+	var delivered atomic.Int64
+	src := &Sources{n: o.Sources}
+	pubs := 0
+	for _, ep := range eps {
+		ep.tracker = NewTracker()
+		if ep.Pub >= 0 {
+			ep.acked = &SeqSet{}
+			pubs++
+		}
+	}
+	if pubs == 0 {
+		return nil, fmt.Errorf("no publisher")
+	}
+	defer func() {
+		for _, ep := range eps {
+			if ep.conn != nil {
+				ep.conn.Close()
+			}
+		}
+	}()
+	if err := connectAll(ctx, len(eps), o.DialConc, func(i int) error {
+		ep := eps[i]
+		c, err := Dial(ctx, ep.URL, src.Next(), func(b []byte) { ep.handle(b, o.NeedAck, &delivered) })
+		ep.conn = c
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	// Let the server register every socket (presence, hub subscriptions).
+	sleepCtx(ctx, 500*time.Millisecond)
+
+	perPub := o.Rate / float64(pubs)
+	start := time.Now()
+	end := start.Add(o.Duration)
+	var wg sync.WaitGroup
+	for _, ep := range eps {
+		if ep.Pub < 0 {
+			continue
+		}
+		wg.Add(1)
+		go func(ep *Endpoint) {
+			defer wg.Done()
+			ep.publish(ctx, start, end, perPub, o)
+		}(ep)
+	}
+	stopProgress := progress(o.Progress, log, func() string {
+		var sent int64
+		for _, ep := range eps {
+			sent += ep.sent.Load()
+		}
+		el := time.Since(start).Seconds()
+		return fmt.Sprintf("%s %5.1fs sent=%d (%.0f/s) delivered=%d (%.0f/s)", o.Label, el, sent, float64(sent)/el, delivered.Load(), float64(delivered.Load())/el)
+	})
+	wg.Wait()
+	deliveredInWindow := delivered.Load()
+	elapsed := time.Since(start)
+	sleepCtx(ctx, o.Drain)
+	stopProgress()
+
+	st := &MsgStats{Label: o.Label, Endpoints: len(eps), Publishers: pubs, TargetRate: o.Rate}
+	expected := map[int]*SeqSet{}
+	for _, ep := range eps {
+		if ep.Pub < 0 {
+			continue
+		}
+		st.Sent += ep.sent.Load()
+		st.SendErrors += ep.errs.Load()
+		ep.ackMu.Lock()
+		expected[ep.Pub] = ep.acked
+		st.Acked += int64(ep.acked.Len())
+		ep.ackMu.Unlock()
+		if e, ok := ep.lastErr.Load().(string); ok {
+			st.LastError = e
+		}
+	}
+	all := &Latencies{}
+	for _, ep := range eps {
+		want := map[int]*SeqSet{}
+		for _, p := range ep.Expect {
+			if s, ok := expected[p]; ok {
+				want[p] = s
+				st.Expected += int64(s.Len())
+			}
+		}
+		lost, dup := ep.tracker.Account(want, -1)
+		st.Lost += lost
+		st.Duplicated += dup
+		st.Delivered += ep.tracker.Deliveries()
+		all.Merge(&ep.tracker.lat)
+		if !ep.conn.Alive() {
+			st.Disconnected++
+		}
+	}
+	st.Skipped = skippedTotal(eps)
+	st.SentPerSec = float64(st.Sent) / elapsed.Seconds()
+	st.DeliveriesPerS = float64(deliveredInWindow) / elapsed.Seconds()
+	st.Latency = all.Summary()
+	return st, ctx.Err()
+}
+
+func skippedTotal(eps []*Endpoint) int64 {
+	var n int64
+	for _, ep := range eps {
+		n += ep.skipped
+	}
+	return n
+}
+
+func (ep *Endpoint) handle(b []byte, needAck bool, delivered *atomic.Int64) {
+	switch Classify(b) {
+	case FrameMessage:
+		now := time.Now()
+		m, ok := ParseMarker(b)
+		if !ok || m.Pub == ep.Pub {
+			return
+		}
+		if !ep.expects(m.Pub) {
+			return
+		}
+		if ep.tracker.Record(m.Pub, m.Seq, m.Sent, now) {
+			delivered.Add(1)
+		}
+	case FrameAck:
+		if ep.Pub < 0 || !needAck {
+			return
+		}
+		seq, err := strconv.ParseInt(frameID(b), 10, 64)
+		if err != nil {
+			return
+		}
+		ep.ackMu.Lock()
+		ep.acked.Add(seq)
+		ep.ackMu.Unlock()
+		ep.inflight.Add(-1)
+	case FrameError:
+		if ep.Pub < 0 {
+			return
+		}
+		if frameID(b) != "" {
+			ep.inflight.Add(-1)
+		}
+		ep.errs.Add(1)
+		s := string(b)
+		if len(s) > 200 {
+			s = s[:200]
+		}
+		ep.lastErr.Store(s)
+	}
+}
+
+func (ep *Endpoint) expects(pub int) bool {
+	for _, p := range ep.Expect {
+		if p == pub {
+			return true
+		}
+	}
+	return false
+}
+
+// publish sends at rate per second between start and end, never letting
+// more than o.Window messages go unconfirmed.
+func (ep *Endpoint) publish(ctx context.Context, start, end time.Time, rate float64, o MsgOptions) {
+	if rate <= 0 {
+		return
+	}
+	var seq int64
+	tick := time.Millisecond
+	if iv := time.Duration(float64(time.Second) / rate); iv > tick {
+		tick = iv
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		if now.After(end) || ctx.Err() != nil {
+			return
+		}
+		due := int64(now.Sub(start).Seconds()*rate) + 1
+		for seq < due {
+			if o.NeedAck && o.Window > 0 && ep.inflight.Load() >= int64(o.Window) {
+				ep.skipped += due - seq
+				seq = due
+				break
+			}
+			m := Marker{Pub: ep.Pub, Seq: seq, Sent: time.Now()}
+			if o.NeedAck {
+				ep.inflight.Add(1)
+			} else {
+				ep.ackMu.Lock()
+				ep.acked.Add(seq)
+				ep.ackMu.Unlock()
+			}
+			if err := ep.conn.Send(SendFrame(seq, ep.Target, ep.MsgType, m.Content(o.Size))); err != nil {
+				ep.errs.Add(1)
+				ep.lastErr.Store(err.Error())
+				return
+			}
+			ep.sent.Add(1)
+			seq++
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// connectAll runs dial(i) for i in [0, n) with at most conc at once and
+// returns the first error.
+func connectAll(ctx context.Context, n, conc int, dial func(i int) error) error {
+	if conc < 1 {
+		conc = 1
+	}
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for w := 0; w < conc && w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := dial(i); err != nil {
+					once.Do(func() { first = fmt.Errorf("socket %d: %w", i, err) })
+					next.Store(int64(n))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// progress prints line() every interval on w until the returned stop is
+// called; interval 0 prints nothing.
+func progress(interval time.Duration, w io.Writer, line func() string) (stop func()) {
+	if interval <= 0 || w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintln(w, line())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
