@@ -1,0 +1,211 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/aoba-chat/aoba"
+)
+
+// closeGrace is how long a socket waits for the client's close frame after
+// sending its own.
+const closeGrace = 2 * time.Second
+
+// item is one queued frame and when it reached this pod.
+type item struct {
+	frame []byte
+	at    time.Time
+}
+
+// conn is one socket. The handler's goroutine reads; writeLoop alone
+// writes data frames, pings and the close frame.
+type conn struct {
+	n      *Node
+	id     string
+	claims aoba.Claims
+	ws     *websocket.Conn
+	queue  chan item
+
+	closeOnce   sync.Once
+	closeReq    chan struct{} // closed by closeWith
+	closeCode   int
+	closeReason string
+	closeDrain  bool // write the queued frames before the close frame
+	writerDone  chan struct{}
+
+	// Owned by the reading goroutine.
+	ctx     context.Context
+	watched map[string]string // watched user id → username
+}
+
+func newConn(n *Node, ws *websocket.Conn, claims aoba.Claims) *conn {
+	return &conn{
+		n: n, id: aoba.NewID(), claims: claims, ws: ws,
+		queue:      make(chan item, n.cfg.SendQueue),
+		closeReq:   make(chan struct{}),
+		writerDone: make(chan struct{}),
+		watched:    make(map[string]string),
+	}
+}
+
+// enqueue hands a frame to the writer without blocking; a full queue closes
+// the socket with aoba.CloseTooSlow.
+func (c *conn) enqueue(it item) {
+	select {
+	case c.queue <- it:
+	default:
+		if c.closeWith(aoba.CloseTooSlow, "too slow", false) {
+			c.n.metrics.slowDisconnect.Inc()
+		}
+	}
+}
+
+// send encodes a frame for this socket alone and queues it.
+func (c *conn) send(typ, id string, data any) {
+	b, err := aoba.EncodeFrame(typ, id, data)
+	if err != nil {
+		c.n.log.Error("realtime: encode frame", "type", typ, "err", err)
+		return
+	}
+	c.enqueue(item{frame: b, at: time.Now()})
+}
+
+// closeWith asks the writer to close the socket with code; only the first
+// call counts. drain writes the queued frames first. It reports whether
+// this call was the first.
+func (c *conn) closeWith(code int, reason string, drain bool) bool {
+	first := false
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason, c.closeDrain = code, reason, drain
+		close(c.closeReq)
+		first = true
+	})
+	return first
+}
+
+// writeLoop owns every write to the socket until it closes.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	ping := time.NewTicker(c.n.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		// A close request wins over queued frames.
+		select {
+		case <-c.closeReq:
+			c.writeClose()
+			return
+		default:
+		}
+		select {
+		case it := <-c.queue:
+			if !c.write(it) {
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.n.cfg.WriteTimeout)); err != nil {
+				c.abort()
+				return
+			}
+		case <-c.closeReq:
+			c.writeClose()
+			return
+		}
+	}
+}
+
+// write writes one frame; on failure it drops the connection and reports
+// false.
+func (c *conn) write(it item) bool {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.n.cfg.WriteTimeout))
+	if err := c.ws.WriteMessage(websocket.TextMessage, it.frame); err != nil {
+		c.abort()
+		return false
+	}
+	c.n.metrics.framesOut.Inc()
+	c.n.metrics.latency.Observe(time.Since(it.at).Seconds())
+	return true
+}
+
+// writeClose writes the queued frames if asked to, then the close frame,
+// and gives the client closeGrace to answer before the reader gives up.
+func (c *conn) writeClose() {
+	if c.closeDrain {
+	drain:
+		for {
+			select {
+			case it := <-c.queue:
+				if !c.write(it) {
+					return
+				}
+			default:
+				break drain
+			}
+		}
+	}
+	if c.closeCode == 0 {
+		// The reader ended on its own (the client closed, or the
+		// library already answered a protocol error).
+		return
+	}
+	msg := websocket.FormatCloseMessage(c.closeCode, c.closeReason)
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.n.cfg.WriteTimeout)); err != nil {
+		c.abort()
+		return
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// abort drops the TCP connection, which ends the reader at once.
+func (c *conn) abort() {
+	c.closeWith(0, "", false)
+	_ = c.ws.NetConn().Close()
+}
+
+// readLoop reads frames until the socket fails or closes and returns the
+// close code to send (0 when none is due).
+func (c *conn) readLoop() (int, string) {
+	idle := c.n.cfg.IdleTimeout
+	c.ws.SetReadLimit(int64(c.n.cfg.MaxFrameBytes))
+	_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+	c.ws.SetPongHandler(func(string) error {
+		select {
+		case <-c.closeReq:
+		default:
+			_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+		}
+		return nil
+	})
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				// The library has sent the 1009 close frame; read what the
+				// client still sends so that closing does not reset the
+				// connection before the client has read it.
+				_ = c.ws.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
+				_, _ = io.Copy(io.Discard, c.ws.NetConn())
+				return 0, ""
+			case errors.As(err, &ne) && ne.Timeout():
+				return aoba.CloseIdle, "idle timeout"
+			}
+			return 0, ""
+		}
+		c.n.metrics.framesIn.Inc()
+		select {
+		case <-c.closeReq:
+			// Closing: ignore what is still coming, wait for the close.
+			continue
+		default:
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+		c.handle(typ, data)
+	}
+}

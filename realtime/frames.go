@@ -1,0 +1,217 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/aoba-chat/aoba"
+)
+
+// Client-to-server frame types.
+const (
+	FramePing          = "ping"
+	FrameMessageSend   = "message.send"
+	FrameTyping        = "typing"
+	FramePresenceSub   = "presence.subscribe"
+	FramePresenceUnsub = "presence.unsubscribe"
+)
+
+// frameTimeout bounds the handling of one client frame.
+const frameTimeout = 10 * time.Second
+
+// errorData is the data of an `error` frame and the body of a refused
+// upgrade.
+type errorData struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+type typingData struct {
+	To    string           `json:"to"`
+	Type  aoba.MessageType `json:"type"`
+	State string           `json:"state"`
+}
+
+type presenceData struct {
+	Usernames []string `json:"usernames"`
+	UserIDs   []string `json:"userIds"`
+}
+
+// statuses maps aoba error codes to the HTTP status whose text an `error`
+// frame carries, as the REST API does.
+var statuses = map[string]int{
+	aoba.EINVALID:      http.StatusBadRequest,
+	aoba.EUNAUTHORIZED: http.StatusUnauthorized,
+	aoba.EFORBIDDEN:    http.StatusForbidden,
+	aoba.ENOTFOUND:     http.StatusNotFound,
+	aoba.ECONFLICT:     http.StatusConflict,
+	aoba.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	aoba.ERATELIMIT:    http.StatusTooManyRequests,
+	aoba.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	aoba.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// sendError answers frame id with an `error` frame for err; internal errors
+// are logged and reported without details.
+func (c *conn) sendError(id string, err error) {
+	code := aoba.ErrorCode(err)
+	status, ok := statuses[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if code == aoba.EINTERNAL {
+		c.n.log.Error("realtime: frame failed", "user", c.claims.UserID, "err", err)
+	}
+	c.send(aoba.FrameError, id, errorData{Error: http.StatusText(status), Message: aoba.ErrorMessage(err)})
+}
+
+// handle serves one frame from the client.
+func (c *conn) handle(typ int, data []byte) {
+	if typ != websocket.TextMessage {
+		c.sendError("", aoba.Errorf(aoba.EINVALID, "Frames must be JSON text frames."))
+		return
+	}
+	var f aoba.Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.sendError("", aoba.Errorf(aoba.EINVALID, "Frame is not a valid JSON object."))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, frameTimeout)
+	defer cancel()
+	var err error
+	switch f.Type {
+	case FramePing:
+		if b, err := json.Marshal(aoba.Frame{Type: aoba.FramePong, ID: f.ID}); err == nil {
+			c.enqueue(item{frame: b, at: time.Now()})
+		}
+	case FrameMessageSend:
+		err = c.messageSend(ctx, f)
+	case FrameTyping:
+		var in typingData
+		if err = decode(f.Data, &in); err == nil {
+			err = c.n.svc.Typing(ctx, c.claims, in.To, in.Type, in.State)
+		}
+	case FramePresenceSub:
+		err = c.presenceSubscribe(ctx, f)
+	case FramePresenceUnsub:
+		err = c.presenceUnsubscribe(f)
+	default:
+		err = aoba.Errorf(aoba.EINVALID, "Unknown frame type.")
+	}
+	if err != nil {
+		c.sendError(f.ID, err)
+	}
+}
+
+// decode unmarshals frame data, returning EINVALID for missing or
+// malformed data.
+func decode(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || json.Unmarshal(raw, v) != nil {
+		return aoba.Errorf(aoba.EINVALID, "Frame data is missing or malformed.")
+	}
+	return nil
+}
+
+// messageSend counts the frame against the sender's standard budget, then
+// sends the message and acknowledges it with the stored message.
+func (c *conn) messageSend(ctx context.Context, f aoba.Frame) error {
+	var in aoba.SendInput
+	if err := decode(f.Data, &in); err != nil {
+		return err
+	}
+	if c.n.limiter != nil {
+		res, err := c.n.limiter.Allow(ctx, "standard:"+c.claims.UserID, c.n.cfg.RateStandard, time.Minute)
+		if err != nil {
+			return aoba.Errorf(aoba.EUNAVAILABLE, "The rate limiter is unavailable.")
+		} else if !res.Allowed {
+			return aoba.Errorf(aoba.ERATELIMIT, "Rate limit exceeded; retry in %d seconds.", int(res.RetryAfter.Seconds()+0.999))
+		}
+	}
+	m, err := c.n.svc.SendMessage(ctx, c.claims, in, c.id)
+	if err != nil {
+		return err
+	}
+	c.send(aoba.FrameAck, f.ID, m)
+	return nil
+}
+
+// presenceSubscribe watches the known users among the frame's usernames or
+// ids and sends their presence at once. The topics are subscribed before
+// the presence is read, so no change falls between the two.
+func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) error {
+	var in presenceData
+	if err := decode(f.Data, &in); err != nil {
+		return err
+	}
+	var (
+		found []*aoba.UserPresence
+		err   error
+	)
+	switch {
+	case len(in.Usernames) > 0 && len(in.UserIDs) > 0:
+		return aoba.Errorf(aoba.EINVALID, "Give usernames or userIds, not both.")
+	case len(in.Usernames) > 0:
+		found, err = c.n.svc.PresenceByUsernames(ctx, in.Usernames)
+	default:
+		found, err = c.n.svc.PresenceByIDs(ctx, in.UserIDs)
+	}
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(found))
+	for _, p := range found {
+		if _, ok := c.watched[p.UserID]; !ok && len(c.watched) >= MaxWatched {
+			return aoba.Errorf(aoba.EINVALID, "A connection may watch at most %d users.", MaxWatched)
+		}
+		if _, ok := c.watched[p.UserID]; !ok {
+			c.n.watch(ctx, c, p.UserID)
+		}
+		c.watched[p.UserID] = p.Username
+		ids = append(ids, p.UserID)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	now, err := c.n.svc.PresenceByIDs(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, p := range now {
+		c.send(aoba.FramePresence, "", p)
+	}
+	return nil
+}
+
+// presenceUnsubscribe stops watching the given users (usernames matched
+// case-insensitively among the watched ones); unknown ones are ignored.
+func (c *conn) presenceUnsubscribe(f aoba.Frame) error {
+	var in presenceData
+	if err := decode(f.Data, &in); err != nil {
+		return err
+	}
+	if len(in.Usernames)+len(in.UserIDs) == 0 || len(in.Usernames) > aoba.MaxBatchIDs || len(in.UserIDs) > aoba.MaxBatchIDs {
+		return aoba.Errorf(aoba.EINVALID, "usernames or userIds must hold 1 to 100 entries.")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), frameTimeout)
+	defer cancel()
+	drop := make(map[string]bool)
+	for _, id := range in.UserIDs {
+		drop[id] = true
+	}
+	names := make(map[string]bool, len(in.Usernames))
+	for _, u := range in.Usernames {
+		names[strings.ToLower(u)] = true
+	}
+	for id, name := range c.watched {
+		if drop[id] || names[strings.ToLower(name)] {
+			c.n.unwatch(ctx, c, id)
+			delete(c.watched, id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package realtime
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/aoba-chat/aoba"
+)
+
+// ClaimsKey is the Fiber Locals key under which the authentication
+// middleware leaves the caller's aoba.Claims (or *aoba.Claims).
+const ClaimsKey = "claims"
+
+// AuthCookie is the name of the session cookie.
+const AuthCookie = "auth_token"
+
+// Handler returns the Fiber handler of GET /ws. It must run after the
+// authentication middleware has stored the caller's claims under ClaimsKey.
+// Before the upgrade it answers 426 to a request that is not a WebSocket
+// upgrade, 401 without claims, 403 for a forbidden Origin and 503 once
+// Shutdown has begun, each with the contract's error body.
+//
+// Origin policy: a request without an Origin header comes from a
+// non-browser client, which cannot be made to send a victim's cookie; a
+// request whose Origin is the server's own (same host as the Host header) or
+// one of Config.AllowedOrigins is accepted; any other Origin is refused with
+// 403 whenever the request carries the auth_token cookie, whichever
+// credential the middleware used, so that a cross-site page can never ride
+// on a browser's cookie. A cross-site request without the cookie must have
+// authenticated with an explicit token (the ?token= parameter: browsers
+// cannot set headers on a WebSocket), which a foreign page cannot forge.
+// The contrib upgrader's own Origins list is set to "*" on purpose: it
+// compares exact strings and cannot express "same host", so this check
+// replaces it and always runs first.
+func (n *Node) Handler() fiber.Handler {
+	upgrade := websocket.New(n.serve, websocket.Config{
+		Origins:          []string{"*"},
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		RecoverHandler: func(c *websocket.Conn) {
+			if r := recover(); r != nil {
+				n.log.Error("realtime: panic in socket handler", "panic", r)
+			}
+		},
+	})
+	return func(c *fiber.Ctx) error {
+		if !websocket.IsWebSocketUpgrade(c) {
+			return httpError(c, http.StatusUpgradeRequired, "This endpoint only accepts WebSocket upgrades.")
+		}
+		if _, ok := claimsOf(c.Locals(ClaimsKey)); !ok {
+			return httpError(c, http.StatusUnauthorized, "Authentication required.")
+		}
+		if !n.originAllowed(c) {
+			return httpError(c, http.StatusForbidden, "Origin not allowed.")
+		}
+		if n.isClosing() || n.getBroker() == nil {
+			return httpError(c, http.StatusServiceUnavailable, "The server is shutting down.")
+		}
+		return upgrade(c)
+	}
+}
+
+func httpError(c *fiber.Ctx, status int, msg string) error {
+	return c.Status(status).JSON(errorData{Error: http.StatusText(status), Message: msg})
+}
+
+// originAllowed applies the Origin policy documented on Handler.
+func (n *Node) originAllowed(c *fiber.Ctx) bool {
+	origin := strings.TrimRight(strings.TrimSpace(c.Get(fiber.HeaderOrigin)), "/")
+	if origin == "" {
+		return true
+	}
+	lo := strings.ToLower(origin)
+	if n.origins[lo] {
+		return true
+	}
+	if u, err := url.Parse(lo); err == nil && u.Host != "" && u.Host == strings.ToLower(c.Hostname()) {
+		return true
+	}
+	return c.Cookies(AuthCookie) == ""
+}
+
+func claimsOf(v any) (aoba.Claims, bool) {
+	switch c := v.(type) {
+	case aoba.Claims:
+		return c, c.UserID != ""
+	case *aoba.Claims:
+		if c != nil {
+			return *c, c.UserID != ""
+		}
+	}
+	return aoba.Claims{}, false
+}
+
+// serve runs one socket: it is the reading goroutine.
+func (n *Node) serve(ws *websocket.Conn) {
+	claims, _ := claimsOf(ws.Locals(ClaimsKey))
+	c := newConn(n, ws.Conn, claims)
+	if !n.track(c) {
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(aoba.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		return
+	}
+	defer n.untrack(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.ctx = ctx
+	n.metrics.sockets.Inc()
+	defer n.metrics.sockets.Dec()
+
+	bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
+	n.addUser(bctx, c)
+	if n.presence != nil {
+		if err := n.presence.Connect(bctx, claims.UserID, c.id); err != nil {
+			n.log.Warn("realtime: presence connect failed", "err", err)
+		}
+	}
+	bcancel()
+
+	go c.writeLoop()
+	code, reason := c.readLoop()
+	c.closeWith(code, reason, false)
+	<-c.writerDone
+
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	for id := range c.watched {
+		n.unwatch(cctx, c, id)
+	}
+	n.removeUser(cctx, c)
+	if n.presence != nil {
+		if err := n.presence.Disconnect(cctx, claims.UserID, c.id); err != nil {
+			n.log.Warn("realtime: presence disconnect failed", "err", err)
+		}
+	}
+}
