@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// startAoba builds ../aoba and starts it in embedded mode on a free port
+// with a temp data dir, cheap argon2 and high rate limits. It skips the test
+// when cmd/aoba does not build and returns the base URL.
+func startAoba(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("smoke test skipped in -short mode")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "aoba")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	build := exec.Command(gobin, "build", "-o", bin, "../aoba")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("cmd/aoba does not build yet, smoke test skipped: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(),
+		"AOBA_ADDR="+addr,
+		"AOBA_DATA_DIR="+filepath.Join(dir, "data"),
+		"AOBA_MONGO_URI=", "AOBA_REDIS_URL=",
+		"AOBA_JWT_SECRET=smoke-test-secret-0123456789abcdef",
+		"AOBA_RATE_STANDARD=1000000", "AOBA_RATE_BATCH=1000000", "AOBA_RATE_SEARCH=1000000",
+		"AOBA_ARGON2_MEMORY_KIB=1024", "AOBA_ARGON2_ITERATIONS=1",
+	)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not healthy after 15s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func runJSON(t *testing.T, args ...string) Result {
+	t.Helper()
+	var out, log bytes.Buffer
+	args = append(args, "-json", "-progress", "0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := run(ctx, args, &out, &log); err != nil {
+		t.Fatalf("aoba-bench %v: %v\n%s", args, err, log.String())
+	}
+	var res Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	return res
+}
+
+func metric(t *testing.T, r Result, name string) float64 {
+	t.Helper()
+	for _, m := range r.Metrics {
+		if m.Name == name {
+			return m.Value
+		}
+	}
+	t.Fatalf("%s result has no %q: %+v", r.Command, name, r.Metrics)
+	return 0
+}
+
+func TestSmoke(t *testing.T) {
+	base := startAoba(t)
+	t.Run("Idle", func(t *testing.T) {
+		r := runJSON(t, "idle", "-addr", base, "-n", "20", "-duration", "1s", "-settle", "500ms")
+		if v := metric(t, r, "sockets_alive_at_end"); v != 20 {
+			t.Errorf("sockets_alive_at_end = %v, want 20", v)
+		}
+		if v := metric(t, r, "connect_rate"); v <= 0 {
+			t.Errorf("connect_rate = %v, want > 0", v)
+		}
+		metric(t, r, "rss_per_socket")
+	})
+	t.Run("Direct", func(t *testing.T) {
+		r := runJSON(t, "direct", "-addr", base, "-pairs", "4", "-rate", "100", "-duration", "2s")
+		sent := metric(t, r, "sent")
+		if sent < 50 {
+			t.Errorf("sent = %v, want >= 50", sent)
+		}
+		if v := metric(t, r, "lost"); v != 0 {
+			t.Errorf("lost = %v, want 0", v)
+		}
+		if v := metric(t, r, "send_errors"); v != 0 {
+			t.Errorf("send_errors = %v, want 0 (%s)", v, r.Runs[0].LastError)
+		}
+		if d, a := metric(t, r, "delivered"), metric(t, r, "acked"); d != a || a != sent {
+			t.Errorf("delivered %v acked %v sent %v, want all equal", d, a, sent)
+		}
+	})
+	t.Run("Fanout", func(t *testing.T) {
+		r := runJSON(t, "fanout", "-addr", base, "-members", "10", "-publishers", "2", "-rate", "50",
+			"-duration", "2s", "-baseline")
+		if v := metric(t, r, "delivered"); v < 9*50 {
+			t.Errorf("delivered = %v, want >= 450", v)
+		}
+		if v := metric(t, r, "baseline_lost"); v != 0 {
+			t.Errorf("baseline_lost = %v, want 0", v)
+		}
+		if v := metric(t, r, "ratio_deliveries_rate"); v <= 0 {
+			t.Errorf("ratio_deliveries_rate = %v, want > 0", v)
+		}
+	})
+	t.Run("REST", func(t *testing.T) {
+		r := runJSON(t, "rest", "-addr", base, "-users", "4", "-concurrency", "4", "-duration", "2s", "-seed-messages", "2")
+		if v := metric(t, r, "requests"); v < 10 {
+			t.Errorf("requests = %v, want >= 10", v)
+		}
+		if v := metric(t, r, "errors"); v != 0 {
+			t.Errorf("errors = %v, want 0: %+v", v, r.Metrics)
+		}
+	})
+}
+
