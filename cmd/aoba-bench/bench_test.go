@@ -119,10 +119,10 @@ func TestMarker(t *testing.T) {
 	}
 	for frame, want := range map[string]FrameKind{
 		`{"type":"ack","id":"3","data":{"type":"groupchat","content":"~B~1~3~4~"}}`: FrameAck,
-		`{"type":"error","id":"3","data":{"error":"Too Many Requests"}}`:              FrameError,
-		`{"type":"message","data":{"type":"chat"}}`:                                   FrameMessage,
-		`{"type":"message.send","id":"1","data":{"type":"chat"}}`:                     FrameMessage,
-		`{"type":"presence","data":{"status":"online"}}`:                              FrameOther,
+		`{"type":"error","id":"3","data":{"error":"Too Many Requests"}}`:            FrameError,
+		`{"type":"message","data":{"type":"chat"}}`:                                 FrameMessage,
+		`{"type":"message.send","id":"1","data":{"type":"chat"}}`:                   FrameMessage,
+		`{"type":"presence","data":{"status":"online"}}`:                            FrameOther,
 	} {
 		if got := Classify([]byte(frame)); got != want {
 			t.Errorf("Classify(%s) = %v, want %v", frame, got, want)

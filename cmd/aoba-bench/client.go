@@ -212,6 +212,26 @@ func CreateGroup(ctx context.Context, api *API, c *Common, owner *User, members 
 // ServerRSS reads process_resident_memory_bytes from base's /metrics. It
 // returns an error when the endpoint or the metric is missing.
 func ServerRSS(ctx context.Context, api *API, base *url.URL) (float64, error) {
+	return ServerMetric(ctx, api, base, "process_resident_memory_bytes")
+}
+
+// ServersCPU returns the sum of process_cpu_seconds_total over the servers,
+// or the first error met reading them.
+func ServersCPU(ctx context.Context, api *API, c *Common) (float64, error) {
+	var sum float64
+	for _, a := range c.Addrs {
+		v, err := ServerMetric(ctx, api, a, "process_cpu_seconds_total")
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// ServerMetric reads the unlabelled sample name from base's /metrics. It
+// returns an error when the endpoint or the metric is missing.
+func ServerMetric(ctx context.Context, api *API, base *url.URL, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", base.String()+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -228,5 +248,5 @@ func ServerRSS(ctx context.Context, api *API, base *url.URL) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return MetricValue(string(b), "process_resident_memory_bytes")
+	return MetricValue(string(b), name)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +43,9 @@ type MsgOptions struct {
 	Sources  int
 	Progress time.Duration
 	Label    string
+	// ServerCPU, when set, returns the servers' total CPU seconds; it is
+	// read at the start and the end of the sending window.
+	ServerCPU func() (float64, error)
 }
 
 // MsgStats are the figures of a messaging run.
@@ -63,6 +67,8 @@ type MsgStats struct {
 	Disconnected   int            `json:"disconnected"`
 	Latency        LatencySummary `json:"latency"`
 	LastError      string         `json:"last_error,omitempty"`
+	ServerCores    float64        `json:"server_cpu_cores"`
+	BenchCores     float64        `json:"bench_cpu_cores"`
 }
 
 // RunMessaging connects every endpoint, publishes at the target rate for
@@ -104,6 +110,8 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	sleepCtx(ctx, 500*time.Millisecond)
 
 	perPub := o.Rate / float64(pubs)
+	cpu0, cpuErr := serverCPU(o)
+	self0 := selfCPU()
 	start := time.Now()
 	end := start.Add(o.Duration)
 	var wg sync.WaitGroup
@@ -128,6 +136,8 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	wg.Wait()
 	deliveredInWindow := delivered.Load()
 	elapsed := time.Since(start)
+	cpu1, cpuErr1 := serverCPU(o)
+	self1 := selfCPU()
 	sleepCtx(ctx, o.Drain)
 	stopProgress()
 
@@ -169,6 +179,10 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	st.SentPerSec = float64(st.Sent) / elapsed.Seconds()
 	st.DeliveriesPerS = float64(deliveredInWindow) / elapsed.Seconds()
 	st.Latency = all.Summary()
+	if cpuErr == nil && cpuErr1 == nil && o.ServerCPU != nil {
+		st.ServerCores = round((cpu1-cpu0)/elapsed.Seconds()*100) / 100
+	}
+	st.BenchCores = round((self1-self0)/elapsed.Seconds()*100) / 100
 	return st, ctx.Err()
 }
 
@@ -346,4 +360,22 @@ func progress(interval time.Duration, w io.Writer, line func() string) (stop fun
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+func serverCPU(o MsgOptions) (float64, error) {
+	if o.ServerCPU == nil {
+		return 0, nil
+	}
+	return o.ServerCPU()
+}
+
+// selfCPU returns this process's user+system CPU seconds, or 0 when the
+// platform does not say.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }

@@ -67,6 +67,7 @@ func runFanout(ctx context.Context, args []string, log io.Writer) (Result, error
 		"duration": c.Duration.String(), "window": opts.Window, "size": opts.Size, "baseline": *baseline,
 	}}
 	api := NewAPI(c.Conc)
+	opts.ServerCPU = func() (float64, error) { return ServersCPU(ctx, api, &c) }
 	users, err := Provision(ctx, api, &c, *members, nil)
 	if err != nil {
 		return res, err
@@ -93,6 +94,7 @@ func runFanout(ctx context.Context, args []string, log io.Writer) (Result, error
 	}
 	defer b.Close()
 	opts.Label = "baseline"
+	opts.ServerCPU = nil // the baseline runs in this process: see bench_cpu
 	bst, err := RunMessaging(ctx, fanoutEndpoints(users, *pubs, func(*User) string {
 		return WSURL(b.URL(), "")
 	}, "baseline"), opts, log)
@@ -164,6 +166,7 @@ func runDirect(ctx context.Context, args []string, log io.Writer) (Result, error
 		"window": opts.Window, "size": opts.Size,
 	}}
 	api := NewAPI(c.Conc)
+	opts.ServerCPU = func() (float64, error) { return ServersCPU(ctx, api, &c) }
 	users, err := Provision(ctx, api, &c, *pairs*2, nil)
 	if err != nil {
 		return res, err

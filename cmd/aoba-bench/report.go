@@ -80,6 +80,10 @@ func (r *Result) addMsgStats(prefix string, s *MsgStats) {
 	r.Add(prefix+"lost", float64(s.Lost), "msgs")
 	r.Add(prefix+"duplicated", float64(s.Duplicated), "msgs")
 	r.Add(prefix+"disconnected", float64(s.Disconnected), "sockets")
+	if s.ServerCores > 0 {
+		r.Add(prefix+"server_cpu", s.ServerCores, "cores")
+	}
+	r.Add(prefix+"bench_cpu", s.BenchCores, "cores")
 }
 
 func round(v float64) float64 {

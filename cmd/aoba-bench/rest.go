@@ -90,6 +90,8 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 		stats[i] = &opStats{}
 	}
 	var total atomic.Int64
+	cpu0, cpuErr := ServersCPU(ctx, api, &c)
+	self0 := selfCPU()
 	rctx, cancel := context.WithTimeout(ctx, c.Duration)
 	defer cancel()
 	start := time.Now()
@@ -124,6 +126,8 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 	wg.Wait()
 	stop()
 	el := time.Since(start).Seconds()
+	cpu1, cpuErr1 := ServersCPU(ctx, api, &c)
+	self1 := selfCPU()
 	res.Add("requests", float64(total.Load()), "reqs")
 	res.Add("requests_rate", round(float64(total.Load())/el), "reqs/s")
 	all := &Latencies{}
@@ -145,6 +149,10 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 	res.Add("latency_p95", s.P95, "ms")
 	res.Add("latency_p99", s.P99, "ms")
 	res.Add("latency_max", s.Max, "ms")
+	if cpuErr == nil && cpuErr1 == nil {
+		res.Add("server_cpu", round((cpu1-cpu0)/el*100)/100, "cores")
+	}
+	res.Add("bench_cpu", round((self1-self0)/el*100)/100, "cores")
 	var codes []int
 	var nerr int64
 	for st, n := range errorsByStatus {

@@ -152,4 +152,3 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 }
-
