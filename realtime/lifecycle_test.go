@@ -1,0 +1,204 @@
+package realtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/realtime"
+)
+
+func TestHandlerRefusals(t *testing.T) {
+	e := newEnv(t, realtime.Config{AllowedOrigins: []string{"https://app.example"}})
+	tok, _ := e.user("alice")
+
+	t.Run("NotUpgrade", func(t *testing.T) {
+		resp, err := http.Get("http://" + e.addr + "/ws?token=" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body errorData
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusUpgradeRequired || body.Error != "Upgrade Required" {
+			t.Fatalf("status %d body %+v, want 426", resp.StatusCode, body)
+		}
+	})
+	t.Run("NoClaims", func(t *testing.T) {
+		if got := e.dialStatus("", nil); got != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", got)
+		}
+	})
+	cookie := http.Header{"Cookie": {realtime.AuthCookie + "=" + tok}}
+	for name, tc := range map[string]struct {
+		origin string
+		header http.Header
+		want   int
+	}{
+		"CrossSiteCookie":     {"https://evil.example", cookie, http.StatusForbidden},
+		"CrossSiteToken":      {"https://evil.example", nil, http.StatusSwitchingProtocols},
+		"AllowedOriginCookie": {"https://app.example", cookie, http.StatusSwitchingProtocols},
+		"SameOriginCookie":    {"http://" + e.addr, cookie, http.StatusSwitchingProtocols},
+		"NoOriginCookie":      {"", cookie, http.StatusSwitchingProtocols},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tc.header {
+				h[k] = v
+			}
+			if tc.origin != "" {
+				h.Set("Origin", tc.origin)
+			}
+			query := ""
+			if tc.header == nil {
+				query = "?token=" + tok
+			}
+			if got := e.dialStatus(query, h); got != tc.want {
+				t.Fatalf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFrameTooLarge(t *testing.T) {
+	e := newEnv(t, realtime.Config{MaxFrameBytes: 1024})
+	tok, _ := e.user("alice")
+	c := e.dial(tok)
+	t.Run("UnderLimit", func(t *testing.T) {
+		c.send(realtime.FramePing, strings.Repeat("a", 900), nil)
+		c.expect(aoba.FramePong)
+	})
+	t.Run("OverLimit", func(t *testing.T) {
+		if err := c.ws.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 4096))); err != nil {
+			t.Fatal(err)
+		}
+		if code := c.closeCode(5 * time.Second); code != aoba.CloseTooLarge {
+			t.Fatalf("close code %d, want %d", code, aoba.CloseTooLarge)
+		}
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	e := newEnv(t, realtime.Config{IdleTimeout: 300 * time.Millisecond, PingInterval: time.Hour})
+	tok, _ := e.user("alice")
+	c := e.dial(tok)
+	// The client neither sends nor answers pings (it does not read).
+	time.Sleep(600 * time.Millisecond)
+	if code := c.closeCode(5 * time.Second); code != aoba.CloseIdle {
+		t.Fatalf("close code %d, want %d", code, aoba.CloseIdle)
+	}
+}
+
+func TestPingKeepsAlive(t *testing.T) {
+	e := newEnv(t, realtime.Config{IdleTimeout: 400 * time.Millisecond, PingInterval: 100 * time.Millisecond})
+	tok, _ := e.user("alice")
+	c := e.dial(tok)
+	// A reading client answers the server's pings with pongs, which keep
+	// the socket open well past the idle timeout.
+	_ = c.ws.SetReadDeadline(time.Now().Add(1200 * time.Millisecond))
+	if _, _, err := c.ws.ReadMessage(); err == nil {
+		t.Fatal("unexpected frame")
+	} else if ne, ok := err.(interface{ Timeout() bool }); !ok || !ne.Timeout() {
+		t.Fatalf("read: %v, want our own deadline to expire first", err)
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	e := newEnv(t, realtime.Config{})
+	tok, _ := e.user("alice")
+	c1, c2 := e.dial(tok), e.dial(tok)
+	c1.quiet()
+	c2.quiet()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- e.node.Shutdown(ctx) }()
+	for name, c := range map[string]*client{"first": c1, "second": c2} {
+		if code := c.closeCode(5 * time.Second); code != aoba.CloseGoingAway {
+			t.Fatalf("%s: close code %d, want %d", name, code, aoba.CloseGoingAway)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := e.dialStatus("?token="+tok, nil); got != http.StatusServiceUnavailable {
+		t.Fatalf("dial after shutdown: status %d, want 503", got)
+	}
+}
+
+// TestSlowClient floods a socket that never reads with large frames while
+// 50 reading sockets receive small ones: the slow socket is closed with
+// 4002 (after the frames its TCP buffers already held) and the others get
+// every frame in order.
+func TestSlowClient(t *testing.T) {
+	const queue, readers, rounds, burst = 16, 50, 400, 4
+	e := newEnv(t, realtime.Config{SendQueue: queue})
+	slowTok, slow := e.user("slow")
+	fastTok, fast := e.user("fast")
+	s := e.dial(slowTok)
+	s.quiet()
+
+	progress := make([]chan int, readers)
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for i := range readers {
+		c := e.dial(fastTok)
+		c.quiet()
+		progress[i] = make(chan int, rounds)
+		wg.Add(1)
+		go func(c *client, ch chan int) {
+			defer wg.Done()
+			for want := range rounds {
+				_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, data, err := c.ws.ReadMessage()
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := string(data); got != fmt.Sprintf(`{"type":"n","data":%d}`, want) {
+					errs <- fmt.Errorf("frame %q, want number %d", got, want)
+					return
+				}
+				ch <- want
+			}
+		}(c, progress[i])
+	}
+	big := []byte(`{"type":"big","data":"` + strings.Repeat("z", 60000) + `"}`)
+	for i := range rounds {
+		e.node.Deliver(aoba.UserTopic(slow.UserID), aoba.Envelope{Frame: big})
+		e.node.Deliver(aoba.UserTopic(fast.UserID), aoba.Envelope{Frame: fmt.Appendf(nil, `{"type":"n","data":%d}`, i)})
+		if i%burst == burst-1 {
+			// Wait until every reader has the round's frame, so that
+			// only the slow socket's queue can overflow.
+			for _, ch := range progress {
+				for got := -1; got < i; {
+					select {
+					case got = <-ch:
+					case err := <-errs:
+						t.Fatalf("reader: %v", err)
+					case <-time.After(10 * time.Second):
+						t.Fatalf("reader stalled at round %d", i)
+					}
+				}
+			}
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("reader: %v", err)
+	}
+	if code := s.closeCode(10 * time.Second); code != aoba.CloseTooSlow {
+		t.Fatalf("slow client close code %d, want %d", code, aoba.CloseTooSlow)
+	}
+}
