@@ -39,7 +39,7 @@ mkdir -p "$TMP/data" e2e/artifacts
 
 AOBA_ADDR="127.0.0.1:$PORT" \
 AOBA_DATA_DIR="$TMP/data" \
-AOBA_JWT_SECRET="e2e-secret-$(date +%s%N)" \
+AOBA_JWT_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d " \n")" \
   "$TMP/aoba" >"e2e/artifacts/server.log" 2>&1 &
 SERVER_PID=$!
 
@@ -63,7 +63,7 @@ if [ -z "$ready" ]; then
 fi
 
 status=0
-AOBA_URL="$URL" node --test --test-timeout=180000 e2e/*.test.mjs || status=$?
+AOBA_URL="$URL" node --test --test-concurrency=1 --test-timeout=180000 e2e/*.test.mjs || status=$?
 if [ "$status" != 0 ]; then
   echo "run.sh: tests failed; last server log lines:" >&2
   tail -n 30 e2e/artifacts/server.log >&2

@@ -1,0 +1,141 @@
+// End-to-end test of the client's recovery paths against a running server
+// (AOBA_URL): a socket closed with 4002 after frames were lost is reopened
+// and the conversation caught up from history without duplicates; a
+// password change ends the user's other session with 4001 and its page
+// returns to the sign-in form.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, openUser, shot } from './browser.mjs';
+
+const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+const PASSWORD = 'correct-horse-battery';
+const NEW_PASSWORD = 'staple-battery-horse';
+
+async function register(page, username) {
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Create an account' }).click();
+  await page.locator('#signup-username').fill(username);
+  await page.locator('#signup-password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.locator('#conn-state[data-state="online"]').waitFor();
+}
+
+async function send(page, text) {
+  await page.locator('#composer').fill(text);
+  await page.locator('#composer').press('Enter');
+  await messageIn(page, text);
+}
+
+function messageIn(page, text) {
+  return page.locator('#message-list li.msg .content', { hasText: text }).first().waitFor();
+}
+
+test('the client recovers lost frames and obeys close codes', { timeout: 170000 }, async (t) => {
+  const browser = await launch();
+  const carol = `carol_${suffix}`;
+  const dave = `dave_${suffix}`;
+  let C;
+  let D;
+  let D2;
+  let failed = false;
+  const step = (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      failed = true;
+      for (const u of [C, D, D2]) {
+        if (u && !u.page.isClosed()) await shot(u.page, `failed-${u.name}`).catch(() => {});
+      }
+      throw err;
+    }
+  });
+
+  // Dave's socket goes through a proxy that can swallow server frames and
+  // close the page's side with a chosen code, as a slow-consumer cut would.
+  const proxy = { dropping: false, pageSide: null, opened: 0 };
+  try {
+    C = await openUser(browser, 'carol', { width: 1024, height: 720 });
+    D = await openUser(browser, 'dave', { width: 375, height: 700 });
+    await D.page.routeWebSocket(/\/ws$/, (ws) => {
+      proxy.opened += 1;
+      proxy.pageSide = ws;
+      const server = ws.connectToServer();
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => {
+        if (!proxy.dropping) ws.send(m);
+      });
+      ws.onClose((code, reason) => server.close({ code, reason }));
+      server.onClose((code, reason) => ws.close({ code, reason }));
+    });
+
+    await step('both users register', async () => {
+      await register(C.page, carol);
+      await register(D.page, dave);
+      assert.equal(proxy.opened, 1);
+    });
+
+    await step('a conversation opens straight from its address', async () => {
+      await C.page.goto(`/#/chat/d/${dave}`);
+      await C.page.getByRole('heading', { name: dave }).waitFor();
+      await send(C.page, 'message one');
+      await D.page.locator(`#conversation-list a.conv:has-text("${carol}")`).click();
+      await messageIn(D.page, 'message one');
+    });
+
+    await step('frames lost before a 4002 close are caught up once after the reconnect', async () => {
+      proxy.dropping = true;
+      await send(C.page, 'message two');
+      await send(C.page, 'message three');
+      // The frames were swallowed: Dave has not seen them.
+      assert.equal(await D.page.locator('#message-list li.msg .content', { hasText: 'message two' }).count(), 0);
+      proxy.dropping = false;
+      proxy.pageSide.close({ code: 4002, reason: 'too slow' });
+      await D.page.locator('#conn-state[data-state="offline"], #conn-state[data-state="connecting"]').first().waitFor();
+      await D.page.locator('#conn-state[data-state="online"]').waitFor({ timeout: 20000 });
+      assert.equal(proxy.opened, 2);
+      await messageIn(D.page, 'message two');
+      await messageIn(D.page, 'message three');
+      await send(C.page, 'message four');
+      await messageIn(D.page, 'message four');
+      const texts = await D.page.locator('#message-list li.msg .content').allTextContents();
+      assert.deepEqual(texts, ['message one', 'message two', 'message three', 'message four']);
+      await shot(D.page, '08-caught-up-phone');
+    });
+
+    await step('a password change ends the other session with 4001', async () => {
+      D2 = await openUser(browser, 'dave-2', { width: 1024, height: 720 });
+      await D2.page.goto('/');
+      await D2.page.locator('#signin-username').fill(dave);
+      await D2.page.locator('#signin-password').fill(PASSWORD);
+      await D2.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await D2.page.locator('#conn-state[data-state="online"]').waitFor();
+      await D.page.getByRole('link', { name: 'Profile' }).click();
+      await D.page.getByLabel('Current password').fill(PASSWORD);
+      await D.page.getByLabel('New password (8 to 128 characters)').fill(NEW_PASSWORD);
+      await D.page.getByLabel('Repeat the new password').fill(NEW_PASSWORD);
+      await D.page.getByRole('button', { name: 'Change password' }).click();
+      await D.page.locator('#password-form .notice', { hasText: 'Password updated' }).waitFor();
+      await D2.page.locator('#signin-form').waitFor({ state: 'visible' });
+      await D2.page.locator('#auth-notice', { hasText: 'sign in again' }).waitFor();
+      await shot(D2.page, '09-session-ended');
+      // The new password works.
+      await D2.page.locator('#signin-username').fill(dave);
+      await D2.page.locator('#signin-password').fill(NEW_PASSWORD);
+      await D2.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await D2.page.locator('#conn-state[data-state="online"]').waitFor();
+    });
+
+    await step('signing out returns to the sign-in form', async () => {
+      await C.page.getByRole('button', { name: 'Sign out' }).click();
+      await C.page.locator('#signin-form').waitFor({ state: 'visible' });
+      await C.page.reload();
+      await C.page.locator('#signin-form').waitFor({ state: 'visible' });
+    });
+
+    await step('no console or page errors in any context', async () => {
+      assert.deepEqual([...C.errors, ...D.errors, ...(D2 ? D2.errors : [])], []);
+    });
+  } finally {
+    await browser.close().catch(() => {});
+  }
+});
