@@ -68,9 +68,9 @@ func NewRedisPresence(client *redis.Client, prefix, podID string, onChange aoba.
 }
 
 func (p *RedisPresence) connsKey(userID string) string { return p.prefix + "presence:c:" + userID }
-func (p *RedisPresence) usersKey() string               { return p.prefix + "presence:users" }
-func (p *RedisPresence) seenKey() string                { return p.prefix + "presence:seen" }
-func (p *RedisPresence) member(connID string) string    { return p.podID + "/" + connID }
+func (p *RedisPresence) usersKey() string              { return p.prefix + "presence:users" }
+func (p *RedisPresence) seenKey() string               { return p.prefix + "presence:seen" }
+func (p *RedisPresence) member(connID string) string   { return p.podID + "/" + connID }
 
 func unixMs(t time.Time) int64 { return t.UnixMilli() }
 
