@@ -1,0 +1,71 @@
+#!/bin/sh
+# run-benchmarks.sh reproduces the figures of BENCHMARKS.md: it builds the
+# server and the tool, starts the servers (embedded store; the memory hub for
+# one pod, a private redis-server for two pods) with high rate limits and
+# cheap argon2 set through their environment, and runs each measurement.
+# Output goes to $OUT (default /tmp/aoba-bench-results). Usage, from the
+# repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|fanout|direct|rest|all]
+set -eu
+OUT=${OUT:-/tmp/aoba-bench-results}
+WHAT=${1:-all}
+mkdir -p "$OUT"
+go build -o /tmp/aoba ./cmd/aoba
+go build -o /tmp/aoba-bench ./cmd/aoba-bench
+PIDS=""
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+# start_pod PORT DATA_DIR REDIS_URL LOG
+start_pod() {
+	env AOBA_ADDR=127.0.0.1:$1 AOBA_DATA_DIR=$2 AOBA_REDIS_URL=$3 AOBA_MONGO_URI= \
+		AOBA_JWT_SECRET=bench-secret-0123456789abcdef0123456789 \
+		AOBA_RATE_STANDARD=100000000 AOBA_RATE_BATCH=100000000 AOBA_RATE_SEARCH=100000000 \
+		AOBA_ARGON2_MEMORY_KIB=1024 AOBA_ARGON2_ITERATIONS=1 AOBA_LOG_LEVEL=warn \
+		/tmp/aoba >"$4" 2>&1 &
+	PIDS="$PIDS $!"
+	i=0
+	until curl -fs "http://127.0.0.1:$1/health" >/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || { echo "pod on :$1 did not start"; cat "$4"; exit 1; }
+		sleep 0.1
+	done
+}
+stop_all() { cleanup; PIDS=""; }
+
+one_pod() { rm -rf "$OUT/data1"; start_pod 18080 "$OUT/data1" "" "$OUT/pod1.log"; }
+
+if [ "$WHAT" = all ] || [ "$WHAT" = idle ]; then
+	one_pod
+	/tmp/aoba-bench idle -addr http://127.0.0.1:18080 -n "${IDLE_N:-10000}" -duration 20s -sources 8 \
+		-provision-concurrency 32 -dial-concurrency 64 | tee "$OUT/idle.txt"
+	stop_all
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = fanout ]; then
+	one_pod
+	/tmp/aoba-bench fanout -addr http://127.0.0.1:18080 -members 500 -publishers 5 \
+		-rate "${FANOUT_RATE:-400}" -duration 20s -window 64 -baseline | tee "$OUT/fanout.txt"
+	stop_all
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = direct ]; then
+	RPORT=${REDIS_PORT:-16379}
+	redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+		>"$OUT/redis.log" 2>&1 &
+	PIDS="$PIDS $!"
+	sleep 0.5
+	rm -rf "$OUT/shared"
+	# Both pods share one embedded store (SQLite in WAL mode, cross-process
+	# locking) and talk through Redis.
+	start_pod 18081 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-a.log"
+	start_pod 18082 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-b.log"
+	/tmp/aoba-bench direct -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -pairs 50 -rate 1000 \
+		-duration 30s | tee "$OUT/direct.txt"
+	if [ -n "${FANOUT_REDIS:-1}" ]; then
+		/tmp/aoba-bench fanout -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -members 500 -publishers 5 \
+			-rate "${FANOUT_RATE:-400}" -duration 20s -window 64 -baseline | tee "$OUT/fanout-redis.txt"
+	fi
+	stop_all
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = rest ]; then
+	one_pod
+	/tmp/aoba-bench rest -addr http://127.0.0.1:18080 -users 100 -concurrency 32 -duration 20s | tee "$OUT/rest.txt"
+	stop_all
+fi
