@@ -106,10 +106,6 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 	if filter == nil {
 		return nil, 0, nil
 	}
-	total, err := s.messages.CountDocuments(ctx, filter)
-	if err != nil {
-		return nil, 0, wrapErr(err, "count messages")
-	}
 	order := -1
 	if f.AfterID != "" {
 		order = 1
@@ -121,9 +117,6 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 	if f.Limit > 0 {
 		opts.SetLimit(int64(f.Limit))
 	}
-	if total == 0 || int64(f.Offset) >= total {
-		return nil, int(total), nil
-	}
 	cur, err := s.messages.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, 0, wrapErr(err, "find messages")
@@ -132,5 +125,9 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 	if err != nil {
 		return nil, 0, err
 	}
-	return msgs, int(total), nil
+	total, err := countPage(ctx, s.messages, filter, f.Offset, f.Limit, len(msgs))
+	if err != nil {
+		return nil, 0, err
+	}
+	return msgs, total, nil
 }

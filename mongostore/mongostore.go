@@ -260,5 +260,20 @@ func findAll[D any, T any](ctx context.Context, cur *mongo.Cursor, conv func(*D)
 	return out, nil
 }
 
+// countPage returns the number of documents of col matching filter, given
+// that the page at offset with limit (0: no limit) held n of them. A short,
+// non-empty page (or a full result without limit) tells the total without
+// asking the server.
+func countPage(ctx context.Context, col *mongo.Collection, filter bson.D, offset, limit, n int) (int, error) {
+	if (n > 0 || offset == 0) && (limit <= 0 || n < limit) {
+		return offset + n, nil
+	}
+	total, err := col.CountDocuments(ctx, filter)
+	if err != nil {
+		return 0, wrapErr(err, "count "+col.Name())
+	}
+	return int(total), nil
+}
+
 // utc returns t in UTC, as the domain keeps every time.
 func utc(t time.Time) time.Time { return t.UTC() }

@@ -128,3 +128,61 @@ func TestPing(t *testing.T) {
 		}
 	})
 }
+
+// seedMessages stores n messages spread over ten 1:1 conversations of one
+// user and returns that user's id and the first conversation.
+func seedMessages(b *testing.B, s *mongostore.Store, n int) (string, string) {
+	b.Helper()
+	ctx := context.Background()
+	me := aoba.NewID()
+	peers := make([]string, 10)
+	for i := range peers {
+		peers[i] = aoba.NewID()
+	}
+	for i := range n {
+		to := peers[i%len(peers)]
+		m := &aoba.Message{ID: aoba.NewID(), Conversation: aoba.DirectConversation(me, to), FromID: me, ToID: to,
+			FromName: "me", ToName: "peer", Content: "hello", Type: aoba.MessageChat, Timestamp: aoba.Now()}
+		if err := s.CreateMessage(ctx, m); err != nil {
+			b.Fatalf("CreateMessage: %v", err)
+		}
+	}
+	return me, aoba.DirectConversation(me, peers[0])
+}
+
+func BenchmarkCreateMessage(b *testing.B) {
+	s := mustOpen(b)
+	ctx := context.Background()
+	from, to := aoba.NewID(), aoba.NewID()
+	conv := aoba.DirectConversation(from, to)
+	b.ResetTimer()
+	for b.Loop() {
+		m := &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: from, ToID: to,
+			FromName: "a", ToName: "b", Content: "hello", Type: aoba.MessageChat, Timestamp: aoba.Now()}
+		if err := s.CreateMessage(ctx, m); err != nil {
+			b.Fatalf("CreateMessage: %v", err)
+		}
+	}
+}
+
+func BenchmarkFindMessages(b *testing.B) {
+	s := mustOpen(b)
+	me, conv := seedMessages(b, s, 1000)
+	ctx := context.Background()
+	b.Run("Conversation", func(b *testing.B) {
+		for b.Loop() {
+			ms, _, err := s.FindMessages(ctx, aoba.MessageFilter{Conversations: []string{conv}, Limit: 50})
+			if err != nil || len(ms) != 50 {
+				b.Fatalf("FindMessages = %d, %v", len(ms), err)
+			}
+		}
+	})
+	b.Run("Participant", func(b *testing.B) {
+		for b.Loop() {
+			ms, _, err := s.FindMessages(ctx, aoba.MessageFilter{ParticipantID: me, Limit: 50})
+			if err != nil || len(ms) != 50 {
+				b.Fatalf("FindMessages = %d, %v", len(ms), err)
+			}
+		}
+	})
+}

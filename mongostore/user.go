@@ -180,10 +180,6 @@ func (s *Store) FindUsers(ctx context.Context, f aoba.UserFilter) ([]*aoba.User,
 	if len(f.Exclude) > 0 {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$nin", Value: f.Exclude}}})
 	}
-	total, err := s.users.CountDocuments(ctx, filter)
-	if err != nil {
-		return nil, 0, wrapErr(err, "count users")
-	}
 	opts := options.Find().SetSort(bson.D{{Key: "username_lower", Value: 1}, {Key: "_id", Value: 1}})
 	if f.Offset > 0 {
 		opts.SetSkip(int64(f.Offset))
@@ -199,7 +195,11 @@ func (s *Store) FindUsers(ctx context.Context, f aoba.UserFilter) ([]*aoba.User,
 	if err != nil {
 		return nil, 0, err
 	}
-	return users, int(total), nil
+	total, err := countPage(ctx, s.users, filter, f.Offset, f.Limit, len(users))
+	if err != nil {
+		return nil, 0, err
+	}
+	return users, total, nil
 }
 
 // UpdateUsername renames the user: it claims the new name, updates the user

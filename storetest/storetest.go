@@ -955,6 +955,13 @@ func runMessageTests(t *testing.T, open OpenFunc) {
 		if total != 9 {
 			t.Fatalf("total = %d, want 9", total)
 		}
+		// A conversation named and also read through the participant
+		// yields each message once.
+		ids, total = find(t, f.s, aoba.MessageFilter{ParticipantID: f.a, Conversations: []string{aoba.DirectConversation(f.a, f.b)}})
+		wantStrings(t, "alice's chats, alice-bob named", ids, newestFirst(append(append([]*aoba.Message{}, f.ab...), f.ac...)...))
+		if total != 6 {
+			t.Fatalf("total = %d, want 6", total)
+		}
 		ids, total = find(t, f.s, aoba.MessageFilter{ParticipantID: aoba.NewID()})
 		if len(ids) != 0 || total != 0 {
 			t.Fatalf("stranger's chats = %v, %d; want none", ids, total)
@@ -1138,6 +1145,31 @@ func runConcurrencyTests(t *testing.T, open OpenFunc) {
 			if err != nil || got.ID != u.ID {
 				t.Fatalf("loser %d lost its name: %+v, %v", i, got, err)
 			}
+		}
+	})
+	t.Run("CreateUserAndUpdateUsername", func(t *testing.T) {
+		s := open(t)
+		c := ctx(t)
+		users := make([]*aoba.User, Concurrency)
+		for i := 0; i < Concurrency; i += 2 {
+			users[i] = mustCreateUser(t, s, fmt.Sprintf("renamer%02d", i))
+		}
+		errs := race(func(i int) error {
+			if i%2 == 0 {
+				_, err := s.UpdateUsername(c, users[i].ID, "Prize")
+				return err
+			}
+			users[i] = &aoba.User{ID: aoba.NewID(), Username: "pRIZE", PasswordHash: "h", CreatedAt: aoba.Now()}
+			return s.CreateUser(c, users[i])
+		})
+		w := wantOneWinner(t, errs)
+		got, err := s.FindUserByUsername(c, "prize")
+		if err != nil || got.ID != users[w].ID {
+			t.Fatalf("FindUserByUsername = %+v, %v; want the winner %+v", got, err, users[w])
+		}
+		all, total, err := s.FindUsers(c, aoba.UserFilter{Query: "prize", Limit: 100})
+		if err != nil || total != 1 || len(all) != 1 {
+			t.Fatalf("FindUsers = %v, %d, %v; want exactly one user", userNames(all), total, err)
 		}
 	})
 	t.Run("CreateInvitation", func(t *testing.T) {
