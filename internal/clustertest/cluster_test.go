@@ -1,0 +1,239 @@
+package clustertest_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/internal/redistest"
+)
+
+func TestCluster(t *testing.T) {
+	rs := redistest.Start(t)
+	cl := newCluster(t, rs.URL())
+	a, b := cl.start("A"), cl.start("B")
+
+	t.Run("MessageCrossesPods", func(t *testing.T) {
+		alice := a.signup("alice")
+		bob := a.signup("bob")
+		bs := b.dial(bob)
+		sent, status, err := a.send(alice, "bob", "hello from A")
+		if err != nil || status != http.StatusCreated {
+			t.Fatalf("send: status %d, err %v", status, err)
+		}
+		got := decode[aoba.MessageView](t, bs.expect(aoba.FrameMessage, 5*time.Second))
+		if got.ID != sent.ID || got.Content != "hello from A" || got.From != "alice" {
+			t.Fatalf("bob got %+v, want message %s", got, sent.ID)
+		}
+	})
+
+	t.Run("PresenceAcrossPods", func(t *testing.T) {
+		viewer := a.signup("viewer")
+		carol := a.signup("carol")
+		var p aoba.UserPresence
+		a.must(http.StatusOK, "GET", "/api/presence/carol", viewer, nil, &p)
+		if p.Status != aoba.StatusOffline {
+			t.Fatalf("carol before connecting: %+v", p)
+		}
+		b.dial(carol)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			a.must(http.StatusOK, "GET", "/api/presence/carol", viewer, nil, &p)
+			if p.Status == aoba.StatusOnline {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("carol connected on B, A says %+v", p)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("LogoutOnAClosesSocketOnB", func(t *testing.T) {
+		dave := a.signup("dave")
+		other := a.login("dave")
+		ds, keep := b.dial(dave), b.dial(other)
+		a.must(http.StatusOK, "POST", "/api/auth/logout", dave, nil, nil)
+		if code := ds.closeCode(5 * time.Second); code != aoba.CloseSessionRevoked {
+			t.Fatalf("close code %d, want %d", code, aoba.CloseSessionRevoked)
+		}
+		keep.send("ping", "still", nil)
+		keep.expect(aoba.FramePong, 5*time.Second)
+		if status, _ := b.do("GET", "/api/users/me", dave, nil, nil); status != http.StatusUnauthorized {
+			t.Fatalf("revoked token on B: status %d, want 401", status)
+		}
+	})
+
+	t.Run("KilledPodGoesOffline", func(t *testing.T) {
+		c := cl.start("C")
+		erin := a.signup("erin")
+		frank := a.signup("frank")
+		c.dial(erin)
+		fs := a.dial(frank)
+		fs.send("presence.subscribe", "s", map[string]any{"usernames": []string{"erin"}})
+		if p := decode[aoba.UserPresence](t, fs.expect(aoba.FramePresence, 5*time.Second)); p.Status != aoba.StatusOnline {
+			t.Fatalf("erin on C: %+v, want online", p)
+		}
+		killed := time.Now()
+		c.kill()
+		p := decode[aoba.UserPresence](t, fs.expect(aoba.FramePresence, 45*time.Second))
+		if p.Username != "erin" || p.Status != aoba.StatusOffline || p.LastSeen == nil {
+			t.Fatalf("after the kill: %+v, want erin offline", p)
+		}
+		t.Logf("offline %v after SIGKILL", time.Since(killed).Round(time.Second))
+		var q aoba.UserPresence
+		a.must(http.StatusOK, "GET", "/api/presence/erin", frank, nil, &q)
+		if q.Status != aoba.StatusOffline {
+			t.Fatalf("REST presence after the event: %+v", q)
+		}
+	})
+
+	t.Run("RedisRestartDuringStream", func(t *testing.T) {
+		sam := a.signup("sam")
+		rita := a.signup("rita")
+		rs2 := b.dial(rita)
+
+		var (
+			mu    sync.Mutex
+			acked []string // in sending order
+			live  []string // in receiving order, duplicates kept
+		)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { // the stream, through pod A
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				m, status, err := a.send(sam, "rita", fmt.Sprint("m", i))
+				if err == nil && status == http.StatusCreated {
+					mu.Lock()
+					acked = append(acked, m.ID)
+					mu.Unlock()
+				}
+			}
+		}()
+		readerDone := make(chan struct{})
+		go func() { // rita's socket on pod B
+			defer wg.Done()
+			defer close(readerDone)
+			for {
+				f, err := rs2.read(30 * time.Second)
+				if err != nil {
+					return
+				}
+				if f.Type == aoba.FrameMessage {
+					m := decode[aoba.MessageView](t, f)
+					mu.Lock()
+					live = append(live, m.ID)
+					mu.Unlock()
+				}
+			}
+		}()
+		count := func() (int, int) {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(acked), len(live)
+		}
+		waitFor := func(what string, timeout time.Duration, ok func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(timeout)
+			for !ok() {
+				if time.Now().After(deadline) {
+					t.Fatalf("timed out waiting for %s", what)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		health := func() int {
+			status, _ := a.do("GET", "/health", "", nil, nil)
+			return status
+		}
+		waitFor("messages before the restart", 10*time.Second, func() bool { n, l := count(); return n >= 10 && l >= 5 })
+		mu.Lock()
+		lastSeen := live[len(live)-1]
+		mu.Unlock()
+
+		rs.Stop()
+		waitFor("/health 503 while Redis is down", 10*time.Second, func() bool { return health() == http.StatusServiceUnavailable })
+		time.Sleep(300 * time.Millisecond) // let the stream hit the outage
+		rs.Restart()
+		waitFor("/health 200 after the restart", 20*time.Second, func() bool { return health() == http.StatusOK })
+		n, _ := count()
+		mu.Lock()
+		marker := acked[n-1]
+		mu.Unlock()
+		waitFor("live delivery after the restart (resubscribed)", 20*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(live) > 0 && live[len(live)-1] > marker
+		})
+		waitFor("more messages after the restart", 10*time.Second, func() bool { m, _ := count(); return m >= n+10 })
+		close(stop)
+		// Let in-flight deliveries arrive, then end the reader.
+		time.Sleep(500 * time.Millisecond)
+		_ = rs2.ws.Close()
+		<-readerDone
+		wg.Wait()
+
+		mu.Lock()
+		defer mu.Unlock()
+		liveSet := make(map[string]bool)
+		for _, id := range live {
+			if liveSet[id] {
+				t.Fatalf("message %s delivered twice", id)
+			}
+			liveSet[id] = true
+		}
+		var recovered []string
+		for after := lastSeen; ; {
+			page := b.history(rita, "sam", after)
+			for _, m := range page {
+				recovered = append(recovered, m.ID)
+			}
+			if len(page) < 100 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		if !sort.StringsAreSorted(recovered) {
+			t.Fatalf("history after a cursor is not oldest first")
+		}
+		histSet := make(map[string]bool)
+		for _, id := range recovered {
+			if histSet[id] {
+				t.Fatalf("history returned %s twice", id)
+			}
+			histSet[id] = true
+		}
+		missing := 0
+		for _, id := range acked {
+			if id > lastSeen && !liveSet[id] && !histSet[id] {
+				missing++
+			} else if id <= lastSeen && !liveSet[id] {
+				missing++
+			}
+		}
+		lost := 0
+		for _, id := range acked {
+			if !liveSet[id] {
+				lost++
+			}
+		}
+		if missing > 0 {
+			t.Fatalf("%d of %d acknowledged messages neither delivered nor in history", missing, len(acked))
+		}
+		if !slices.IsSorted(acked) {
+			t.Fatalf("acknowledged ids are not increasing")
+		}
+		t.Logf("%d acknowledged, %d live, %d recovered from history only", len(acked), len(live), lost)
+	})
+}
