@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aoba-chat/aoba"
 	"github.com/aoba-chat/aoba/hub"
 	"github.com/aoba-chat/aoba/hubtest"
@@ -92,10 +94,13 @@ func TestRedisBroker(t *testing.T) {
 		rec.WaitFor(t, 1, 5*time.Second)
 
 		own.Stop()
-		if err := send("down"); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+		down, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		err := pub.Publish(down, aoba.Publication{Topic: aoba.UserTopic("alice"), Envelope: aoba.Envelope{Frame: []byte("down")}})
+		if aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
 			t.Fatalf("publish with Redis down: %v, want %s", err, aoba.EUNAVAILABLE)
 		}
-		if err := sub.Ping(ctx); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+		if err := sub.Ping(down); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
 			t.Fatalf("ping with Redis down: %v, want %s", err, aoba.EUNAVAILABLE)
 		}
 		own.Restart()
@@ -136,5 +141,43 @@ func TestEnvelopeRoundTripAcrossPods(t *testing.T) {
 		if string(got[i].Envelope.Frame) != string(f) {
 			t.Errorf("frame %d = %q, want %q", i, got[i].Envelope.Frame, f)
 		}
+	}
+}
+
+func TestCollectors(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	for _, c := range hub.Collectors() {
+		if err := reg.Register(c); err != nil {
+			t.Fatalf("register: %v", err)
+		}
+	}
+	count := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "aoba_hub_publications_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "impl" && l.GetValue() == "memory" {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	b := hub.NewMemoryBroker(func(string, aoba.Envelope) {})
+	defer b.Close()
+	before := count()
+	pubs := []aoba.Publication{{Topic: "u:a"}, {Topic: "u:b"}, {Topic: "u:c"}}
+	if err := b.Publish(context.Background(), pubs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := count() - before; got != 3 {
+		t.Fatalf("publications counter grew by %v, want 3", got)
 	}
 }

@@ -153,10 +153,12 @@ func TestRedisPresence(t *testing.T) {
 		p := hub.NewRedisPresence(newClient(t, own), "", "pod-1", nil, testPresenceOptions)
 		defer p.Close()
 		own.Stop()
-		if err := p.Connect(ctx, "erin", "c1"); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+		down, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := p.Connect(down, "erin", "c1"); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
 			t.Fatalf("connect with Redis down: %v, want %s", err, aoba.EUNAVAILABLE)
 		}
-		if _, err := p.FindPresence(ctx, []string{"erin"}); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+		if _, err := p.FindPresence(down, []string{"erin"}); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
 			t.Fatalf("find with Redis down: %v, want %s", err, aoba.EUNAVAILABLE)
 		}
 	})
