@@ -1,14 +1,20 @@
 // Package mongostore implements aoba.Store on MongoDB.
 //
-// Documents are shaped so that no operation needs a multi-document
-// transaction or the positional operator, and so that every uniqueness rule
-// rests on a document _id: the code runs unchanged on MongoDB and on
-// FerretDB. Usernames are claimed through a document whose _id is the
-// lowercased name, memberships are one document each with _id
-// groupID+":"+userID, and a pending invitation holds a slot document keyed
-// by group and invitee. State changes that must happen once (ownership
-// transfer, invitation responses) are compare-and-set updates on one
-// document.
+// Documents are shaped so that the code runs unchanged on MongoDB and on
+// FerretDB, which has no multi-document transactions, no positional
+// operator and no atomic conditional update: every rule that must hold
+// under concurrent calls rests on the uniqueness of a document _id, the one
+// guarantee both servers give. Usernames are claimed through a document
+// whose _id is the lowercased name; memberships are one document each with
+// _id groupID+":"+userID; a pending invitation holds a slot document keyed
+// by group and invitee; an invitation's response and each ownership
+// transfer are claimed by inserting a document with a predictable _id
+// before the change is written. Every step is ordered so that a crash
+// between two writes leaves a state that the next caller repairs.
+//
+// Besides the codes each method documents, every method returns an
+// EUNAVAILABLE error when the server cannot be reached in time and an
+// EINTERNAL error for any other driver failure.
 package mongostore
 
 import (
