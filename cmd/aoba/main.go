@@ -1,0 +1,451 @@
+// Command aoba runs the Aoba chat backend: the REST API, the WebSocket
+// channel and the browser client, on an embedded store (one binary) or on
+// MongoDB and Redis (many pods).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/api"
+	"github.com/aoba-chat/aoba/auth"
+	"github.com/aoba-chat/aoba/hub"
+	"github.com/aoba-chat/aoba/mongostore"
+	"github.com/aoba-chat/aoba/realtime"
+	"github.com/aoba-chat/aoba/sqlitestore"
+	"github.com/aoba-chat/aoba/web"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "aoba:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the program and serves until ctx is done (a signal), then shuts
+// it down gracefully. It returns the first error of start-up or shutdown.
+func run(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
+	m := NewMain()
+	m.LogOutput = logOut
+	if err := m.ParseEnv(getenv); err != nil {
+		return err
+	}
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-m.serveErr:
+		_ = m.Close()
+		return err
+	}
+	return m.Close()
+}
+
+// Config is the program's configuration, read from AOBA_* environment
+// variables by ParseEnv.
+type Config struct {
+	Addr           string
+	MongoURI       string
+	MongoDB        string
+	RedisURL       string
+	RedisPrefix    string
+	JWTSecret      string
+	DataDir        string
+	Domain         string
+	Rates          api.Rates
+	AllowedOrigins []string
+	TrustedProxies []string
+	TokenTTL       time.Duration
+	CookieSecure   bool
+	BodyLimit      int
+	Argon2         auth.Argon2Params
+	LogLevel       slog.Level
+}
+
+// DefaultConfig returns the configuration of the single-binary mode.
+func DefaultConfig() Config {
+	return Config{
+		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
+		Rates: api.DefaultRates, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit,
+		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo,
+	}
+}
+
+// Main is the program: its configuration and, once running, its parts.
+type Main struct {
+	Config Config
+	// LogOutput receives the JSON logs (os.Stderr when nil).
+	LogOutput io.Writer
+	Logger    *slog.Logger
+
+	ln       net.Listener
+	store    aoba.Store
+	revoker  aoba.SessionRevoker
+	rdb      *redis.Client
+	broker   aoba.Broker
+	presence aoba.PresenceRegistry
+	limiter  aoba.RateLimiter
+	svc      *aoba.Service
+	node     *realtime.Node
+	server   *api.Server
+	serveErr chan error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), serveErr: make(chan error, 1)}
+}
+
+// ParseEnv reads the AOBA_* variables through getenv over the defaults. It
+// returns an error naming the first variable with a malformed value.
+func (m *Main) ParseEnv(getenv func(string) string) error {
+	c := &m.Config
+	str := func(name string, dst *string) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			*dst = v
+		}
+	}
+	str("AOBA_ADDR", &c.Addr)
+	str("AOBA_MONGO_URI", &c.MongoURI)
+	str("AOBA_MONGO_DB", &c.MongoDB)
+	str("AOBA_REDIS_URL", &c.RedisURL)
+	str("AOBA_REDIS_PREFIX", &c.RedisPrefix)
+	c.JWTSecret = getenv("AOBA_JWT_SECRET")
+	str("AOBA_DATA_DIR", &c.DataDir)
+	str("AOBA_DOMAIN", &c.Domain)
+	ints := []struct {
+		name string
+		dst  *int
+	}{
+		{"AOBA_RATE_STANDARD", &c.Rates.Standard},
+		{"AOBA_RATE_BATCH", &c.Rates.Batch},
+		{"AOBA_RATE_SEARCH", &c.Rates.Search},
+		{"AOBA_BODY_LIMIT", &c.BodyLimit},
+	}
+	for _, i := range ints {
+		if v := strings.TrimSpace(getenv(i.name)); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("%s must be a positive integer, got %q", i.name, v)
+			}
+			*i.dst = n
+		}
+	}
+	for _, u := range []struct {
+		name string
+		dst  *uint32
+	}{{"AOBA_ARGON2_MEMORY_KIB", &c.Argon2.MemoryKiB}, {"AOBA_ARGON2_ITERATIONS", &c.Argon2.Iterations}} {
+		if v := strings.TrimSpace(getenv(u.name)); v != "" {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 {
+				return fmt.Errorf("%s must be a positive integer, got %q", u.name, v)
+			}
+			*u.dst = uint32(n)
+		}
+	}
+	if v := strings.TrimSpace(getenv("AOBA_TOKEN_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("AOBA_TOKEN_TTL must be a positive duration such as 24h, got %q", v)
+		}
+		c.TokenTTL = d
+	}
+	if v := strings.TrimSpace(getenv("AOBA_COOKIE_SECURE")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("AOBA_COOKIE_SECURE must be true or false, got %q", v)
+		}
+		c.CookieSecure = b
+	}
+	if v := strings.TrimSpace(getenv("AOBA_LOG_LEVEL")); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("AOBA_LOG_LEVEL must be debug, info, warn or error, got %q", v)
+		}
+	}
+	c.AllowedOrigins = splitList(getenv("AOBA_ALLOWED_ORIGINS"))
+	c.TrustedProxies = splitList(getenv("AOBA_TRUSTED_PROXIES"))
+	return nil
+}
+
+// splitList splits a comma-separated value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// embedded reports whether the store is the embedded one.
+func (c Config) embedded() bool { return c.MongoURI == "" }
+
+// mode names the deployment mode reported by /health.
+func (c Config) mode() string {
+	if c.embedded() && c.RedisURL == "" {
+		return "embedded"
+	}
+	return "scaled-out"
+}
+
+// Run opens the store and the hub, builds the service, the WebSocket node
+// and the API, and starts serving on Config.Addr in the background. It
+// returns the first error; the caller then calls Close.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	if m.LogOutput == nil {
+		m.LogOutput = os.Stderr
+	}
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.NewJSONHandler(m.LogOutput, &slog.HandlerOptions{Level: c.LogLevel}))
+	}
+	log := m.Logger
+
+	secret, err := m.jwtSecret()
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens(secret, c.TokenTTL)
+	if err != nil {
+		return fmt.Errorf("token authority: %w", err)
+	}
+	if c.Argon2.Parallelism == 0 {
+		c.Argon2.Parallelism = 1
+	}
+	hasher, err := auth.NewArgon2id(c.Argon2)
+	if err != nil {
+		return fmt.Errorf("password hasher: %w", err)
+	}
+
+	// The store.
+	if c.embedded() {
+		st, err := sqlitestore.Open(ctx, c.DataDir)
+		if err != nil {
+			return fmt.Errorf("open embedded store in %s: %w", c.DataDir, err)
+		}
+		m.store, m.revoker = st, st
+		log.Info("store: embedded SQLite", "data_dir", c.DataDir)
+	} else {
+		st, err := mongostore.Open(ctx, c.MongoURI, c.MongoDB)
+		if err != nil {
+			return fmt.Errorf("open MongoDB store: %w", err)
+		}
+		m.store = st
+		log.Info("store: MongoDB", "database", c.MongoDB)
+	}
+
+	// The hub. deliver and onChange forward to the node and the service,
+	// which need the hub to exist first.
+	var node atomic.Pointer[realtime.Node]
+	deliver := func(topic string, env aoba.Envelope) {
+		if n := node.Load(); n != nil {
+			n.Deliver(topic, env)
+		}
+	}
+	var svcRef atomic.Pointer[aoba.Service]
+	onChange := func(p aoba.Presence) {
+		if s := svcRef.Load(); s != nil {
+			s.PresenceChanged(p)
+		}
+	}
+	pingers := map[string]aoba.Pinger{"store": m.store}
+	if c.RedisURL == "" {
+		m.broker = hub.NewMemoryBroker(deliver)
+		m.presence = hub.NewMemoryPresence(onChange, hub.PresenceOptions{})
+		m.limiter = hub.NewMemoryRateLimiter()
+		if m.revoker == nil {
+			m.revoker = hub.NewMemoryRevoker()
+		}
+		log.Info("hub: in-process (single pod)")
+	} else {
+		opts, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return fmt.Errorf("AOBA_REDIS_URL: %w", err)
+		}
+		m.rdb = redis.NewClient(opts)
+		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix, deliver)
+		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), onChange, hub.PresenceOptions{})
+		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
+		m.revoker = hub.NewRedisRevoker(m.rdb, c.RedisPrefix)
+		pingers["redis"] = m.broker
+		log.Info("hub: Redis", "addr", opts.Addr, "prefix", c.RedisPrefix)
+	}
+
+	m.svc = aoba.NewService(aoba.ServiceConfig{
+		Store: m.store, Broker: m.broker, Presence: m.presence, Revoker: m.revoker,
+		Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL, Logger: log,
+	})
+	svcRef.Store(m.svc)
+	m.node = realtime.New(realtime.Config{
+		Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
+		Logger: log, AllowedOrigins: c.AllowedOrigins,
+	})
+	m.node.SetBroker(m.broker)
+	node.Store(m.node)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, col := range append(hub.Collectors(), m.node.Collectors()...) {
+		if err := reg.Register(col); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	m.server = api.New(api.Config{
+		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Logger: log,
+		Registry: reg, BodyLimit: c.BodyLimit, TrustedProxies: c.TrustedProxies, AllowedOrigins: c.AllowedOrigins,
+		CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
+	})
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	m.ln = ln
+	go func() {
+		if err := m.server.App().Listener(ln); err != nil {
+			m.serveErr <- fmt.Errorf("serve: %w", err)
+		}
+	}()
+	log.Info("aoba started", "mode", c.mode(), "addr", ln.Addr().String())
+	return nil
+}
+
+// jwtSecret returns the configured secret or, in the embedded mode without
+// one, the secret kept in DataDir/jwt-secret (created on first start). It
+// returns an error for a secret under 32 bytes, and in the scaled-out mode
+// when none is configured.
+func (m *Main) jwtSecret() ([]byte, error) {
+	c := m.Config
+	if c.JWTSecret != "" {
+		if len(c.JWTSecret) < 32 {
+			return nil, errors.New("AOBA_JWT_SECRET must be at least 32 bytes long")
+		}
+		return []byte(c.JWTSecret), nil
+	}
+	if c.mode() != "embedded" {
+		return nil, errors.New("AOBA_JWT_SECRET is required when AOBA_MONGO_URI or AOBA_REDIS_URL is set: every pod must share it")
+	}
+	path := filepath.Join(c.DataDir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < 32 {
+			return nil, fmt.Errorf("%s holds a secret under 32 bytes", path)
+		}
+		return []byte(s), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read JWT secret: %w", err)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("generate JWT secret: %w", err)
+	}
+	s := hex.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	m.Logger.Info("generated a JWT secret", "path", path)
+	return []byte(s), nil
+}
+
+// Addr returns the address the server listens on, or "" before Run.
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Server returns the API server, or nil before Run.
+func (m *Main) Server() *api.Server { return m.server }
+
+// Close shuts down gracefully: open sockets are closed with 1001, in-flight
+// requests finish (up to 10 s), then the hub and the store are closed. It
+// returns the first error and is safe to call more than once.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if m.node != nil {
+		if err := m.node.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close sockets: %w", err))
+		}
+	}
+	if m.server != nil && m.ln != nil {
+		if err := m.server.App().ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down HTTP: %w", err))
+		}
+	} else if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.presence != nil {
+		if err := m.presence.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close presence: %w", err))
+		}
+	}
+	if m.broker != nil {
+		if err := m.broker.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close broker: %w", err))
+		}
+	}
+	if cl, ok := m.limiter.(io.Closer); ok {
+		_ = cl.Close()
+	}
+	if m.rdb != nil {
+		if err := m.rdb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close Redis client: %w", err))
+		}
+	}
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if m.Logger != nil {
+		m.Logger.Info("aoba stopped")
+	}
+	return errors.Join(errs...)
+}
