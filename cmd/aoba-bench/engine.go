@@ -29,6 +29,7 @@ type Endpoint struct {
 	inflight atomic.Int64
 	lastErr  atomic.Value
 	skipped  int64 // written by the publishing goroutine only
+	ackLat   Latencies
 }
 
 // MsgOptions sets the load of a messaging run.
@@ -66,6 +67,7 @@ type MsgStats struct {
 	Duplicated     int64          `json:"duplicated"`
 	Disconnected   int            `json:"disconnected"`
 	Latency        LatencySummary `json:"latency"`
+	AckLatency     LatencySummary `json:"ack_latency"`
 	LastError      string         `json:"last_error,omitempty"`
 	ServerCores    float64        `json:"server_cpu_cores"`
 	BenchCores     float64        `json:"bench_cpu_cores"`
@@ -115,14 +117,19 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	start := time.Now()
 	end := start.Add(o.Duration)
 	var wg sync.WaitGroup
+	rank := 0
 	for _, ep := range eps {
 		if ep.Pub < 0 {
 			continue
 		}
+		// Publishers are phased evenly over one send interval, so that they
+		// do not all fire at the same instant.
+		phase := time.Duration(float64(rank) / float64(pubs) * float64(time.Second) / perPub)
+		rank++
 		wg.Add(1)
 		go func(ep *Endpoint) {
 			defer wg.Done()
-			ep.publish(ctx, start, end, perPub, o)
+			ep.publish(ctx, start.Add(phase), end, perPub, o)
 		}(ep)
 	}
 	stopProgress := progress(o.Progress, log, func() string {
@@ -157,8 +164,9 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 			st.LastError = e
 		}
 	}
-	all := &Latencies{}
+	all, acks := &Latencies{}, &Latencies{}
 	for _, ep := range eps {
+		acks.Merge(&ep.ackLat)
 		want := map[int]*SeqSet{}
 		for _, p := range ep.Expect {
 			if s, ok := expected[p]; ok {
@@ -179,6 +187,7 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	st.SentPerSec = float64(st.Sent) / elapsed.Seconds()
 	st.DeliveriesPerS = float64(deliveredInWindow) / elapsed.Seconds()
 	st.Latency = all.Summary()
+	st.AckLatency = acks.Summary()
 	if cpuErr == nil && cpuErr1 == nil && o.ServerCPU != nil {
 		st.ServerCores = round((cpu1-cpu0)/elapsed.Seconds()*100) / 100
 	}
@@ -220,6 +229,9 @@ func (ep *Endpoint) handle(b []byte, needAck bool, delivered *atomic.Int64) {
 		ep.acked.Add(seq)
 		ep.ackMu.Unlock()
 		ep.inflight.Add(-1)
+		if m, ok := ParseMarker(b); ok {
+			ep.ackLat.Add(time.Since(m.Sent))
+		}
 	case FrameError:
 		if ep.Pub < 0 {
 			return
@@ -245,7 +257,8 @@ func (ep *Endpoint) expects(pub int) bool {
 	return false
 }
 
-// publish sends at rate per second between start and end, never letting
+// publish sends at rate per second between start (its first send) and
+// end, never letting
 // more than o.Window messages go unconfirmed.
 func (ep *Endpoint) publish(ctx context.Context, start, end time.Time, rate float64, o MsgOptions) {
 	if rate <= 0 {
@@ -263,7 +276,10 @@ func (ep *Endpoint) publish(ctx context.Context, start, end time.Time, rate floa
 		if now.After(end) || ctx.Err() != nil {
 			return
 		}
-		due := int64(now.Sub(start).Seconds()*rate) + 1
+		due := int64(0)
+		if !now.Before(start) {
+			due = int64(now.Sub(start).Seconds()*rate) + 1
+		}
 		for seq < due {
 			if o.NeedAck && o.Window > 0 && ep.inflight.Load() >= int64(o.Window) {
 				ep.skipped += due - seq

@@ -49,9 +49,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	}
 	sort.Strings(keys)
 	fmt.Fprintln(w, strings.Join(keys, " "))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, m := range r.Metrics {
-		fmt.Fprintf(tw, "%s\t%s\t %s\t\n", m.Name, formatValue(m.Value), m.Unit)
+		fmt.Fprintf(tw, "%s\t%12s\t%s\n", m.Name, formatValue(m.Value), m.Unit)
 	}
 	tw.Flush()
 }
@@ -77,6 +77,10 @@ func (r *Result) addMsgStats(prefix string, s *MsgStats) {
 	r.Add(prefix+"latency_p95", s.Latency.P95, "ms")
 	r.Add(prefix+"latency_p99", s.Latency.P99, "ms")
 	r.Add(prefix+"latency_max", s.Latency.Max, "ms")
+	if s.AckLatency.Count > 0 {
+		r.Add(prefix+"ack_latency_p50", s.AckLatency.P50, "ms")
+		r.Add(prefix+"ack_latency_p99", s.AckLatency.P99, "ms")
+	}
 	r.Add(prefix+"lost", float64(s.Lost), "msgs")
 	r.Add(prefix+"duplicated", float64(s.Duplicated), "msgs")
 	r.Add(prefix+"disconnected", float64(s.Disconnected), "sockets")
