@@ -11,13 +11,16 @@ import (
 var _ aoba.SessionRevoker = (*MemoryRevoker)(nil)
 
 // MemoryRevoker is the in-process SessionRevoker: two maps behind a mutex,
-// with expired entries purged now and then. It does not survive a restart
-// of the process.
+// with expired entries purged now and then. From NewMemoryRevoker it lives
+// as long as the process; from OpenFileRevoker it is also saved to a file
+// at each revocation, so that the single-binary mode keeps it across
+// restarts.
 type MemoryRevoker struct {
 	mu        sync.Mutex
 	sessions  map[string]time.Time // session id -> until
 	users     map[string]memoryCutoff
 	lastPurge time.Time
+	path      string // the snapshot file, empty for none
 }
 
 type memoryCutoff struct {
@@ -35,7 +38,8 @@ func NewMemoryRevoker() *MemoryRevoker {
 }
 
 // RevokeSession revokes one session until expiresAt; a session already
-// expired needs nothing. It never fails.
+// expired needs nothing. It returns an EINTERNAL error when the snapshot
+// file cannot be written (the revocation holds in memory all the same).
 func (r *MemoryRevoker) RevokeSession(ctx context.Context, sessionID string, expiresAt time.Time) error {
 	if !expiresAt.After(time.Now()) {
 		return nil
@@ -46,12 +50,13 @@ func (r *MemoryRevoker) RevokeSession(ctx context.Context, sessionID string, exp
 	if expiresAt.After(r.sessions[sessionID]) {
 		r.sessions[sessionID] = expiresAt
 	}
-	return nil
+	return r.save()
 }
 
 // RevokeUserSessions revokes the sessions of userID issued at or before
 // before, except keepSession, for ttl; it replaces the user's previous
-// order. It never fails.
+// order. It returns an EINTERNAL error when the snapshot file cannot be
+// written (the revocation holds in memory all the same).
 func (r *MemoryRevoker) RevokeUserSessions(ctx context.Context, userID string, before time.Time, keepSession string, ttl time.Duration) error {
 	if ttl <= 0 {
 		return nil
@@ -63,7 +68,7 @@ func (r *MemoryRevoker) RevokeUserSessions(ctx context.Context, userID string, b
 		userCutoff: userCutoff{Before: before.UnixMilli(), Keep: keepSession},
 		until:      time.Now().Add(ttl),
 	}
-	return nil
+	return r.save()
 }
 
 // IsRevoked reports whether the session of c was revoked, alone or with

@@ -2,6 +2,9 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,6 +17,76 @@ import (
 func TestMemoryRevoker(t *testing.T) {
 	hubtest.RunRevokerTests(t, func(t *testing.T) aoba.SessionRevoker {
 		return hub.NewMemoryRevoker()
+	})
+}
+
+func TestFileRevoker(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	hubtest.RunRevokerTests(t, func(t *testing.T) aoba.SessionRevoker {
+		n++
+		r, err := hub.OpenFileRevoker(filepath.Join(dir, fmt.Sprintf("revoked-%d.json", n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	})
+
+	ctx := context.Background()
+	t.Run("SurvivesReopen", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "revoked.json")
+		r, err := hub.OpenFileRevoker(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := aoba.Now()
+		if err := r.RevokeSession(ctx, "s1", now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.RevokeUserSessions(ctx, "bob", now, "keep", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		reopened, err := hub.OpenFileRevoker(path)
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		for _, tc := range []struct {
+			c    aoba.Claims
+			want bool
+		}{
+			{aoba.Claims{UserID: "alice", SessionID: "s1", IssuedAt: now}, true},
+			{aoba.Claims{UserID: "bob", SessionID: "s2", IssuedAt: now.Add(-time.Second)}, true},
+			{aoba.Claims{UserID: "bob", SessionID: "keep", IssuedAt: now.Add(-time.Second)}, false},
+			{aoba.Claims{UserID: "bob", SessionID: "s3", IssuedAt: now.Add(time.Second)}, false},
+		} {
+			got, err := reopened.IsRevoked(ctx, tc.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("after reopen, IsRevoked(%+v) = %v, want %v", tc.c, got, tc.want)
+			}
+		}
+	})
+
+	t.Run("CorruptFile", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "revoked.json")
+		if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hub.OpenFileRevoker(path); aoba.ErrorCode(err) != aoba.EINTERNAL {
+			t.Fatalf("open of a corrupt file: %v, want %s", err, aoba.EINTERNAL)
+		}
+	})
+
+	t.Run("UnwritableDir", func(t *testing.T) {
+		r, err := hub.OpenFileRevoker(filepath.Join(t.TempDir(), "missing-dir", "revoked.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.RevokeSession(ctx, "s1", time.Now().Add(time.Hour)); aoba.ErrorCode(err) != aoba.EINTERNAL {
+			t.Fatalf("revoke without a writable directory: %v, want %s", err, aoba.EINTERNAL)
+		}
 	})
 }
 
