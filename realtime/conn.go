@@ -17,7 +17,9 @@ import (
 // sending its own.
 const closeGrace = 2 * time.Second
 
-// item is one queued frame and when it reached this pod.
+// item is one frame to write and when it reached this pod. Deliver makes
+// one item per envelope and queues the same pointer on every socket, so a
+// queue slot costs one word and fan-out allocates nothing per recipient.
 type item struct {
 	frame []byte
 	at    time.Time
@@ -30,7 +32,7 @@ type conn struct {
 	id     string
 	claims aoba.Claims
 	ws     *websocket.Conn
-	queue  chan item
+	queue  chan *item
 
 	closeOnce   sync.Once
 	closeReq    chan struct{} // closed by closeWith
@@ -47,7 +49,7 @@ type conn struct {
 func newConn(n *Node, ws *websocket.Conn, claims aoba.Claims) *conn {
 	return &conn{
 		n: n, id: aoba.NewID(), claims: claims, ws: ws,
-		queue:      make(chan item, n.cfg.SendQueue),
+		queue:      make(chan *item, n.cfg.SendQueue),
 		closeReq:   make(chan struct{}),
 		writerDone: make(chan struct{}),
 		watched:    make(map[string]string),
@@ -56,7 +58,7 @@ func newConn(n *Node, ws *websocket.Conn, claims aoba.Claims) *conn {
 
 // enqueue hands a frame to the writer without blocking; a full queue closes
 // the socket with aoba.CloseTooSlow.
-func (c *conn) enqueue(it item) {
+func (c *conn) enqueue(it *item) {
 	select {
 	case c.queue <- it:
 	default:
@@ -73,7 +75,7 @@ func (c *conn) send(typ, id string, data any) {
 		c.n.log.Error("realtime: encode frame", "type", typ, "err", err)
 		return
 	}
-	c.enqueue(item{frame: b, at: time.Now()})
+	c.enqueue(&item{frame: b, at: time.Now()})
 }
 
 // closeWith asks the writer to close the socket with code; only the first
@@ -121,7 +123,7 @@ func (c *conn) writeLoop() {
 
 // write writes one frame; on failure it drops the connection and reports
 // false.
-func (c *conn) write(it item) bool {
+func (c *conn) write(it *item) bool {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.n.cfg.WriteTimeout))
 	if err := c.ws.WriteMessage(websocket.TextMessage, it.frame); err != nil {
 		c.abort()

@@ -87,7 +87,7 @@ func (c *conn) handle(typ int, data []byte) {
 	switch f.Type {
 	case FramePing:
 		if b, err := json.Marshal(aoba.Frame{Type: aoba.FramePong, ID: f.ID}); err == nil {
-			c.enqueue(item{frame: b, at: time.Now()})
+			c.enqueue(&item{frame: b, at: time.Now()})
 		}
 	case FrameMessageSend:
 		err = c.messageSend(ctx, f)

@@ -23,8 +23,8 @@ const AuthCookie = "auth_token"
 // Handler returns the Fiber handler of GET /ws. It must run after the
 // authentication middleware has stored the caller's claims under ClaimsKey.
 // Before the upgrade it answers 426 to a request that is not a WebSocket
-// upgrade, 401 without claims, 403 for a forbidden Origin and 503 once
-// Shutdown has begun, each with the contract's error body.
+// upgrade, 401 without claims, 403 for a forbidden Origin, and 503 once
+// Shutdown has begun or before SetBroker, each with the contract's error body.
 //
 // Origin policy: a request without an Origin header comes from a
 // non-browser client, which cannot be made to send a victim's cookie; a
@@ -42,8 +42,11 @@ func (n *Node) Handler() fiber.Handler {
 	upgrade := websocket.New(n.serve, websocket.Config{
 		Origins:          []string{"*"},
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
+		// Clients send small frames; a larger one is read in several
+		// calls. No WriteBufferPool: the library allocates a wrapper on
+		// every return to the pool, one allocation per frame written.
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
 		RecoverHandler: func(c *websocket.Conn) {
 			if r := recover(); r != nil {
 				n.log.Error("realtime: panic in socket handler", "panic", r)

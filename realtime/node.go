@@ -205,7 +205,7 @@ func (n *Node) Deliver(topic string, env aoba.Envelope) {
 	if len(env.Frame) == 0 {
 		return
 	}
-	it := item{frame: env.Frame, at: time.Now()}
+	it := &item{frame: env.Frame, at: time.Now()}
 	for c := range set {
 		if env.ExceptConn != "" && c.id == env.ExceptConn {
 			continue

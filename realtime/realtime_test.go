@@ -249,6 +249,13 @@ type errorData struct {
 	Message string `json:"message"`
 }
 
+// use points the clients' failures at t, the running (sub)test.
+func use(t testing.TB, cs ...*client) {
+	for _, c := range cs {
+		c.t = t
+	}
+}
+
 func TestNode(t *testing.T) {
 	e := newEnv(t, realtime.Config{RateStandard: 1000})
 	ctx := context.Background()
@@ -269,6 +276,7 @@ func TestNode(t *testing.T) {
 	b1, c1, d1 := e.dial(bobTok), e.dial(carolTok), e.dial(daveTok)
 
 	t.Run("PingPong", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		a1.send(realtime.FramePing, "p1", nil)
 		if f := a1.expect(aoba.FramePong); f.ID != "p1" {
 			t.Fatalf("pong id %q, want p1", f.ID)
@@ -276,6 +284,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("MessageSend", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		a1.send(realtime.FrameMessageSend, "m1", aoba.SendInput{To: "bob", Content: "hi bob"})
 		ack := a1.expect(aoba.FrameAck)
 		if ack.ID != "m1" {
@@ -296,6 +305,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("GroupMessage", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		b1.send(realtime.FrameMessageSend, "g1", aoba.SendInput{To: g.Group.ID, Content: "hello team", Type: aoba.MessageGroupChat})
 		sent := decodeData[aoba.MessageView](t, b1.expect(aoba.FrameAck))
 		for name, c := range map[string]*client{"alice 1": a1, "alice 2": a2, "carol": c1} {
@@ -309,6 +319,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("NonMemberGroup", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		d1.send(realtime.FrameMessageSend, "x", aoba.SendInput{To: g.Group.ID, Content: "let me in", Type: aoba.MessageGroupChat})
 		f := d1.expect(aoba.FrameError)
 		if got := decodeData[errorData](t, f); f.ID != "x" || got.Error != "Not Found" || got.Message == "" {
@@ -318,6 +329,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("BadFrames", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		for name, raw := range map[string]string{
 			"NotJSON":     `{"type": "ping"`,
 			"UnknownType": `{"type": "dance", "id": "u"}`,
@@ -325,6 +337,7 @@ func TestNode(t *testing.T) {
 			"EmptyTo":     `{"type": "message.send", "id": "b", "data": {"content": "x"}}`,
 		} {
 			t.Run(name, func(t *testing.T) {
+				use(t, d1)
 				if err := d1.ws.WriteMessage(websocket.TextMessage, []byte(raw)); err != nil {
 					t.Fatal(err)
 				}
@@ -333,10 +346,12 @@ func TestNode(t *testing.T) {
 				}
 			})
 		}
+		use(t, d1)
 		d1.quiet() // still connected
 	})
 
 	t.Run("Typing", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		a1.send(realtime.FrameTyping, "", map[string]string{"to": "dave", "type": "chat", "state": "composing"})
 		got := decodeData[aoba.TypingEvent](t, d1.expect(aoba.FrameTyping))
 		if got.From != "alice" || got.To != "dave" || got.State != "composing" {
@@ -357,6 +372,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("Presence", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		_, erin := e.user("erin")
 		b1.send(realtime.FramePresenceSub, "s", map[string]any{"usernames": []string{"ERIN", "carol", "nobody"}})
 		seen := map[string]aoba.UserPresence{}
@@ -389,6 +405,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("CloseOrderMatchesSession", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		tok1, s1 := e.login("carol")
 		tok2, _ := e.login("carol")
 		k1, k2 := e.dial(tok1), e.dial(tok2)
@@ -405,6 +422,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("RateLimited", func(t *testing.T) {
+		use(t, a1, a2, b1, c1, d1)
 		e2 := newEnv(t, realtime.Config{RateStandard: 2})
 		tok, _ := e2.user("frank")
 		e2.user("gina")
