@@ -9,8 +9,9 @@
 // _id groupID+":"+userID; a pending invitation holds a slot document keyed
 // by group and invitee; an invitation's response and each ownership
 // transfer are claimed by inserting a document with a predictable _id
-// before the change is written. Every step is ordered so that a crash
-// between two writes leaves a state that the next caller repairs.
+// before the change is written. A crash between the claim and the change
+// leaves a claim that the next caller detects and repairs (a username claim
+// once it is a minute old).
 //
 // Besides the codes each method documents, every method returns an
 // EUNAVAILABLE error when the server cannot be reached in time and an
