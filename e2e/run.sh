@@ -36,6 +36,7 @@ go build -o "$TMP/aoba" ./cmd/aoba
 PORT="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 URL="http://127.0.0.1:$PORT"
 mkdir -p "$TMP/data" e2e/artifacts
+rm -f e2e/artifacts/*.png
 
 AOBA_ADDR="127.0.0.1:$PORT" \
 AOBA_DATA_DIR="$TMP/data" \
