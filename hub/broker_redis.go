@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,9 +26,9 @@ type RedisBroker struct {
 	deliver aoba.DeliverFunc
 	pubsub  *redis.PubSub
 
-	mu     sync.Mutex
+	mu     sync.Mutex // serializes Subscribe, Unsubscribe and Close
 	topics map[string]struct{}
-	closed bool
+	closed atomic.Bool
 
 	wmu     sync.Mutex
 	waiters map[string][]chan struct{} // by channel: Subscribe calls awaiting Redis's confirmation
@@ -173,7 +174,7 @@ const subscribeTimeout = 5 * time.Second
 // broker is closed.
 func (b *RedisBroker) Subscribe(ctx context.Context, topics ...string) error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return errClosed("message broker")
 	}
@@ -219,7 +220,7 @@ func (b *RedisBroker) Subscribe(ctx context.Context, topics ...string) error {
 func (b *RedisBroker) Unsubscribe(ctx context.Context, topics ...string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return errClosed("message broker")
 	}
 	var channels []string
@@ -250,11 +251,11 @@ func (b *RedisBroker) Ping(ctx context.Context) error {
 // the client open. Closing twice returns an EUNAVAILABLE error.
 func (b *RedisBroker) Close() error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return errClosed("message broker")
 	}
-	b.closed = true
+	b.closed.Store(true)
 	b.mu.Unlock()
 	err := b.pubsub.Close()
 	<-b.done
@@ -264,8 +265,4 @@ func (b *RedisBroker) Close() error {
 	return nil
 }
 
-func (b *RedisBroker) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
+func (b *RedisBroker) isClosed() bool { return b.closed.Load() }
