@@ -145,7 +145,7 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	elapsed := time.Since(start)
 	cpu1, cpuErr1 := serverCPU(o)
 	self1 := selfCPU()
-	sleepCtx(ctx, o.Drain)
+	drain(ctx, eps, &delivered, o.Drain)
 	stopProgress()
 
 	st := &MsgStats{Label: o.Label, Endpoints: len(eps), Publishers: pubs, TargetRate: o.Rate}
@@ -193,6 +193,30 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	}
 	st.BenchCores = round((self1-self0)/elapsed.Seconds()*100) / 100
 	return st, ctx.Err()
+}
+
+// drain waits, at most max, until every publisher's messages are
+// confirmed and no delivery has arrived for one second.
+func drain(ctx context.Context, eps []*Endpoint, delivered *atomic.Int64, max time.Duration) {
+	deadline := time.Now().Add(max)
+	last, quietSince := delivered.Load(), time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		sleepCtx(ctx, 100*time.Millisecond)
+		if d := delivered.Load(); d != last {
+			last, quietSince = d, time.Now()
+			continue
+		}
+		pending := false
+		for _, ep := range eps {
+			if ep.Pub >= 0 && ep.inflight.Load() > 0 && ep.conn.Alive() {
+				pending = true
+				break
+			}
+		}
+		if !pending && time.Since(quietSince) >= time.Second {
+			return
+		}
+	}
 }
 
 func skippedTotal(eps []*Endpoint) int64 {

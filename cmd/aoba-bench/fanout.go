@@ -21,7 +21,7 @@ func registerMsgFlags(fs *flag.FlagSet, defRate float64) msgFlags {
 		rate:     fs.Float64("rate", defRate, "target total messages per second over all publishers"),
 		window:   fs.Int("window", 64, "max unacknowledged messages per publisher (a full window skips sends)"),
 		size:     fs.Int("size", 64, "message content size in bytes"),
-		drain:    fs.Duration("drain", 2*time.Second, "wait after sending for late deliveries"),
+		drain:    fs.Duration("drain", 10*time.Second, "longest wait after sending for late deliveries and acks (ends after 1s without any)"),
 		dialConc: fs.Int("dial-concurrency", 32, "sockets opened at once"),
 	}
 }
@@ -31,7 +31,7 @@ func (m msgFlags) options(c *Common, label string, needAck bool) (MsgOptions, er
 		return MsgOptions{}, fmt.Errorf("-rate must be in (0, %d]", MaxRate)
 	}
 	return MsgOptions{
-		Rate: *m.rate, Duration: c.Duration, Drain: min(max(*m.drain, 0), 30*time.Second),
+		Rate: *m.rate, Duration: c.Duration, Drain: min(max(*m.drain, 0), time.Minute),
 		Window: clamp(*m.window, 1, 100000), Size: clamp(*m.size, 32, 10000), NeedAck: needAck,
 		DialConc: clamp(*m.dialConc, 1, MaxConcurrency), Sources: c.Sources, Progress: c.Progress, Label: label,
 	}, nil

@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	res.Params["loadavg"] = loadavg()
 	if res.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -192,4 +193,18 @@ func CheckLocal(hostport string) error {
 		return errors.New("only 127.0.0.x addresses are allowed")
 	}
 	return nil
+}
+
+// loadavg returns /proc/loadavg's first three fields (the machine's load
+// while the run ended), or "" when unavailable.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], "/")
 }
