@@ -5,7 +5,7 @@
 // returns to the sign-in form.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openUser, shot } from './browser.mjs';
+import { BASE, launch, openUser, shot } from './browser.mjs';
 
 const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 const PASSWORD = 'correct-horse-battery';
@@ -123,6 +123,41 @@ test('the client recovers lost frames and obeys close codes', { timeout: 170000 
       await D2.page.locator('#signin-password').fill(NEW_PASSWORD);
       await D2.page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await D2.page.locator('#conn-state[data-state="online"]').waitFor();
+    });
+
+    await step('older history loads when scrolling back', async () => {
+      const login = await fetch(`${BASE}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: carol, password: PASSWORD }),
+        signal: AbortSignal.timeout(10000),
+      });
+      assert.equal(login.status, 200);
+      const { token } = await login.json();
+      for (let i = 1; i <= 60; i += 1) {
+        const res = await fetch(`${BASE}/api/messages`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+          body: JSON.stringify({ to: dave, content: `bulk ${i}`, type: 'chat' }),
+          signal: AbortSignal.timeout(10000),
+        });
+        assert.equal(res.status, 201);
+      }
+      // A fresh page holds only the newest page of the conversation.
+      await D2.page.reload();
+      await D2.page.locator('#conn-state[data-state="online"]').waitFor();
+      const item = D2.page.locator(`#conversation-list a.conv:has-text("${carol}")`);
+      await item.waitFor();
+      await item.click();
+      await messageIn(D2.page, 'bulk 60');
+      const list = D2.page.locator('#message-list li.msg');
+      assert.equal(await list.count(), 50);
+      await D2.page.locator('#message-list').evaluate((el) => { el.scrollTop = 0; });
+      await D2.page.waitForFunction(() => document.querySelectorAll('#message-list li.msg').length === 64, null, { timeout: 15000 });
+      const texts = await D2.page.locator('#message-list li.msg .content').allTextContents();
+      assert.deepEqual(texts.slice(0, 5), ['message one', 'message two', 'message three', 'message four', 'bulk 1']);
+      assert.equal(texts[63], 'bulk 60');
+      await D2.page.locator('.older', { hasText: 'beginning of the conversation' }).waitFor();
     });
 
     await step('signing out returns to the sign-in form', async () => {

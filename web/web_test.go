@@ -40,6 +40,26 @@ func TestFS(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("NoDynamicCodeInScripts", func(t *testing.T) {
+		err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".js") {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			for _, bad := range []string{"eval(", "new Function", "innerHTML", "setAttribute('style'", "http://", "https://"} {
+				if strings.Contains(string(b), bad) {
+					t.Errorf("%s contains %q, which breaks a default-src 'self' policy or fetches from another origin", path, bad)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("ModulesPresent", func(t *testing.T) {
 		for _, name := range []string{"app.js", "rest.js", "socket.js", "dom.js", "style.css", "favicon.svg"} {
 			if _, err := fs.Stat(fsys, name); err != nil {

@@ -326,7 +326,7 @@ function paintInvitationCount() {
 
 async function initialLoad() {
   const [msgs] = await Promise.all([
-    api.messages({ limit: 100 }).catch(() => null),
+    api.messages({ limit: PAGE }).catch(() => null),
     refreshGroups().catch(() => {}),
     refreshInvitations().catch(() => {}),
   ]);
@@ -520,8 +520,8 @@ function viewHome() {
 
 async function viewPeople(refresh) {
   const input = h('input', { id: 'people-q', type: 'search', name: 'q', minlength: '2', maxlength: '100', autocomplete: 'off', 'data-autofocus': true });
-  const results = h('ul', { class: 'people', id: 'people-results', 'aria-live': 'polite' });
-  const status = h('p', { class: 'hint', id: 'people-status' });
+  const results = h('ul', { class: 'people', id: 'people-results', 'aria-describedby': 'people-status' });
+  const status = h('p', { class: 'hint', id: 'people-status', role: 'status' });
   const pager = h('div', { class: 'pager' });
   const form = h('form', { role: 'search', class: 'row' },
     h('label', { for: 'people-q' }, 'Search people'), input, h('button', { type: 'submit', class: 'primary' }, 'Search'));
