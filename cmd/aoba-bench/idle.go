@@ -39,9 +39,16 @@ func runIdle(ctx context.Context, args []string, log io.Writer) (Result, error) 
 	res.Add("provision_rate", round(float64(*n)/time.Since(t0).Seconds()), "users/s")
 
 	before := make([]float64, len(c.Addrs))
+	runtimeBefore := make([]map[string]float64, len(c.Addrs))
 	for i, a := range c.Addrs {
 		if before[i], err = ServerRSS(ctx, api, a); err != nil {
 			return res, fmt.Errorf("%s/metrics: %w", a, err)
+		}
+		runtimeBefore[i] = map[string]float64{}
+		for _, m := range []string{"go_goroutines", "go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes"} {
+			if v, err := ServerMetric(ctx, api, a, m); err == nil {
+				runtimeBefore[i][m] = v
+			}
 		}
 	}
 	src := &Sources{n: c.Sources}
@@ -83,6 +90,31 @@ func runIdle(ctx context.Context, args []string, log io.Writer) (Result, error) 
 		delta += after - before[i]
 	}
 	res.Add("rss_per_socket", round(delta/float64(*n)/1024), "KiB")
+	// Where the memory goes, from the Go runtime's own metrics, when the
+	// servers expose them.
+	for _, m := range []struct {
+		metric, name, unit string
+		scale              float64
+	}{
+		{"go_goroutines", "goroutines_per_socket", "goroutines", 1},
+		{"go_memstats_stack_inuse_bytes", "stack_per_socket", "KiB", 1024},
+		{"go_memstats_heap_inuse_bytes", "heap_inuse_per_socket", "KiB", 1024},
+		{"go_memstats_heap_alloc_bytes", "heap_alloc_per_socket", "KiB", 1024},
+	} {
+		var d float64
+		ok := true
+		for i, a := range c.Addrs {
+			after, err := ServerMetric(ctx, api, a, m.metric)
+			if err != nil {
+				ok = false
+				break
+			}
+			d += after - runtimeBefore[i][m.metric]
+		}
+		if ok {
+			res.Add(m.name, round(d/float64(*n)/m.scale*10)/10, m.unit)
+		}
+	}
 
 	stop = progress(c.Progress, log, func() string { return fmt.Sprintf("idle: holding, %d sockets alive", alive(conns)) })
 	sleepCtx(ctx, c.Duration)
