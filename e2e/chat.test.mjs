@@ -98,6 +98,7 @@ test('two users chat, type, share a group and see each other go offline', { time
       await A.page.locator('#typing-indicator', { hasText: `${bob} is typing` }).waitFor();
       await shot(A.page, '02-conversation-typing');
       await shot(B.page, '02-conversation-phone');
+      assert.ok(await B.page.evaluate(() => document.documentElement.scrollWidth <= 375), 'no sideways scrolling at 375 px');
     });
 
     await step('bob replies and alice receives it live', async () => {
@@ -165,6 +166,7 @@ test('two users chat, type, share a group and see each other go offline', { time
       await B.page.locator('#invite-form').waitFor();
       await B.page.locator('#leave-group').waitFor();
       await shot(B.page, '06-group-view-phone');
+      assert.ok(await B.page.evaluate(() => document.documentElement.scrollWidth <= 375), 'no sideways scrolling at 375 px');
     });
 
     await step('bob closes his page and alice sees him go offline', async () => {
