@@ -593,7 +593,7 @@ async function viewConversation(conv, refresh) {
   const sendBtn = h('button', { type: 'submit', class: 'primary', id: 'send', disabled: true }, 'Send');
   const sendError = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const form = h('form', { class: 'composer', id: 'composer-form' },
-    h('label', { for: 'composer' }, `Message ${conv.kind === 'chat' ? conv.name : conv.name}`),
+    h('label', { for: 'composer' }, `Message ${conv.name}`),
     textarea,
     h('div', { class: 'composer-bar' },
       h('span', { id: 'composer-help', class: 'hint' }, 'Enter sends, Shift+Enter starts a new line.'),
