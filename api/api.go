@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -424,7 +425,13 @@ func (s *Server) health(c *fiber.Ctx) error {
 	for name, p := range s.pingers {
 		if err := p.Ping(ctx); err != nil {
 			ok = false
-			checks[name] = err.Error()
+			// A domain error's message is safe to show; a raw driver
+			// error may name internal addresses, so it goes to the log.
+			checks[name] = "unreachable"
+			var de *aoba.Error
+			if errors.As(err, &de) && de.Code != aoba.EINTERNAL {
+				checks[name] = de.Message
+			}
 			s.log.Warn("health check failed", "check", name, "err", err)
 		} else {
 			checks[name] = "ok"
