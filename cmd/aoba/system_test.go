@@ -17,6 +17,7 @@ import (
 
 	"github.com/aoba-chat/aoba"
 	main "github.com/aoba-chat/aoba/cmd/aoba"
+	"github.com/aoba-chat/aoba/internal/redistest"
 )
 
 func TestBadInput(t *testing.T) {
@@ -380,4 +381,58 @@ func TestConfig(t *testing.T) {
 			t.Fatalf("cookie not Secure: %+v", c)
 		}
 	})
+}
+
+func TestTrustedProxies(t *testing.T) {
+	register := func(s *server, xff string) int {
+		body := map[string]string{"username": "x", "password": "password1"}
+		return s.do(t, "POST", "/api/auth/register", "", body, withHeader("X-Forwarded-For", xff)).Status
+	}
+	t.Run("Trusted", func(t *testing.T) {
+		e := embeddedEnv(t)
+		e["AOBA_RATE_STANDARD"] = "2"
+		e["AOBA_TRUSTED_PROXIES"] = "127.0.0.1"
+		s := startMain(t, e)
+		for i := 0; i < 2; i++ {
+			register(s, "203.0.113.1")
+		}
+		if st := register(s, "203.0.113.1"); st != 429 {
+			t.Fatalf("third request from one client: %d, want 429", st)
+		}
+		if st := register(s, "203.0.113.2"); st != 400 {
+			t.Fatalf("another client behind the proxy: %d, want its own budget (400)", st)
+		}
+	})
+	t.Run("Untrusted", func(t *testing.T) {
+		e := embeddedEnv(t)
+		e["AOBA_RATE_STANDARD"] = "2"
+		s := startMain(t, e)
+		register(s, "203.0.113.1")
+		register(s, "203.0.113.2")
+		if st := register(s, "203.0.113.3"); st != 429 {
+			t.Fatalf("a forged X-Forwarded-For escaped the limit: %d", st)
+		}
+	})
+}
+
+func TestBackingServiceDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MongoDB and Redis")
+	}
+	rs := redistest.Start(t)
+	e := scaledEnv(t)
+	e["AOBA_REDIS_URL"] = rs.URL()
+	s := startMain(t, e)
+	u := s.register(t, "alice")
+	rs.Stop()
+	s.do(t, "GET", "/api/users/me", u.Token, nil).want(t, 503)
+	s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": newName("bob"), "password": "password1"}).want(t, 503)
+	var h struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	s.do(t, "GET", "/health", "", nil).want(t, 503).decode(t, &h)
+	if h.Status != "unavailable" || h.Checks["redis"] == "ok" || h.Checks["store"] != "ok" {
+		t.Fatalf("health = %+v", h)
+	}
 }
