@@ -200,3 +200,23 @@ func TestBaselineMessaging(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestSelectOps(t *testing.T) {
+	all := restMix([]*User{{ID: "1", Username: "a"}})
+	t.Run("Subset", func(t *testing.T) {
+		ops, err := selectOps(all, "messages, me")
+		if err != nil || len(ops) != 2 || ops[0].name != "me" || ops[1].name != "messages" {
+			t.Fatalf("selectOps = %v, %v", ops, err)
+		}
+	})
+	t.Run("Unknown", func(t *testing.T) {
+		if _, err := selectOps(all, "me,nope"); err == nil {
+			t.Fatal("unknown op accepted")
+		}
+	})
+	t.Run("Empty", func(t *testing.T) {
+		if _, err := selectOps(all, " , "); err == nil {
+			t.Fatal("empty selection accepted")
+		}
+	})
+}

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// restOp is one request of the REST mix.
+// restOp is one request of the REST mix: me (GET /api/users/me), metadata
+// (POST /api/metadata/users/batch, 100 ids), presence (POST
+// /api/presence/batch, 100 usernames), messages (GET /api/messages?limit=50).
 type restOp struct {
 	name string
 	do   func(ctx context.Context, api *API, c *Common, u *User) (int, error)
@@ -29,16 +32,16 @@ func restMix(users []*User) []restOp {
 		names = append(names, u.Username)
 	}
 	return []restOp{
-		{"GET /api/users/me", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
+		{"me", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
 			return api.Do(ctx, c.Addrs[u.Pod], "GET", "/api/users/me", u.Token, nil, nil)
 		}},
-		{"POST /api/metadata/users/batch", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
+		{"metadata", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
 			return api.Do(ctx, c.Addrs[u.Pod], "POST", "/api/metadata/users/batch", u.Token, map[string]any{"userIds": ids}, nil)
 		}},
-		{"POST /api/presence/batch", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
+		{"presence", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
 			return api.Do(ctx, c.Addrs[u.Pod], "POST", "/api/presence/batch", u.Token, map[string]any{"usernames": names}, nil)
 		}},
-		{"GET /api/messages?limit=50", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
+		{"messages", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
 			return api.Do(ctx, c.Addrs[u.Pod], "GET", "/api/messages?limit=50", u.Token, nil, nil)
 		}},
 	}
@@ -51,6 +54,7 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 	c.register(fs, 20*time.Second)
 	nusers := fs.Int("users", 20, "number of provisioned users the requests are spread over")
 	conc := fs.Int("concurrency", 16, "concurrent request loops (capped at 1000)")
+	only := fs.String("ops", "me,metadata,presence,messages", "comma-separated requests of the mix")
 	seed := fs.Int("seed-messages", 10, "1:1 messages each user sends before the run, so history is not empty")
 	if err := fs.Parse(args); err != nil {
 		return Result{}, err
@@ -64,7 +68,7 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 	*conc = clamp(*conc, 1, MaxConcurrency)
 	*seed = clamp(*seed, 0, 100)
 	res := Result{Command: "rest", JSON: c.JSON, Params: map[string]any{
-		"addr": c.AddrList, "users": *nusers, "concurrency": *conc, "duration": c.Duration.String(),
+		"addr": c.AddrList, "users": *nusers, "concurrency": *conc, "duration": c.Duration.String(), "ops": *only,
 	}}
 	api := NewAPI(max(c.Conc, *conc))
 	users, err := Provision(ctx, api, &c, *nusers, nil)
@@ -80,7 +84,10 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 			}
 		}
 	}
-	ops := restMix(users)
+	ops, err := selectOps(restMix(users), *only)
+	if err != nil {
+		return res, err
+	}
 	type opStats struct {
 		lat    Latencies
 		status sync.Map // int -> *atomic.Int64
@@ -169,4 +176,29 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 		res.Add(name, float64(errorsByStatus[st]), "reqs")
 	}
 	return res, ctx.Err()
+}
+
+// selectOps returns the ops named in the comma-separated list, in mix
+// order, or an error naming an unknown one.
+func selectOps(all []restOp, list string) ([]restOp, error) {
+	want := map[string]bool{}
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	var out []restOp
+	for _, op := range all {
+		if want[op.name] {
+			out = append(out, op)
+			delete(want, op.name)
+		}
+	}
+	for n := range want {
+		return nil, fmt.Errorf("unknown op %q in -ops (me, metadata, presence, messages)", n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-ops selects nothing")
+	}
+	return out, nil
 }
