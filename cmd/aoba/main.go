@@ -1,6 +1,28 @@
 // Command aoba runs the Aoba chat backend: the REST API, the WebSocket
 // channel and the browser client, on an embedded store (one binary) or on
 // MongoDB and Redis (many pods).
+//
+// Configuration, from the environment (defaults in parentheses):
+//
+//	AOBA_ADDR               listen address (:8080)
+//	AOBA_DATA_DIR           embedded store and generated JWT secret (./data)
+//	AOBA_MONGO_URI          MongoDB connection string (empty: embedded SQLite store)
+//	AOBA_MONGO_DB           MongoDB database (aoba)
+//	AOBA_REDIS_URL          redis:// URL (empty: in-process broker, presence and limiter)
+//	AOBA_REDIS_PREFIX       prefix of every Redis key and channel (aoba:)
+//	AOBA_JWT_SECRET         HS256 secret, at least 32 bytes; required with MongoDB or Redis
+//	AOBA_TOKEN_TTL          session lifetime (24h)
+//	AOBA_DOMAIN             XMPP domain in user metadata (aoba.chat)
+//	AOBA_RATE_STANDARD      requests per minute, standard class (100)
+//	AOBA_RATE_BATCH         requests per minute, batch class (10)
+//	AOBA_RATE_SEARCH        requests per minute, search class (30)
+//	AOBA_ALLOWED_ORIGINS    extra origins allowed to open a cookie-authenticated socket
+//	AOBA_TRUSTED_PROXIES    proxies (IPs, CIDRs) whose X-Forwarded-For names the client
+//	AOBA_COOKIE_SECURE      mark the auth_token cookie Secure (false)
+//	AOBA_BODY_LIMIT         largest request body in bytes (1048576)
+//	AOBA_ARGON2_MEMORY_KIB  argon2id memory (19456, OWASP)
+//	AOBA_ARGON2_ITERATIONS  argon2id iterations (2, OWASP)
+//	AOBA_LOG_LEVEL          debug, info, warn or error (info)
 package main
 
 import (
