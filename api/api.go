@@ -65,7 +65,12 @@ type Config struct {
 	// Pingers are checked by /health, by name.
 	Pingers map[string]aoba.Pinger
 	// Mode is reported by /health ("embedded" or "scaled-out").
-	Mode     string
+	Mode string
+	// Store and Hub say where data lives and how pods share state, for
+	// /health: "sqlite" (a file in the data directory) or "mongodb", and
+	// "memory" (this process) or "redis". Empty leaves the field out.
+	Store    string
+	Hub      string
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// BodyLimit is the largest request body in bytes (DefaultBodyLimit
@@ -94,6 +99,8 @@ type Server struct {
 	rates    Rates
 	pingers  map[string]aoba.Pinger
 	mode     string
+	store    string
+	hub      string
 	log      *slog.Logger
 	origins  map[string]bool
 	secure   bool
@@ -133,6 +140,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		svc: cfg.Service, limiter: cfg.Limiter, rates: cfg.Rates, pingers: cfg.Pingers, mode: cfg.Mode,
+		store: cfg.Store, hub: cfg.Hub,
 		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, registry: cfg.Registry,
 		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
 	}
@@ -438,6 +446,12 @@ func (s *Server) health(c *fiber.Ctx) error {
 		}
 	}
 	body := fiber.Map{"status": "ok", "mode": s.mode, "checks": checks}
+	if s.store != "" {
+		body["store"] = s.store
+	}
+	if s.hub != "" {
+		body["hub"] = s.hub
+	}
 	if !ok {
 		body["status"] = "unavailable"
 		c.Status(fiber.StatusServiceUnavailable)

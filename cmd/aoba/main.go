@@ -238,6 +238,22 @@ func (c Config) mode() string {
 	return "scaled-out"
 }
 
+// storeKind names where the data lives, reported by /health.
+func (c Config) storeKind() string {
+	if c.embedded() {
+		return "sqlite"
+	}
+	return "mongodb"
+}
+
+// hubKind names where presence, limits and fan-out live, reported by /health.
+func (c Config) hubKind() string {
+	if c.RedisURL == "" {
+		return "memory"
+	}
+	return "redis"
+}
+
 // Run opens the store and the hub, builds the service, the WebSocket node
 // and the API, and starts serving on Config.Addr in the background. It
 // returns the first error; the caller then calls Close.
@@ -341,7 +357,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	m.server = api.New(api.Config{
-		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Logger: log,
+		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Logger: log,
 		Registry: reg, BodyLimit: c.BodyLimit, TrustedProxies: c.TrustedProxies, AllowedOrigins: c.AllowedOrigins,
 		CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
 	})
