@@ -24,6 +24,7 @@ const (
 	CloseSessionRevoked  = 4001 // logout, password change or account deletion: sign in again
 	CloseTooSlow         = 4002 // the send queue overflowed: reconnect and catch up from history
 	CloseIdle            = 4003 // no frame or pong within the idle timeout: reconnect
+	CloseResync          = 4004 // the pod lost its broker connection and may have missed events: reconnect and catch up
 )
 
 // CloseOrder asks every pod to close some sockets of the user whose topic it
@@ -59,8 +60,10 @@ type DeliverFunc func(topic string, env Envelope)
 // Broker moves envelopes between pods. Delivery is at most once and ordered
 // per topic while the connection to the broker holds; clients recover what a
 // broker outage lost from message history (the after cursor), never from the
-// broker. The in-process broker serves the single-binary mode, the Redis one
-// many pods.
+// broker. So that a client learns it may have missed something, a broker
+// that resubscribes after losing its connection delivers, on each user
+// topic it holds, a CloseOrder with CloseResync. The in-process broker
+// serves the single-binary mode, the Redis one many pods.
 type Broker interface {
 	// Publish sends each publication to every pod subscribed to its topic,
 	// in one round trip where the implementation can. It returns an

@@ -69,13 +69,19 @@ var (
 		Name:      "decode_failures_total",
 		Help:      "Envelopes received from Redis that could not be decoded and were dropped.",
 	})
+	metricResyncs = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "aoba",
+		Subsystem: "hub",
+		Name:      "resubscriptions_total",
+		Help:      "User topics subscribed again after the Redis pub/sub connection was lost; their sockets are closed with 4004 to catch up.",
+	})
 )
 
 // Collectors returns the Prometheus collectors of the hub package. They are
 // not registered anywhere: the server registers them on its registry. It
 // never fails.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricPublications, metricPublishFailures, metricDeliveries, metricDecodeFailures}
+	return []prometheus.Collector{metricPublications, metricPublishFailures, metricDeliveries, metricDecodeFailures, metricResyncs}
 }
 
 // Envelope wire format on Redis, chosen so that the frame, already JSON,

@@ -65,21 +65,38 @@ func (b *RedisBroker) run(ch <-chan any) {
 		case *redis.Message:
 			b.handle(m)
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				b.confirm(m.Channel)
+			if m.Kind == "subscribe" && !b.confirm(m.Channel) {
+				b.resubscribed(m.Channel)
 			}
 		}
 	}
 }
 
-// confirm wakes the Subscribe calls waiting for channel.
-func (b *RedisBroker) confirm(channel string) {
+// confirm wakes the Subscribe calls waiting for channel. It reports
+// whether any was waiting: a confirmation nobody waits for is go-redis
+// subscribing again after a reconnect.
+func (b *RedisBroker) confirm(channel string) bool {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
-	for _, w := range b.waiters[channel] {
+	ws, ok := b.waiters[channel]
+	for _, w := range ws {
 		close(w)
 	}
 	delete(b.waiters, channel)
+	return ok
+}
+
+// resubscribed handles a channel subscribed again after the pub/sub
+// connection was lost: whatever was published on it meanwhile is gone, so
+// the sockets of a user topic are told to reconnect and catch up from
+// history (a CloseOrder with aoba.CloseResync).
+func (b *RedisBroker) resubscribed(channel string) {
+	topic, ok := strings.CutPrefix(channel, b.prefix)
+	if !ok || !strings.HasPrefix(topic, aoba.UserTopic("")) {
+		return
+	}
+	metricResyncs.Inc()
+	b.deliver(topic, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})
 }
 
 // wait registers a waiter for the confirmation of each channel.

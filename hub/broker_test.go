@@ -105,14 +105,26 @@ func TestRedisBroker(t *testing.T) {
 		}
 		own.Restart()
 
-		// The subscriber resubscribes on its own; publish until it hears.
+		// The subscriber resubscribes on its own, tells the topic's sockets
+		// to catch up, and hears new publications; publish until it does.
 		deadline := time.Now().Add(20 * time.Second)
 		for i := 0; ; i++ {
-			if len(rec.All()) > 1 {
+			var resync, frames int
+			for _, d := range rec.All() {
+				if d.Envelope.Close != nil && d.Envelope.Close.Code == aoba.CloseResync && d.Topic == aoba.UserTopic("alice") {
+					resync++
+				} else if d.Envelope.Frame != nil {
+					frames++
+				}
+			}
+			if resync > 1 {
+				t.Fatalf("%d resync orders after one restart, want 1", resync)
+			}
+			if resync == 1 && frames > 1 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("no delivery within 20s of the Redis restart")
+				t.Fatalf("no resync order and delivery within 20s of the Redis restart: %d resync orders, %d frames", resync, frames)
 			}
 			_ = send(fmt.Sprintf("after %d", i))
 			time.Sleep(100 * time.Millisecond)

@@ -269,6 +269,16 @@ type client struct {
 
 func (p *pod) dial(token string) *client {
 	p.tb.Helper()
+	c, err := p.tryDial(token)
+	if err != nil {
+		p.tb.Fatal(err)
+	}
+	return c
+}
+
+// tryDial opens a socket and proves with a ping round trip that the pod has
+// registered it. Unlike dial it may run outside the test goroutine.
+func (p *pod) tryDial(token string) (*client, error) {
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 	ws, resp, err := d.Dial("ws://"+p.addr+"/ws?token="+url.QueryEscape(token), nil)
 	if err != nil {
@@ -276,14 +286,22 @@ func (p *pod) dial(token string) *client {
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		p.tb.Fatalf("dial %s: %v (status %d)", p.name, err, status)
+		return nil, fmt.Errorf("dial %s: %v (status %d)", p.name, err, status)
 	}
 	p.tb.Cleanup(func() { _ = ws.Close() })
 	c := &client{tb: p.tb, ws: ws}
-	// A ping round trip proves the socket is registered on the pod.
-	c.send("ping", "hello", nil)
-	c.expect(aoba.FramePong, 5*time.Second)
-	return c
+	if err := ws.WriteJSON(aoba.Frame{Type: "ping", ID: "hello"}); err != nil {
+		return nil, err
+	}
+	for {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for pong from %s: %v", p.name, err)
+		}
+		if f.Type == aoba.FramePong {
+			return c, nil
+		}
+	}
 }
 
 func (c *client) send(typ, id string, data any) {

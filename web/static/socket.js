@@ -10,6 +10,7 @@ export const CLOSE = Object.freeze({
   REVOKED: 4001,
   TOO_SLOW: 4002,
   IDLE: 4003,
+  RESYNC: 4004, // the pod lost its broker: reconnect (default path) and catch up
 });
 
 const PING_EVERY = 25000;
