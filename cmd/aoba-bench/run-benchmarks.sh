@@ -3,11 +3,13 @@
 # server and the tool, starts the servers (embedded store; the memory hub for
 # one pod, a private redis-server for two pods) with high rate limits and
 # cheap argon2 set through their environment, and runs each measurement.
-# Output goes to $OUT (default /tmp/aoba-bench-results). Usage, from the
+# Each measurement runs $REPS times (default 3); every run's JSON goes to
+# $OUT (default /tmp/aoba-bench-results)/<name>-<i>.json. Usage, from the
 # repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|fanout|direct|rest|all]
 set -eu
 OUT=${OUT:-/tmp/aoba-bench-results}
 WHAT=${1:-all}
+REPS=${REPS:-3}
 mkdir -p "$OUT"
 go build -o /tmp/aoba ./cmd/aoba
 go build -o /tmp/aoba-bench ./cmd/aoba-bench
@@ -33,16 +35,27 @@ stop_all() { cleanup; PIDS=""; }
 
 one_pod() { rm -rf "$OUT/data1"; start_pod 18080 "$OUT/data1" "" "$OUT/pod1.log"; }
 
+# bench NAME ARGS...: runs aoba-bench ARGS -json $REPS times.
+bench() {
+	name=$1; shift
+	i=1
+	while [ $i -le "$REPS" ]; do
+		echo "== $name run $i: aoba-bench $*" >&2
+		/tmp/aoba-bench "$@" -json -progress 0 >"$OUT/$name-$i.json"
+		i=$((i + 1))
+	done
+}
+
 if [ "$WHAT" = all ] || [ "$WHAT" = idle ]; then
 	one_pod
-	/tmp/aoba-bench idle -addr http://127.0.0.1:18080 -n "${IDLE_N:-10000}" -duration 20s -sources 8 \
-		-provision-concurrency 32 -dial-concurrency 64 | tee "$OUT/idle.txt"
+	bench idle idle -addr http://127.0.0.1:18080 -n "${IDLE_N:-10000}" -duration 10s -sources 8 \
+		-provision-concurrency 32 -dial-concurrency 64
 	stop_all
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = fanout ]; then
 	one_pod
-	/tmp/aoba-bench fanout -addr http://127.0.0.1:18080 -members 500 -publishers 5 \
-		-rate "${FANOUT_RATE:-400}" -duration 20s -window 64 -baseline | tee "$OUT/fanout.txt"
+	bench fanout fanout -addr http://127.0.0.1:18080 -members 500 -publishers 5 \
+		-rate "${FANOUT_RATE:-200}" -duration 20s -window 64 -baseline
 	stop_all
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = direct ]; then
@@ -56,16 +69,16 @@ if [ "$WHAT" = all ] || [ "$WHAT" = direct ]; then
 	# locking) and talk through Redis.
 	start_pod 18081 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-a.log"
 	start_pod 18082 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-b.log"
-	/tmp/aoba-bench direct -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -pairs 50 -rate 1000 \
-		-duration 30s | tee "$OUT/direct.txt"
-	if [ -n "${FANOUT_REDIS:-1}" ]; then
-		/tmp/aoba-bench fanout -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -members 500 -publishers 5 \
-			-rate "${FANOUT_RATE:-400}" -duration 20s -window 64 -baseline | tee "$OUT/fanout-redis.txt"
-	fi
+	bench direct direct -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -pairs 50 -rate 1000 -duration 30s
+	bench fanout-redis fanout -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -members 500 -publishers 5 \
+		-rate "${FANOUT_RATE:-200}" -duration 20s -window 64 -baseline
 	stop_all
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = rest ]; then
 	one_pod
-	/tmp/aoba-bench rest -addr http://127.0.0.1:18080 -users 100 -concurrency 32 -duration 20s | tee "$OUT/rest.txt"
+	bench rest rest -addr http://127.0.0.1:18080 -users 100 -concurrency 32 -duration 20s
+	for op in me metadata presence messages; do
+		REPS=1 bench "rest-$op" rest -addr http://127.0.0.1:18080 -users 100 -concurrency 32 -duration 8s -ops $op
+	done
 	stop_all
 fi
