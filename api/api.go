@@ -79,9 +79,6 @@ type Config struct {
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
 	// header names the client; empty means the peer address is the client.
 	TrustedProxies []string
-	// AllowedOrigins may open a cookie-authenticated WebSocket besides the
-	// server's own origin.
-	AllowedOrigins []string
 	CookieSecure   bool
 	// TokenTTL is only informative here: cookies expire with their token.
 	TokenTTL time.Duration
@@ -102,7 +99,6 @@ type Server struct {
 	store    string
 	hub      string
 	log      *slog.Logger
-	origins  map[string]bool
 	secure   bool
 	ws       fiber.Handler
 	registry *prometheus.Registry
@@ -142,12 +138,6 @@ func New(cfg Config) *Server {
 		svc: cfg.Service, limiter: cfg.Limiter, rates: cfg.Rates, pingers: cfg.Pingers, mode: cfg.Mode,
 		store: cfg.Store, hub: cfg.Hub,
 		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, registry: cfg.Registry,
-		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
-	}
-	for _, o := range cfg.AllowedOrigins {
-		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
-			s.origins[strings.ToLower(o)] = true
-		}
 	}
 	s.initMetrics()
 
@@ -331,26 +321,23 @@ func claimsOf(c *fiber.Ctx) (aoba.Claims, bool) {
 	return cl, ok
 }
 
-// tokenOf returns the request's token and where it came from: the
-// Authorization header, then the cookie, then the query.
-func tokenOf(c *fiber.Ctx) (token, source string) {
+// tokenOf returns the request's token: from the Authorization header, then
+// the cookie, then the query.
+func tokenOf(c *fiber.Ctx) string {
 	if h := c.Get(fiber.HeaderAuthorization); h != "" {
 		if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
-			return strings.TrimSpace(h[7:]), "header"
+			return strings.TrimSpace(h[7:])
 		}
 	}
 	if t := c.Cookies(AuthCookie); t != "" {
-		return t, "cookie"
+		return t
 	}
-	if t := c.Query("token"); t != "" {
-		return t, "query"
-	}
-	return "", ""
+	return c.Query("token")
 }
 
 // authenticate requires a valid session token and stores its claims.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	token, source := tokenOf(c)
+	token := tokenOf(c)
 	if token == "" {
 		return aoba.Errorf(aoba.EUNAUTHORIZED, "Authentication required.")
 	}
@@ -359,32 +346,17 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return err
 	}
 	c.Locals(ClaimsKey, cl)
-	c.Locals("aoba.tokenSource", source)
 	return c.Next()
 }
 
-// upgrade runs after authenticate for GET /ws: it refuses a
-// cookie-authenticated upgrade from a foreign Origin, then hands the request
-// to the WebSocket handler.
+// upgrade runs after authenticate for GET /ws and hands the request to the
+// WebSocket handler, which applies the Origin policy of cookie-carrying
+// upgrades (realtime.Node.Handler) before upgrading.
 func (s *Server) upgrade(c *fiber.Ctx) error {
-	if src, _ := c.Locals("aoba.tokenSource").(string); src == "cookie" {
-		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !s.originAllowed(c, origin) {
-			return aoba.Errorf(aoba.EFORBIDDEN, "This origin may not open a session with a cookie.")
-		}
-	}
 	if s.ws == nil {
 		return aoba.Errorf(aoba.EUNAVAILABLE, "The WebSocket channel is not available.")
 	}
 	return s.ws(c)
-}
-
-// originAllowed reports whether origin is the server's own or configured.
-func (s *Server) originAllowed(c *fiber.Ctx, origin string) bool {
-	o := strings.ToLower(strings.TrimRight(origin, "/"))
-	if s.origins[o] {
-		return true
-	}
-	return o == strings.ToLower(c.Protocol()+"://"+c.Hostname())
 }
 
 // limit enforces the class's budget per user (or per client IP before

@@ -22,8 +22,9 @@ const AuthCookie = "auth_token"
 
 // Handler returns the Fiber handler of GET /ws. It must run after the
 // authentication middleware has stored the caller's claims under ClaimsKey.
-// Before the upgrade it answers 426 to a request that is not a WebSocket
-// upgrade, 401 without claims, 403 for a forbidden Origin, and 503 once
+// Before the upgrade it answers, in this order, 401 without claims, 403 for
+// a forbidden Origin, 426 to a request that is not a WebSocket upgrade, and
+// 503 once
 // Shutdown has begun or before SetBroker, each with the contract's error body.
 //
 // Origin policy: a request without an Origin header comes from a
@@ -54,14 +55,14 @@ func (n *Node) Handler() fiber.Handler {
 		},
 	})
 	return func(c *fiber.Ctx) error {
-		if !websocket.IsWebSocketUpgrade(c) {
-			return httpError(c, http.StatusUpgradeRequired, "This endpoint only accepts WebSocket upgrades.")
-		}
 		if _, ok := claimsOf(c.Locals(ClaimsKey)); !ok {
 			return httpError(c, http.StatusUnauthorized, "Authentication required.")
 		}
 		if !n.originAllowed(c) {
 			return httpError(c, http.StatusForbidden, "Origin not allowed.")
+		}
+		if !websocket.IsWebSocketUpgrade(c) {
+			return httpError(c, http.StatusUpgradeRequired, "This endpoint only accepts WebSocket upgrades.")
 		}
 		if n.isClosing() || n.getBroker() == nil {
 			return httpError(c, http.StatusServiceUnavailable, "The server is shutting down.")

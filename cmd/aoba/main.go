@@ -358,7 +358,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.server = api.New(api.Config{
 		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Logger: log,
-		Registry: reg, BodyLimit: c.BodyLimit, TrustedProxies: c.TrustedProxies, AllowedOrigins: c.AllowedOrigins,
+		Registry: reg, BodyLimit: c.BodyLimit, TrustedProxies: c.TrustedProxies,
 		CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
 	})
 
