@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -173,8 +174,14 @@ func TestSlowClient(t *testing.T) {
 			}
 		}(c, progress[i])
 	}
-	big := []byte(`{"type":"big","data":"` + strings.Repeat("z", 60000) + `"}`)
+	// Each big frame is a fresh 60 KB allocation (24 MB in all), so a
+	// queue that grew without bound would show in the heap.
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base, peak := ms.HeapAlloc, ms.HeapAlloc
 	for i := range rounds {
+		big := []byte(`{"type":"big","data":"` + strings.Repeat("z", 60000) + `"}`)
 		e.node.Deliver(aoba.UserTopic(slow.UserID), aoba.Envelope{Frame: big})
 		e.node.Deliver(aoba.UserTopic(fast.UserID), aoba.Envelope{Frame: fmt.Appendf(nil, `{"type":"n","data":%d}`, i)})
 		if i%burst == burst-1 {
@@ -191,7 +198,13 @@ func TestSlowClient(t *testing.T) {
 					}
 				}
 			}
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
 		}
+	}
+	if grew := int64(peak) - int64(base); grew > 8<<20 {
+		t.Errorf("heap grew by %d MiB while a client stalled: the send queue is not bounded", grew>>20)
 	}
 	wg.Wait()
 	close(errs)
