@@ -5,7 +5,9 @@
 # cheap argon2 set through their environment, and runs each measurement.
 # Each measurement runs $REPS times (default 3); every run's JSON goes to
 # $OUT (default /tmp/aoba-bench-results)/<name>-<i>.json. Usage, from the
-# repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|fanout|direct|rest|all]
+# repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|fanout|direct|fanout-redis|rest|all]
+# ("direct" also runs the two-pod fan-out; FANOUT_RATE sets the fan-out's
+# offered rate, default 200 msg/s). medians.py OUT prints each figure's median.
 set -eu
 OUT=${OUT:-/tmp/aoba-bench-results}
 WHAT=${1:-all}
@@ -58,7 +60,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = fanout ]; then
 		-rate "${FANOUT_RATE:-200}" -duration 20s -window 64 -baseline
 	stop_all
 fi
-if [ "$WHAT" = all ] || [ "$WHAT" = direct ]; then
+if [ "$WHAT" = all ] || [ "$WHAT" = direct ] || [ "$WHAT" = fanout-redis ]; then
 	RPORT=${REDIS_PORT:-16379}
 	redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
 		>"$OUT/redis.log" 2>&1 &
@@ -69,7 +71,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = direct ]; then
 	# locking) and talk through Redis.
 	start_pod 18081 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-a.log"
 	start_pod 18082 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-b.log"
-	bench direct direct -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -pairs 50 -rate 1000 -duration 30s
+	[ "$WHAT" = fanout-redis ] || bench direct direct -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -pairs 50 -rate 1000 -duration 30s
 	bench fanout-redis fanout -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -members 500 -publishers 5 \
 		-rate "${FANOUT_RATE:-200}" -duration 20s -window 64 -baseline
 	stop_all
