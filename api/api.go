@@ -44,6 +44,12 @@ var DefaultRates = Rates{Standard: 100, Batch: 10, Search: 30}
 // DefaultBodyLimit is the largest request body accepted unless configured.
 const DefaultBodyLimit = 1 << 20
 
+// DefaultHeaderLimit is the default size of the per-connection read buffer,
+// which bounds the request line and headers (431 above it). fasthttp keeps
+// this buffer for the whole life of a hijacked connection, so every open
+// WebSocket holds one: it is kept small.
+const DefaultHeaderLimit = 8 << 10
+
 // RateWindow is the length of the sliding window of every rate limit.
 const RateWindow = time.Minute
 
@@ -76,6 +82,9 @@ type Config struct {
 	// BodyLimit is the largest request body in bytes (DefaultBodyLimit
 	// when zero).
 	BodyLimit int
+	// HeaderLimit bounds the request line and headers in bytes
+	// (DefaultHeaderLimit when zero).
+	HeaderLimit int
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
 	// header names the client; empty means the peer address is the client.
 	TrustedProxies []string
@@ -121,6 +130,9 @@ func New(cfg Config) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.HeaderLimit <= 0 {
+		cfg.HeaderLimit = DefaultHeaderLimit
+	}
 	if cfg.Rates.Standard <= 0 {
 		cfg.Rates.Standard = DefaultRates.Standard
 	}
@@ -145,7 +157,7 @@ func New(cfg Config) *Server {
 		AppName:               "aoba",
 		Immutable:             true,
 		BodyLimit:             cfg.BodyLimit,
-		ReadBufferSize:        16 << 10,
+		ReadBufferSize:        cfg.HeaderLimit,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 		ReadTimeout:           30 * time.Second,

@@ -20,6 +20,8 @@
 //	AOBA_TRUSTED_PROXIES    proxies (IPs, CIDRs) whose X-Forwarded-For names the client
 //	AOBA_COOKIE_SECURE      mark the auth_token cookie Secure (false)
 //	AOBA_BODY_LIMIT         largest request body in bytes (1048576)
+//	AOBA_HEADER_LIMIT       largest request line + headers in bytes (8192); each open socket holds a buffer this size
+//	AOBA_PPROF_ADDR         loopback address for net/http/pprof (empty: off), e.g. 127.0.0.1:6060
 //	AOBA_ARGON2_MEMORY_KIB  argon2id memory (19456, OWASP)
 //	AOBA_ARGON2_ITERATIONS  argon2id iterations (2, OWASP)
 //	AOBA_LOG_LEVEL          debug, info, warn or error (info)
@@ -34,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -104,6 +107,8 @@ type Config struct {
 	TokenTTL       time.Duration
 	CookieSecure   bool
 	BodyLimit      int
+	HeaderLimit    int
+	PprofAddr      string
 	Argon2         auth.Argon2Params
 	LogLevel       slog.Level
 }
@@ -112,7 +117,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
-		Rates: api.DefaultRates, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit,
+		Rates: api.DefaultRates, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
 		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo,
 	}
 }
@@ -135,6 +140,7 @@ type Main struct {
 	node     *realtime.Node
 	server   *api.Server
 	serveErr chan error
+	pprof    *http.Server
 
 	closeOnce sync.Once
 	closeErr  error
@@ -162,6 +168,7 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 	c.JWTSecret = getenv("AOBA_JWT_SECRET")
 	str("AOBA_DATA_DIR", &c.DataDir)
 	str("AOBA_DOMAIN", &c.Domain)
+	str("AOBA_PPROF_ADDR", &c.PprofAddr)
 	ints := []struct {
 		name string
 		dst  *int
@@ -170,6 +177,7 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 		{"AOBA_RATE_BATCH", &c.Rates.Batch},
 		{"AOBA_RATE_SEARCH", &c.Rates.Search},
 		{"AOBA_BODY_LIMIT", &c.BodyLimit},
+		{"AOBA_HEADER_LIMIT", &c.HeaderLimit},
 	}
 	for _, i := range ints {
 		if v := strings.TrimSpace(getenv(i.name)); v != "" {
@@ -358,7 +366,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.server = api.New(api.Config{
 		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Logger: log,
-		Registry: reg, BodyLimit: c.BodyLimit, TrustedProxies: c.TrustedProxies,
+		Registry: reg, BodyLimit: c.BodyLimit, HeaderLimit: c.HeaderLimit, TrustedProxies: c.TrustedProxies,
 		CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
 	})
 
@@ -367,6 +375,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", c.Addr, err)
 	}
 	m.ln = ln
+	if c.PprofAddr != "" {
+		srv, pln, err := startPprof(c.PprofAddr)
+		if err != nil {
+			return err
+		}
+		m.pprof = srv
+		log.Info("pprof listening", "addr", pln.Addr().String())
+	}
 	go func() {
 		if err := m.server.App().Listener(ln); err != nil {
 			m.serveErr <- fmt.Errorf("serve: %w", err)
@@ -458,6 +474,9 @@ func (m *Main) close() error {
 		}
 	} else if m.ln != nil {
 		_ = m.ln.Close()
+	}
+	if m.pprof != nil {
+		_ = m.pprof.Close()
 	}
 	if m.presence != nil {
 		if err := m.presence.Close(); err != nil {

@@ -358,6 +358,40 @@ func TestConfig(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Pprof", func(t *testing.T) {
+		e := embeddedEnv(t)
+		e["AOBA_PPROF_ADDR"] = "0.0.0.0:0"
+		m := main.NewMain()
+		m.LogOutput = &logBuffer{}
+		_ = m.ParseEnv(func(k string) string { return e[k] })
+		if err := m.Run(context.Background()); err == nil || !contains(err.Error(), "loopback") {
+			t.Fatalf("Run with a public pprof address = %v, want a loopback error", err)
+		}
+		_ = m.Close()
+
+		port := freePort(t)
+		e = embeddedEnv(t)
+		e["AOBA_PPROF_ADDR"] = "127.0.0.1:" + port
+		startMain(t, e)
+		res, err := http.Get("http://127.0.0.1:" + port + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || !contains(string(body), "heap profile") {
+			t.Fatalf("pprof heap: %d %.80s", res.StatusCode, body)
+		}
+	})
+	t.Run("HeaderLimit", func(t *testing.T) {
+		e := embeddedEnv(t)
+		e["AOBA_HEADER_LIMIT"] = "4096"
+		s := startMain(t, e)
+		s.rawDo(t, "GET", "/health", withHeader("X-Pad", strings.Repeat("a", 3000))).want(t, 200)
+		if r := s.rawDo(t, "GET", "/health", withHeader("X-Pad", strings.Repeat("a", 5000))); r.Status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("a 5 KB header under a 4 KB limit: status %d, want 431", r.Status)
+		}
+	})
 	t.Run("EmbeddedSecretPersists", func(t *testing.T) {
 		e := embeddedEnv(t)
 		a := startMain(t, e)
@@ -435,4 +469,15 @@ func TestBackingServiceDown(t *testing.T) {
 	if h.Status != "unavailable" || h.Checks["redis"] == "ok" || h.Checks["store"] != "ok" {
 		t.Fatalf("health = %+v", h)
 	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }
