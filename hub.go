@@ -10,6 +10,15 @@ import (
 // close orders.
 func UserTopic(userID string) string { return "u:" + userID }
 
+// GroupTopic returns the broker topic that carries the live messages and
+// typing notices of one group. A group message is published once on it,
+// whatever the group's size; each pod subscribes to the group topics of the
+// groups its local users belong to and fans the frame out to their sockets.
+// Membership changes reach the pods as Join and Leave orders on the user
+// topics, so a member who has just joined may miss the live messages of a
+// short window (one broker round trip) after the change: history has them.
+func GroupTopic(groupID string) string { return "g:" + groupID }
+
 // PresenceTopic returns the broker topic that carries the presence changes
 // of one user to the sockets subscribed to them.
 func PresenceTopic(userID string) string { return "p:" + userID }
@@ -39,12 +48,20 @@ type CloseOrder struct {
 }
 
 // Envelope is what travels on a topic: a frame, already encoded once, to
-// write to every socket listening on the topic except ExceptConn; or a
-// close order.
+// write to every socket listening on the topic except the socket ExceptConn
+// and the sockets of the user ExceptUser; or, on a user topic, an order for
+// the pods holding that user's sockets: Close closes some of them, Join
+// (a group id) makes them receive the group's topic, Leave stops it. An
+// order travels on the user topic, in order with the user's frames, so a
+// `group` event published after a Join or Leave reaches the sockets after
+// the pod has applied it.
 type Envelope struct {
 	Frame      []byte      `json:"frame,omitempty"`
 	ExceptConn string      `json:"except_conn,omitempty"`
+	ExceptUser string      `json:"except_user,omitempty"`
 	Close      *CloseOrder `json:"close,omitempty"`
+	Join       string      `json:"join,omitempty"`
+	Leave      string      `json:"leave,omitempty"`
 }
 
 // Publication is one envelope for one topic.

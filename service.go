@@ -91,6 +91,49 @@ func (s *Service) publishFrame(ctx context.Context, typ string, data any, userID
 	s.publish(ctx, pubs...)
 }
 
+// publishGroupFrame encodes one frame once and publishes it once on the
+// group's topic: every pod fans it out to the local sockets of the group's
+// members, except the socket exceptConn and the sockets of exceptUser.
+func (s *Service) publishGroupFrame(ctx context.Context, typ string, data any, groupID, exceptUser, exceptConn string) {
+	frame, err := EncodeFrame(typ, "", data)
+	if err != nil {
+		s.log.Error("encode frame", "type", typ, "err", err)
+		return
+	}
+	s.publish(ctx, Publication{Topic: GroupTopic(groupID), Envelope: Envelope{Frame: frame, ExceptUser: exceptUser, ExceptConn: exceptConn}})
+}
+
+// publishMembership tells the pods holding sockets of userIDs that these
+// users joined (join) or left the group, so that they subscribe to or
+// unsubscribe from its topic. It is published before the `group` event
+// that announces the change, on the same user topics.
+func (s *Service) publishMembership(ctx context.Context, groupID string, join bool, userIDs ...string) {
+	pubs := make([]Publication, 0, len(userIDs))
+	for _, id := range uniq(userIDs) {
+		env := Envelope{Leave: groupID}
+		if join {
+			env = Envelope{Join: groupID}
+		}
+		pubs = append(pubs, Publication{Topic: UserTopic(id), Envelope: env})
+	}
+	s.publish(ctx, pubs...)
+}
+
+// UserGroupIDs returns the ids of the groups userID is a member of, oldest
+// membership first: a pod asks when the user's first socket opens, to
+// subscribe to their group topics. It returns the store's error.
+func (s *Service) UserGroupIDs(ctx context.Context, userID string) ([]string, error) {
+	ms, err := s.store.FindMembershipsByUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.GroupID
+	}
+	return ids, nil
+}
+
 // closeSessions asks every pod to close the user's sockets selected by o.
 func (s *Service) closeSessions(ctx context.Context, userID string, o CloseOrder) {
 	s.publish(ctx, Publication{Topic: UserTopic(userID), Envelope: Envelope{Close: &o}})

@@ -105,6 +105,7 @@ func (s *Service) CreateGroup(ctx context.Context, c Claims, name string, initia
 	if err := s.store.CreateGroup(ctx, g, &Membership{GroupID: g.ID, UserID: owner.ID, Role: RoleOwner, JoinedAt: now}); err != nil {
 		return nil, err
 	}
+	s.publishMembership(ctx, g.ID, true, owner.ID)
 	res := &CreateGroupResult{Invitations: []*InvitationView{}, UnknownUsers: []string{}}
 	for _, name := range uniqFold(initialMembers) {
 		if strings.EqualFold(name, owner.Username) {
@@ -188,6 +189,7 @@ func (s *Service) DeleteGroup(ctx context.Context, c Claims, groupID string) err
 		}
 		return err
 	}
+	s.publishMembership(ctx, groupID, false, memberIDs(ms)...)
 	me, _ := s.usernames(ctx, []string{c.UserID})
 	ev := GroupEvent{Event: GroupDeleted, GroupID: groupID, GroupName: acc.group.Name, By: me[c.UserID]}
 	s.publishFrame(ctx, FrameGroup, ev, memberIDs(ms), "", "")
@@ -253,6 +255,7 @@ func (s *Service) LeaveGroup(ctx context.Context, c Claims, groupID string) erro
 	} else if err != nil {
 		return err
 	}
+	s.publishMembership(ctx, groupID, false, c.UserID)
 	names, _ := s.usernames(ctx, []string{c.UserID})
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberLeft, GroupID: groupID, Username: names[c.UserID]}, c.UserID)
 	return nil
@@ -381,6 +384,7 @@ func (s *Service) AddMember(ctx context.Context, c Claims, groupID, username, ro
 		return nil, err
 	}
 	s.cancelPendingInvitations(ctx, groupID, u.ID)
+	s.publishMembership(ctx, groupID, true, u.ID)
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberAdded, GroupID: groupID, GroupName: acc.group.Name, Username: u.Username, Role: r})
 	return &Member{UserID: u.ID, Username: u.Username, Role: r, JoinedAt: m.JoinedAt}, nil
 }
@@ -426,6 +430,7 @@ func (s *Service) RemoveMember(ctx context.Context, c Claims, groupID, username 
 	} else if err != nil {
 		return err
 	}
+	s.publishMembership(ctx, groupID, false, u.ID)
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberRemoved, GroupID: groupID, GroupName: acc.group.Name, Username: u.Username}, u.ID)
 	return nil
 }
@@ -465,13 +470,17 @@ func (s *Service) ChangeRole(ctx context.Context, c Claims, groupID, username, r
 
 // leaveAllGroups removes a departing user from every group. A group they own
 // passes to its longest-standing admin, else its longest-standing member,
-// else it is deleted.
+// else it is deleted. The pods holding the user's sockets are told to leave
+// every group topic.
 func (s *Service) leaveAllGroups(ctx context.Context, u *User) error {
 	ms, err := s.store.FindMembershipsByUser(ctx, u.ID)
 	if err != nil {
 		return err
 	}
+	var left []Publication // a Leave order per group attempted, sent even when one fails
+	defer func() { s.publish(ctx, left...) }()
 	for _, m := range ms {
+		left = append(left, Publication{Topic: UserTopic(u.ID), Envelope: Envelope{Leave: m.GroupID}})
 		g, err := s.store.FindGroupByID(ctx, m.GroupID)
 		if ErrorCode(err) == ENOTFOUND {
 			_ = s.store.DeleteMembership(ctx, m.GroupID, u.ID)

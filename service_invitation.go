@@ -135,6 +135,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, c Claims, id string) (*A
 			return nil, err
 		}
 	}
+	s.publishMembership(ctx, g.ID, true, c.UserID)
 	v, _, err := s.groupView(ctx, g, false)
 	if err != nil {
 		return nil, err

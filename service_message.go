@@ -19,12 +19,14 @@ type target struct {
 	typ          MessageType
 	toID, toName string
 	conversation string
-	recipients   []string // user ids whose sockets receive the frame
+	recipients   []string // chat: user ids whose sockets receive the frame; groupchat: none, the group topic does
 }
 
 // resolveTarget checks that the caller may address `to` with type typ and
-// returns who receives it. It returns EINVALID for a bad type or id and
-// ENOTFOUND for an unknown user or a group the caller is not in.
+// returns who receives it. For a group it checks only the caller's own
+// membership: the frame goes once to the group's topic, not to a list of
+// members. It returns EINVALID for a bad type or id and ENOTFOUND for an
+// unknown user or a group the caller is not in.
 func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ MessageType) (*target, error) {
 	if to == "" {
 		return nil, Errorf(EINVALID, "to is required.")
@@ -42,12 +44,7 @@ func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ Me
 		if err != nil {
 			return nil, err
 		}
-		ms, err := s.store.FindMembershipsByGroup(ctx, acc.group.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &target{typ: typ, toID: acc.group.ID, toName: acc.group.ID, conversation: GroupConversation(acc.group.ID),
-			recipients: memberIDs(ms)}, nil
+		return &target{typ: typ, toID: acc.group.ID, toName: acc.group.ID, conversation: GroupConversation(acc.group.ID)}, nil
 	}
 	return nil, Errorf(EINVALID, "type must be chat or groupchat.")
 }
@@ -81,7 +78,11 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 		return nil, err
 	}
 	v := messageView(m, nil)
-	s.publishFrame(ctx, FrameMessage, v, t.recipients, me.ID, exceptConn)
+	if t.typ == MessageGroupChat {
+		s.publishGroupFrame(ctx, FrameMessage, v, t.toID, "", exceptConn)
+	} else {
+		s.publishFrame(ctx, FrameMessage, v, t.recipients, me.ID, exceptConn)
+	}
 	return v, nil
 }
 
@@ -197,13 +198,17 @@ func (s *Service) Typing(ctx context.Context, c Claims, to string, typ MessageTy
 	if err != nil {
 		return err
 	}
-	toName := t.toName
+	ev := TypingEvent{From: me.Username, To: t.toName, Type: t.typ, State: state}
+	if t.typ == MessageGroupChat {
+		s.publishGroupFrame(ctx, FrameTyping, ev, t.toID, me.ID, "")
+		return nil
+	}
 	recipients := make([]string, 0, len(t.recipients))
 	for _, id := range t.recipients {
 		if id != me.ID {
 			recipients = append(recipients, id)
 		}
 	}
-	s.publishFrame(ctx, FrameTyping, TypingEvent{From: me.Username, To: toName, Type: t.typ, State: state}, recipients, "", "")
+	s.publishFrame(ctx, FrameTyping, ev, recipients, "", "")
 	return nil
 }
