@@ -87,11 +87,20 @@ func Collectors() []prometheus.Collector {
 // Envelope wire format on Redis, chosen so that the frame, already JSON,
 // is carried as is instead of being re-encoded (and base64'd) inside JSON:
 //
-//	byte     version (envelopeV1)
+//	byte     version (envelopeV2; envelopeV1 is still read)
 //	uvarint  len(ExceptConn), then ExceptConn
+//	uvarint  len(ExceptUser), then ExceptUser   (v2 only)
+//	uvarint  len(Join), then Join               (v2 only)
+//	uvarint  len(Leave), then Leave             (v2 only)
 //	uvarint  len(close order JSON) (0: no close order), then the JSON
 //	rest     Frame
-const envelopeV1 = 1
+//
+// A pod of the previous version drops a v2 envelope as malformed (counted
+// by aoba_hub_decode_failures_total) during a rolling upgrade.
+const (
+	envelopeV1 = 1
+	envelopeV2 = 2
+)
 
 // encodeEnvelope returns the wire form of env. It fails only when the close
 // order cannot be encoded, which cannot happen for its field types.
@@ -103,10 +112,13 @@ func encodeEnvelope(env aoba.Envelope) ([]byte, error) {
 			return nil, aoba.Errorf(aoba.EINTERNAL, "encode close order: %v", err)
 		}
 	}
-	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(env.ExceptConn)+len(closeJSON)+len(env.Frame))
-	b = append(b, envelopeV1)
-	b = binary.AppendUvarint(b, uint64(len(env.ExceptConn)))
-	b = append(b, env.ExceptConn...)
+	b := make([]byte, 0, 1+5*binary.MaxVarintLen64+len(env.ExceptConn)+len(env.ExceptUser)+
+		len(env.Join)+len(env.Leave)+len(closeJSON)+len(env.Frame))
+	b = append(b, envelopeV2)
+	for _, f := range [...]string{env.ExceptConn, env.ExceptUser, env.Join, env.Leave} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
 	b = binary.AppendUvarint(b, uint64(len(closeJSON)))
 	b = append(b, closeJSON...)
 	b = append(b, env.Frame...)
@@ -115,39 +127,61 @@ func encodeEnvelope(env aoba.Envelope) ([]byte, error) {
 
 var errBadEnvelope = errors.New("malformed envelope")
 
-// decodeEnvelope parses the wire form of an envelope.
-func decodeEnvelope(b []byte) (aoba.Envelope, error) {
+// decodeEnvelope parses the wire form of an envelope, copying the frame
+// once out of s.
+func decodeEnvelope(s string) (aoba.Envelope, error) {
 	var env aoba.Envelope
-	if len(b) == 0 || b[0] != envelopeV1 {
+	if len(s) == 0 || (s[0] != envelopeV1 && s[0] != envelopeV2) {
 		return env, errBadEnvelope
 	}
-	b = b[1:]
-	field := func() ([]byte, error) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, errBadEnvelope
+	v2 := s[0] == envelopeV2
+	s = s[1:]
+	field := func() (string, error) {
+		var n uint64
+		for i, shift := 0, uint(0); ; i, shift = i+1, shift+7 {
+			if i >= len(s) || i == binary.MaxVarintLen64 {
+				return "", errBadEnvelope
+			}
+			c := s[i]
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				return "", errBadEnvelope // overflows 64 bits
+			}
+			n |= uint64(c&0x7f) << shift
+			if c < 0x80 {
+				s = s[i+1:]
+				break
+			}
 		}
-		v := b[k : k+int(n)]
-		b = b[k+int(n):]
+		if n > uint64(len(s)) {
+			return "", errBadEnvelope
+		}
+		v := s[:n]
+		s = s[n:]
 		return v, nil
 	}
-	except, err := field()
-	if err != nil {
+	var err error
+	if env.ExceptConn, err = field(); err != nil {
 		return env, err
 	}
-	env.ExceptConn = string(except)
+	if v2 {
+		for _, f := range [...]*string{&env.ExceptUser, &env.Join, &env.Leave} {
+			if *f, err = field(); err != nil {
+				return env, err
+			}
+		}
+	}
 	closeJSON, err := field()
 	if err != nil {
 		return env, err
 	}
 	if len(closeJSON) > 0 {
 		env.Close = new(aoba.CloseOrder)
-		if err := json.Unmarshal(closeJSON, env.Close); err != nil {
+		if err := json.Unmarshal([]byte(closeJSON), env.Close); err != nil {
 			return env, errBadEnvelope
 		}
 	}
-	if len(b) > 0 {
-		env.Frame = append([]byte(nil), b...)
+	if len(s) > 0 {
+		env.Frame = []byte(s)
 	}
 	return env, nil
 }

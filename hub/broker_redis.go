@@ -137,7 +137,7 @@ func (b *RedisBroker) handle(msg *redis.Message) {
 	if !ok {
 		return
 	}
-	env, err := decodeEnvelope([]byte(msg.Payload))
+	env, err := decodeEnvelope(msg.Payload)
 	if err != nil {
 		metricDecodeFailures.Inc()
 		return
@@ -146,7 +146,28 @@ func (b *RedisBroker) handle(msg *redis.Message) {
 	b.deliver(topic, env)
 }
 
-// Publish sends every publication in one pipelined round trip. It returns
+// envelopeKey identifies an envelope within one Publish call: the same
+// frame bytes (by address and length, as the Service shares one encoded
+// frame among its publications), the same close order (by address) and the
+// same small fields.
+type envelopeKey struct {
+	frame                               *byte
+	frameLen                            int
+	close                               *aoba.CloseOrder
+	exceptConn, exceptUser, join, leave string
+}
+
+func keyOf(env aoba.Envelope) envelopeKey {
+	k := envelopeKey{frameLen: len(env.Frame), close: env.Close, exceptConn: env.ExceptConn,
+		exceptUser: env.ExceptUser, join: env.Join, leave: env.Leave}
+	if len(env.Frame) > 0 {
+		k.frame = &env.Frame[0]
+	}
+	return k
+}
+
+// Publish sends every publication in one pipelined round trip, encoding
+// each distinct envelope once however many topics it goes to. It returns
 // an EUNAVAILABLE error when Redis cannot be reached or the broker is
 // closed.
 func (b *RedisBroker) Publish(ctx context.Context, pubs ...aoba.Publication) error {
@@ -158,11 +179,24 @@ func (b *RedisBroker) Publish(ctx context.Context, pubs ...aoba.Publication) err
 		return errClosed("message broker")
 	}
 	payloads := make([][]byte, len(pubs))
+	var seen map[envelopeKey][]byte // identical envelopes are encoded once
+	if len(pubs) > 1 {
+		seen = make(map[envelopeKey][]byte)
+	}
 	for i, p := range pubs {
-		var err error
-		if payloads[i], err = encodeEnvelope(p.Envelope); err != nil {
+		k := keyOf(p.Envelope)
+		if b, ok := seen[k]; ok {
+			payloads[i] = b
+			continue
+		}
+		b, err := encodeEnvelope(p.Envelope)
+		if err != nil {
 			metricPublishFailures.WithLabelValues(implRedis).Inc()
 			return err
+		}
+		payloads[i] = b
+		if seen != nil {
+			seen[k] = b
 		}
 	}
 	_, err := b.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {

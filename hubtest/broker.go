@@ -76,6 +76,13 @@ const deliveryTimeout = 5 * time.Second
 
 func frame(s string) []byte { return []byte(fmt.Sprintf(`{"type":"message","data":{"text":%q}}`, s)) }
 
+// sameEnvelope reports whether a delivered envelope carries what was
+// published.
+func sameEnvelope(got, want aoba.Envelope) bool {
+	return bytes.Equal(got.Frame, want.Frame) && got.ExceptConn == want.ExceptConn && got.ExceptUser == want.ExceptUser &&
+		got.Join == want.Join && got.Leave == want.Leave && reflect.DeepEqual(got.Close, want.Close)
+}
+
 // RunBrokerTests runs the aoba.Broker contract against the brokers that
 // newBroker returns.
 func RunBrokerTests(t *testing.T, newBroker NewBrokerFunc) {
@@ -111,6 +118,9 @@ func RunBrokerTests(t *testing.T, newBroker NewBrokerFunc) {
 			{Frame: frame("hello"), ExceptConn: "conn-1"},
 			{Close: &aoba.CloseOrder{Code: aoba.CloseSessionRevoked, Reason: "logout", Session: "s1", KeepSession: "s2"}},
 			{Frame: frame("ünïcödé \u2028 \x00 bytes")},
+			{Frame: frame("typing"), ExceptUser: "alice-id", ExceptConn: "conn-2"},
+			{Join: "group-1"},
+			{Leave: "group-2"},
 		}
 		for _, e := range envs {
 			if err := b.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic("alice"), Envelope: e}); err != nil {
@@ -122,9 +132,47 @@ func RunBrokerTests(t *testing.T, newBroker NewBrokerFunc) {
 			if d.Topic != aoba.UserTopic("alice") {
 				t.Errorf("delivery %d on topic %q", i, d.Topic)
 			}
-			if !bytes.Equal(d.Envelope.Frame, envs[i].Frame) || d.Envelope.ExceptConn != envs[i].ExceptConn ||
-				!reflect.DeepEqual(d.Envelope.Close, envs[i].Close) {
+			if !sameEnvelope(d.Envelope, envs[i]) {
 				t.Errorf("delivery %d = %+v, want %+v", i, d.Envelope, envs[i])
+			}
+		}
+	})
+
+	t.Run("SharedFrameManyTopics", func(t *testing.T) {
+		// One frame shared by many publications, as the Service publishes
+		// a group event: envelopes that differ only in a small field must
+		// each arrive as published.
+		b, rec := setup(t)
+		shared := frame("shared")
+		sameLen := frame("SHARED") // same length, other bytes
+		var pubs []aoba.Publication
+		for i := 0; i < 6; i++ {
+			env := aoba.Envelope{Frame: shared}
+			switch i {
+			case 2:
+				env.ExceptConn = "conn-2"
+			case 3:
+				env.ExceptUser = "user-3"
+			case 4:
+				env.Frame = sameLen
+			case 5:
+				env.Frame = shared[:len(shared)-1]
+			}
+			pubs = append(pubs, aoba.Publication{Topic: aoba.UserTopic(fmt.Sprint("m", i)), Envelope: env})
+		}
+		pubs = append(pubs, aoba.Publication{Topic: aoba.GroupTopic("g1"), Envelope: aoba.Envelope{Frame: shared, ExceptUser: "user-3"}})
+		for _, p := range pubs {
+			if err := b.Subscribe(ctx, p.Topic); err != nil {
+				t.Fatalf("subscribe: %v", err)
+			}
+		}
+		if err := b.Publish(ctx, pubs...); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		got := rec.WaitFor(t, len(pubs), deliveryTimeout)
+		for i, d := range got {
+			if d.Topic != pubs[i].Topic || !sameEnvelope(d.Envelope, pubs[i].Envelope) {
+				t.Errorf("delivery %d = %s %+v, want %s %+v", i, d.Topic, d.Envelope, pubs[i].Topic, pubs[i].Envelope)
 			}
 		}
 	})
