@@ -23,14 +23,25 @@ func scanMessage(r rowScanner) (*aoba.Message, error) {
 	return &m, nil
 }
 
-// CreateMessage stores m; the commit is synced to disk before it returns.
-// It returns ECONFLICT when a message with that id exists, EINTERNAL on any
-// other failure.
+// CreateMessage stores m durably: it returns nil only after the
+// transaction that contains m is committed and synced to disk
+// (synchronous=FULL), so an acknowledged message survives a process kill or
+// a power loss.
+//
+// Concurrent calls are group-committed: the store's committer goroutine
+// takes m together with every other message whose caller is already
+// waiting (up to 256), inserts them in one transaction and syncs once, then
+// answers each caller with the result of its own row. A row's failure is
+// its caller's alone: a duplicate id fails only that call. When ctx ends
+// before the committer takes m, CreateMessage returns ctx.Err() and m is
+// not written; once taken, m is committed or failed whatever ctx does, and
+// CreateMessage waits for that outcome.
+//
+// It returns ECONFLICT when a message with that id exists, EUNAVAILABLE
+// when the store is closed before m is taken, ctx.Err() as described
+// above, and EINTERNAL on any other failure.
 func (s *Store) CreateMessage(ctx context.Context, m *aoba.Message) error {
-	_, err := s.write.ExecContext(ctx,
-		"INSERT INTO messages ("+messageColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		m.ID, m.Conversation, m.FromID, m.ToID, m.FromName, m.ToName, m.Content, string(m.Type), millis(m.Timestamp))
-	return translate(err, "create message", "", "Message already exists.")
+	return s.enqueueMessage(ctx, m)
 }
 
 // FindMessages returns one page of the messages matching f and the total

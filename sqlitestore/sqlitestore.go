@@ -6,6 +6,36 @@
 // connection pool instead of failing with SQLITE_BUSY; reads use a pool of
 // read-only connections that see every committed write (WAL mode). Every
 // commit is synced to disk (synchronous=FULL) before a method returns.
+//
+// # Group commit of messages
+//
+// Messages are the hot write path, and a sync to disk costs far more than
+// an insert, so CreateMessage does not commit alone. One committer
+// goroutine per Store receives writes on an unbuffered channel: it takes
+// one, then every write whose caller is already blocked sending (at most
+// 256), and inserts them all in one IMMEDIATE transaction with one commit,
+// hence one sync, on the writer connection. Only then does it answer each
+// caller with its own row's result, so "CreateMessage returned nil" still
+// means "the row is on disk", exactly as with one transaction per message.
+// While it commits, new callers queue behind it and form the next batch: a
+// lone message commits at once, and under load the number of syncs per
+// second, not of messages, is what the disk bounds.
+//
+// A batch is not all-or-nothing. A duplicate id fails that row's statement
+// only (SQLite undoes the failed statement and keeps the transaction), and
+// its caller alone gets ECONFLICT. Any other failure of a row may have
+// rolled the transaction back, so that row's caller gets the error and the
+// rest of the batch is committed again in a new transaction. A failed
+// commit fails every row of its batch: none of them is acknowledged.
+//
+// The channel being unbuffered, "taken by the committer" is one instant:
+// before it, a caller whose context ends, or a Store being closed, ends the
+// call with ctx.Err() or EUNAVAILABLE and the row is never written; after
+// it, the caller waits for its batch's commit. Close stops the committer
+// after the batch it is committing, whose callers are all answered, and
+// only then closes the database. Other writes (users, groups, invitations,
+// revocations) are rare and keep their own transactions on the same writer
+// connection.
 package sqlitestore
 
 import (
@@ -18,6 +48,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aoba-chat/aoba"
@@ -44,8 +75,15 @@ type Store struct {
 
 	revoked revocations
 
-	stop chan struct{}
-	done chan struct{}
+	// writes hands CreateMessage calls to commitLoop (unbuffered: a write
+	// is either taken or not).
+	writes        chan *messageWrite
+	committerDone chan struct{}
+	taken         atomic.Int64 // messages taken by commitLoop
+	commits       atomic.Int64 // message transactions committed
+
+	stop chan struct{} // closed by Close: ends purgeLoop and commitLoop
+	done chan struct{} // closed when purgeLoop ends
 	once sync.Once
 }
 
@@ -94,10 +132,12 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	read.SetMaxIdleConns(n)
 
 	s := &Store{
-		write: write,
-		read:  read,
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		write:         write,
+		read:          read,
+		writes:        make(chan *messageWrite),
+		committerDone: make(chan struct{}),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 	if err := s.loadRevocations(ctx); err != nil {
 		write.Close()
@@ -105,17 +145,21 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, err
 	}
 	go s.purgeLoop()
+	go s.commitLoop()
 	return s, nil
 }
 
-// Close stops the purge loop and closes the database. Calling it twice is
-// harmless. It returns an EINTERNAL error when the database cannot be
-// closed cleanly.
+// Close stops the purge loop and the message committer and closes the
+// database. CreateMessage calls not yet taken by the committer fail with
+// EUNAVAILABLE; Close waits for the batch being committed, whose callers
+// get their results. Calling it twice is harmless. It returns an EINTERNAL
+// error when the database cannot be closed cleanly.
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
 		close(s.stop)
 		<-s.done
+		<-s.committerDone
 		err = errors.Join(s.read.Close(), s.write.Close())
 	})
 	if err != nil {
