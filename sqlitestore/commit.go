@@ -128,11 +128,15 @@ func (s *Store) enqueueMessage(ctx context.Context, m *aoba.Message) error {
 		return err
 	}
 	w := &messageWrite{m: m, done: make(chan error, 1)}
+	s.waiting.Add(1)
 	select {
 	case s.writes <- w:
+		s.waiting.Add(-1)
 	case <-ctx.Done():
+		s.waiting.Add(-1)
 		return ctx.Err()
 	case <-s.stop:
+		s.waiting.Add(-1)
 		return errClosed()
 	}
 	return <-w.done

@@ -79,6 +79,7 @@ type Store struct {
 	// is either taken or not).
 	writes        chan *messageWrite
 	committerDone chan struct{}
+	waiting       atomic.Int64 // CreateMessage calls not yet taken
 	taken         atomic.Int64 // messages taken by commitLoop
 	commits       atomic.Int64 // message transactions committed
 

@@ -1,0 +1,363 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/sqlitestore"
+)
+
+// lockWriter takes the database's write lock in dir from a second
+// connection (BEGIN IMMEDIATE), so that the store's committer blocks in its
+// next BEGIN until the returned release is called. release is idempotent
+// and also runs when the test ends.
+func lockWriter(t *testing.T, dir string) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlitestore.FileName)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatalf("open second connection: %v", err)
+	}
+	conn, err := db.Conn(testCtx(t))
+	if err != nil {
+		t.Fatalf("second connection: %v", err)
+	}
+	if _, err := conn.ExecContext(testCtx(t), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("BEGIN IMMEDIATE: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				t.Errorf("ROLLBACK: %v", err)
+			}
+			conn.Close()
+			db.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// waitFor polls cond until it is true, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// storedContents returns the content of every message of conv, by id.
+func storedContents(t *testing.T, s *sqlitestore.Store, conv string) map[string]string {
+	t.Helper()
+	msgs, _, err := s.FindMessages(testCtx(t), aoba.MessageFilter{Conversations: []string{conv}})
+	if err != nil {
+		t.Fatalf("FindMessages: %v", err)
+	}
+	out := make(map[string]string, len(msgs))
+	for _, m := range msgs {
+		out[m.ID] = m.Content
+	}
+	return out
+}
+
+// newMessage returns a message of conv with content.
+func newMessage(conv, content string) *aoba.Message {
+	return &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: "a", ToID: "b", FromName: "a", ToName: "b",
+		Content: content, Type: aoba.MessageChat, Timestamp: aoba.Now()}
+}
+
+// result is the outcome of one asynchronous CreateMessage.
+type result struct {
+	m   *aoba.Message
+	err error
+}
+
+// createAsync calls CreateMessage(ctx, m) in a goroutine and returns the
+// channel that receives its result.
+func createAsync(ctx context.Context, s *sqlitestore.Store, m *aoba.Message) <-chan result {
+	ch := make(chan result, 1)
+	go func() { ch <- result{m, s.CreateMessage(ctx, m)} }()
+	return ch
+}
+
+// blockCommitter takes the write lock of the store in dir and stores one
+// message with ctx, returning once the committer has taken it (and is
+// blocked in BEGIN). The message's result arrives after release.
+func blockCommitter(t *testing.T, ctx context.Context, s *sqlitestore.Store, dir, conv string) (release func(), blocker <-chan result) {
+	t.Helper()
+	release = lockWriter(t, dir)
+	taken := sqlitestore.MessagesTaken(s)
+	blocker = createAsync(ctx, s, newMessage(conv, "blocker"))
+	waitFor(t, "the committer to take the first message", func() bool { return sqlitestore.MessagesTaken(s) == taken+1 })
+	return release, blocker
+}
+
+func TestGroupCommit(t *testing.T) {
+	conv := aoba.DirectConversation("a", "b")
+
+	t.Run("ConcurrentCallersAllStored", func(t *testing.T) {
+		const callers, perCaller = 64, 50
+		s := mustOpen(t, t.TempDir())
+		ctx := testCtx(t)
+		commits := sqlitestore.MessageCommits(s)
+		ids := make([][]string, callers)
+		errs := make(chan error, callers*perCaller)
+		var wg sync.WaitGroup
+		for c := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perCaller {
+					m := newMessage(conv, fmt.Sprintf("%d/%d", c, i))
+					if err := s.CreateMessage(ctx, m); err != nil {
+						errs <- fmt.Errorf("caller %d message %d: %w", c, i, err)
+						continue
+					}
+					ids[c] = append(ids[c], m.ID)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("CreateMessage: %v", err)
+		}
+		stored := storedContents(t, s, conv)
+		if len(stored) != callers*perCaller {
+			t.Fatalf("stored %d messages, want %d", len(stored), callers*perCaller)
+		}
+		for c := range callers {
+			for i, id := range ids[c] {
+				if want := fmt.Sprintf("%d/%d", c, i); stored[id] != want {
+					t.Fatalf("message %s content = %q, want %q", id, stored[id], want)
+				}
+			}
+		}
+		if n := sqlitestore.MessageCommits(s) - commits; n >= callers*perCaller {
+			t.Fatalf("%d commits for %d concurrent messages: nothing was grouped", n, callers*perCaller)
+		}
+	})
+
+	t.Run("DuplicateFailsOnlyItsCaller", func(t *testing.T) {
+		dir := t.TempDir()
+		s := mustOpen(t, dir)
+		ctx := testCtx(t)
+		existing := newMessage(conv, "original")
+		if err := s.CreateMessage(ctx, existing); err != nil {
+			t.Fatalf("CreateMessage: %v", err)
+		}
+		release, blocker := blockCommitter(t, ctx, s, dir, conv)
+		commits := sqlitestore.MessageCommits(s)
+
+		// One batch: fresh messages, a copy of a stored id, and two
+		// callers with the same new id.
+		var fresh []<-chan result
+		for i := range 10 {
+			fresh = append(fresh, createAsync(ctx, s, newMessage(conv, fmt.Sprintf("fresh %d", i))))
+		}
+		dupOfStored := *existing
+		dupOfStored.Content = "copy"
+		dup := createAsync(ctx, s, &dupOfStored)
+		twin := newMessage(conv, "twin")
+		twin2 := *twin
+		twins := []<-chan result{createAsync(ctx, s, twin), createAsync(ctx, s, &twin2)}
+		for i := range 10 {
+			fresh = append(fresh, createAsync(ctx, s, newMessage(conv, fmt.Sprintf("fresh %d", 10+i))))
+		}
+		waitFor(t, "23 queued callers", func() bool { return sqlitestore.MessagesWaiting(s) == 23 })
+		release()
+
+		if r := <-blocker; r.err != nil {
+			t.Fatalf("blocker: %v", r.err)
+		}
+		if r := <-dup; aoba.ErrorCode(r.err) != aoba.ECONFLICT {
+			t.Fatalf("duplicate of a stored id: %v, want %s", r.err, aoba.ECONFLICT)
+		}
+		var twinErrs []error
+		for _, ch := range twins {
+			twinErrs = append(twinErrs, (<-ch).err)
+		}
+		if !(twinErrs[0] == nil && aoba.ErrorCode(twinErrs[1]) == aoba.ECONFLICT) &&
+			!(twinErrs[1] == nil && aoba.ErrorCode(twinErrs[0]) == aoba.ECONFLICT) {
+			t.Fatalf("two callers with one new id: %v, want one nil and one %s", twinErrs, aoba.ECONFLICT)
+		}
+		var ok []*aoba.Message
+		for _, ch := range fresh {
+			r := <-ch
+			if r.err != nil {
+				t.Fatalf("batch-mate %q of the duplicates: %v", r.m.Content, r.err)
+			}
+			ok = append(ok, r.m)
+		}
+		if n := sqlitestore.MessageCommits(s) - commits; n != 2 {
+			t.Fatalf("%d commits after the lock, want 2 (the blocker's, then one for all 23)", n)
+		}
+		stored := storedContents(t, s, conv)
+		if stored[existing.ID] != "original" || stored[twin.ID] != "twin" || len(stored) != 1+1+1+len(ok) {
+			t.Fatalf("stored %v", stored)
+		}
+		for _, m := range ok {
+			if stored[m.ID] != m.Content {
+				t.Fatalf("message %q missing", m.Content)
+			}
+		}
+	})
+
+	t.Run("OtherRowFailureRetriesTheRest", func(t *testing.T) {
+		// A trigger fails one row with an error that is not a uniqueness
+		// violation: its caller gets EINTERNAL, its batch-mates, before
+		// and after it, are committed.
+		dir := t.TempDir()
+		s := mustOpen(t, dir)
+		ctx := testCtx(t)
+		if err := s.CreateMessage(ctx, newMessage(conv, "warm-up")); err != nil {
+			t.Fatalf("CreateMessage: %v", err)
+		}
+		db, err := sql.Open("sqlite", filepath.Join(dir, sqlitestore.FileName))
+		if err != nil {
+			t.Fatalf("open second connection: %v", err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(ctx, `CREATE TRIGGER reject BEFORE INSERT ON messages
+WHEN NEW.content = 'reject' BEGIN SELECT RAISE(ABORT, 'rejected by test'); END`); err != nil {
+			t.Fatalf("create trigger: %v", err)
+		}
+		release, blocker := blockCommitter(t, ctx, s, dir, conv)
+		var mates []<-chan result
+		for i := range 5 {
+			mates = append(mates, createAsync(ctx, s, newMessage(conv, fmt.Sprintf("before %d", i))))
+		}
+		waitFor(t, "5 queued callers", func() bool { return sqlitestore.MessagesWaiting(s) == 5 })
+		rejected := createAsync(ctx, s, newMessage(conv, "reject"))
+		waitFor(t, "6 queued callers", func() bool { return sqlitestore.MessagesWaiting(s) == 6 })
+		for i := range 5 {
+			mates = append(mates, createAsync(ctx, s, newMessage(conv, fmt.Sprintf("after %d", i))))
+		}
+		waitFor(t, "11 queued callers", func() bool { return sqlitestore.MessagesWaiting(s) == 11 })
+		release()
+
+		if r := <-blocker; r.err != nil {
+			t.Fatalf("blocker: %v", r.err)
+		}
+		r := <-rejected
+		if aoba.ErrorCode(r.err) != aoba.EINTERNAL {
+			t.Fatalf("rejected row: %v, want %s", r.err, aoba.EINTERNAL)
+		}
+		// The rejected caller is answered at once; its batch-mates after
+		// their retried commit.
+		var ok []*aoba.Message
+		for _, ch := range mates {
+			r := <-ch
+			if r.err != nil {
+				t.Fatalf("batch-mate %q: %v", r.m.Content, r.err)
+			}
+			ok = append(ok, r.m)
+		}
+		stored := storedContents(t, s, conv)
+		for _, m := range ok {
+			if stored[m.ID] != m.Content {
+				t.Fatalf("batch-mate %q missing", m.Content)
+			}
+		}
+		if _, ok := stored[r.m.ID]; ok || len(stored) != 1+1+len(mates) {
+			t.Fatalf("stored %v, want warm-up, blocker and the 10 batch-mates", stored)
+		}
+	})
+
+	t.Run("CancelledBeforeCall", func(t *testing.T) {
+		s := mustOpen(t, t.TempDir())
+		ctx, cancel := context.WithCancel(testCtx(t))
+		cancel()
+		if err := s.CreateMessage(ctx, newMessage(conv, "never")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("CreateMessage with a cancelled context: %v, want %v", err, context.Canceled)
+		}
+		if stored := storedContents(t, s, conv); len(stored) != 0 {
+			t.Fatalf("stored %v, want nothing", stored)
+		}
+	})
+
+	t.Run("CancelledWhileQueued", func(t *testing.T) {
+		dir := t.TempDir()
+		s := mustOpen(t, dir)
+		blockerCtx, cancelBlocker := context.WithCancel(testCtx(t))
+		defer cancelBlocker()
+		release, blocker := blockCommitter(t, blockerCtx, s, dir, conv)
+
+		queuedCtx, cancelQueued := context.WithCancel(testCtx(t))
+		queued := createAsync(queuedCtx, s, newMessage(conv, "queued"))
+		waitFor(t, "a queued caller", func() bool { return sqlitestore.MessagesWaiting(s) == 1 })
+		cancelQueued()
+		if r := <-queued; !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("queued caller after cancel: %v, want %v", r.err, context.Canceled)
+		}
+
+		// The blocker was taken: cancelling it does not end the call,
+		// which returns the commit's result.
+		cancelBlocker()
+		select {
+		case r := <-blocker:
+			t.Fatalf("taken caller returned %v before its commit", r.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		release()
+		b := <-blocker
+		if b.err != nil {
+			t.Fatalf("taken caller whose context ended: %v, want nil", b.err)
+		}
+		stored := storedContents(t, s, conv)
+		if len(stored) != 1 || stored[b.m.ID] != "blocker" {
+			t.Fatalf("stored %v, want only the blocker", stored)
+		}
+	})
+
+	t.Run("CloseFailsQueuedWrites", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := sqlitestore.Open(testCtx(t), dir)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		ctx := testCtx(t)
+		release, blocker := blockCommitter(t, ctx, s, dir, conv)
+		queued := createAsync(ctx, s, newMessage(conv, "queued"))
+		waitFor(t, "a queued caller", func() bool { return sqlitestore.MessagesWaiting(s) == 1 })
+
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		if r := <-queued; aoba.ErrorCode(r.err) != aoba.EUNAVAILABLE {
+			t.Fatalf("queued caller during Close: %v, want %s", r.err, aoba.EUNAVAILABLE)
+		}
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned %v before the batch being committed was answered", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		release()
+		b := <-blocker
+		if b.err != nil {
+			t.Fatalf("caller taken before Close: %v, want nil", b.err)
+		}
+		if err := <-closed; err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := s.CreateMessage(ctx, newMessage(conv, "late")); aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+			t.Fatalf("CreateMessage after Close: %v, want %s", err, aoba.EUNAVAILABLE)
+		}
+
+		s = mustOpen(t, dir)
+		stored := storedContents(t, s, conv)
+		if len(stored) != 1 || stored[b.m.ID] != "blocker" {
+			t.Fatalf("stored after reopen %v, want only the blocker", stored)
+		}
+	})
+}
