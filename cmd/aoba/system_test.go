@@ -259,6 +259,12 @@ func TestSystemRoutes(t *testing.T) {
 			if !contains(strings.ToLower(string(r.Body)), "<html") {
 				t.Fatalf("/ is not the SPA")
 			}
+			if csp := r.Header.Get("Content-Security-Policy"); !contains(csp, "default-src 'self'") || !contains(csp, "frame-ancestors 'none'") {
+				t.Fatalf("Content-Security-Policy = %q", csp)
+			}
+			if r.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Fatal("X-Content-Type-Options is not nosniff")
+			}
 		})
 		t.Run("MetricsUseRouteTemplates", func(t *testing.T) {
 			s.do(t, "GET", "/api/users/"+alice.Name, alice.Token, nil).want(t, 200)
