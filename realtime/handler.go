@@ -120,7 +120,10 @@ func (n *Node) serve(ws *websocket.Conn) {
 	defer n.metrics.sockets.Dec()
 
 	bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
-	n.addUser(bctx, c)
+	if err := n.addUser(bctx, c); err != nil {
+		n.log.Warn("realtime: group memberships unavailable", "err", err)
+		c.closeWith(aoba.CloseResync, "group memberships unavailable", false)
+	}
 	if n.presence != nil {
 		if err := n.presence.Connect(bctx, claims.UserID, c.id); err != nil {
 			n.log.Warn("realtime: presence connect failed", "err", err)

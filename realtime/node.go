@@ -9,6 +9,21 @@
 // hash of the user id; the node subscribes the broker to a user's topic while
 // that user has at least one socket here, and to a presence topic while at
 // least one local socket watches that user.
+//
+// Group messages travel once per group on the group's topic (aoba.GroupTopic).
+// The node subscribes to the topic of every group that at least one of its
+// local users belongs to, and keeps a second index, sharded by group id,
+// from each such group to the local sockets of its members: Deliver on a
+// group topic queues the frame once on each of them, allocating nothing per
+// recipient. The node learns a user's groups from the Service when the
+// user's first socket opens, then from the Join and Leave orders the Service
+// publishes on the user's topic. Those orders need broker calls, which
+// Deliver must not make, so they are applied by one goroutine in the order
+// received; the user's later envelopes wait behind them, so a socket that
+// receives the `group` event of a change already follows the new
+// membership. A member who joins may miss the group's live messages of
+// about one broker round trip before the order is applied (at-most-once,
+// like every broker delivery); history has them.
 package realtime
 
 import (
@@ -78,6 +93,11 @@ type Node struct {
 	metrics  *metrics
 
 	shards [shardCount]shard
+	groups [shardCount]groupShard
+
+	omu      sync.Mutex // guards orders and ordering
+	orders   []order    // Join/Leave orders and the envelopes queued behind them
+	ordering bool       // a goroutine is applying orders
 
 	mu       sync.Mutex // guards closing and conns
 	closing  bool
@@ -98,8 +118,40 @@ type shard struct {
 	subMu sync.Mutex
 
 	mu       sync.RWMutex
-	users    map[string]map[*conn]struct{} // user id → its sockets here
+	users    map[string]*localUser         // user id → its sockets here
 	watchers map[string]map[*conn]struct{} // user id → sockets watching their presence
+}
+
+// localUser is a user with at least one socket on this pod.
+type localUser struct {
+	// conns are the user's sockets here; changed under the shard's subMu
+	// and mu, so either lock is enough to read them.
+	conns map[*conn]struct{}
+	// groups are the ids of the user's groups, and loaded tells whether
+	// they were read from the Service; both guarded by the shard's subMu.
+	groups map[string]struct{}
+	loaded bool
+	// queued counts the user's envelopes waiting in Node.orders: while
+	// some are, later ones queue behind them to keep the topic's order.
+	queued atomic.Int32
+}
+
+// groupShard is one part of the group index, sharded by group id.
+type groupShard struct {
+	// subMu serializes the broker (un)subscriptions of the shard's group
+	// topics with the changes of conns that cause them; held across broker
+	// calls, while mu is not.
+	subMu sync.Mutex
+
+	mu    sync.RWMutex
+	conns map[string]map[*conn]struct{} // group id → local sockets of its members
+}
+
+// order is an envelope of a user topic applied by the order goroutine.
+type order struct {
+	userID string
+	u      *localUser // whose queued count it holds
+	env    aoba.Envelope
 }
 
 // New returns a Node with cfg; SetBroker must be called before the handler
@@ -136,8 +188,9 @@ func New(cfg Config) *Node {
 		}
 	}
 	for i := range n.shards {
-		n.shards[i].users = make(map[string]map[*conn]struct{})
+		n.shards[i].users = make(map[string]*localUser)
 		n.shards[i].watchers = make(map[string]map[*conn]struct{})
+		n.groups[i].conns = make(map[string]map[*conn]struct{})
 	}
 	return n
 }
@@ -155,45 +208,94 @@ func (n *Node) getBroker() aoba.Broker {
 	return nil
 }
 
-// shardOf returns the shard of a user id (FNV-1a, without allocating).
-func (n *Node) shardOf(userID string) *shard {
+// hash is FNV-1a, without allocating.
+func hash(s string) uint32 {
 	h := uint32(2166136261)
-	for i := 0; i < len(userID); i++ {
-		h ^= uint32(userID[i])
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
 		h *= 16777619
 	}
-	return &n.shards[h%shardCount]
+	return h
 }
 
-// Deliver hands an envelope received on topic to the local sockets: the
-// frame is queued on every socket of the topic except env.ExceptConn, and a
-// close order closes the matching sockets of the topic's user. It never
-// blocks: a socket whose queue is full is closed with aoba.CloseTooSlow.
+// shardOf returns the shard of a user id.
+func (n *Node) shardOf(userID string) *shard { return &n.shards[hash(userID)%shardCount] }
+
+// groupShardOf returns the group index shard of a group id.
+func (n *Node) groupShardOf(groupID string) *groupShard { return &n.groups[hash(groupID)%shardCount] }
+
+// Deliver hands an envelope received on topic to the local sockets. On a
+// user or presence topic the frame is queued on every socket of the topic;
+// on a group topic, on every local socket of the group's members. Sockets
+// env.ExceptConn and those of the user env.ExceptUser are skipped. A close
+// order closes the matching sockets of the topic's user; a Join or Leave
+// order is handed to the order goroutine. It never blocks: a socket whose
+// queue is full is closed with aoba.CloseTooSlow.
 func (n *Node) Deliver(topic string, env aoba.Envelope) {
-	var watchers bool
-	uid, ok := strings.CutPrefix(topic, "u:")
-	if !ok {
-		if uid, ok = strings.CutPrefix(topic, "p:"); !ok {
-			return
-		}
-		watchers = true
-	}
-	s := n.shardOf(uid)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	set := s.users[uid]
-	if watchers {
-		set = s.watchers[uid]
-	}
-	if len(set) == 0 {
+	if len(topic) < 2 || topic[1] != ':' {
 		return
 	}
-	if env.Close != nil {
-		if watchers {
-			return
+	id := topic[2:]
+	switch topic[0] {
+	case 'u':
+		n.deliverUser(id, env, false)
+	case 'g':
+		n.deliverGroup(id, env)
+	case 'p':
+		s := n.shardOf(id)
+		s.mu.RLock()
+		if env.Close == nil {
+			fanout(s.watchers[id], env)
 		}
-		o := env.Close
-		for c := range set {
+		s.mu.RUnlock()
+	}
+}
+
+// fanout queues env's frame on the sockets of set that env does not except.
+// It allocates one item, whatever the number of sockets.
+func fanout(set map[*conn]struct{}, env aoba.Envelope) {
+	if len(set) == 0 || len(env.Frame) == 0 {
+		return
+	}
+	it := &item{frame: env.Frame, at: time.Now()}
+	for c := range set {
+		if c.id == env.ExceptConn || (env.ExceptUser != "" && c.claims.UserID == env.ExceptUser) {
+			continue
+		}
+		c.enqueue(it)
+	}
+}
+
+// deliverGroup queues a group topic's frame on the local sockets of the
+// group's members.
+func (n *Node) deliverGroup(groupID string, env aoba.Envelope) {
+	g := n.groupShardOf(groupID)
+	g.mu.RLock()
+	fanout(g.conns[groupID], env)
+	g.mu.RUnlock()
+}
+
+// deliverUser hands an envelope of a user topic to the user's sockets. A
+// Join or Leave order, and any envelope arriving while one is waiting
+// (queued), go to the order goroutine instead, unless ordered is set: the
+// order goroutine itself is delivering.
+func (n *Node) deliverUser(userID string, env aoba.Envelope, ordered bool) {
+	s := n.shardOf(userID)
+	s.mu.RLock()
+	u := s.users[userID]
+	if u == nil {
+		s.mu.RUnlock()
+		return
+	}
+	if !ordered && (env.Join != "" || env.Leave != "" || u.queued.Load() > 0) {
+		u.queued.Add(1)
+		s.mu.RUnlock()
+		n.queueOrder(order{userID: userID, u: u, env: env})
+		return
+	}
+	defer s.mu.RUnlock()
+	if o := env.Close; o != nil {
+		for c := range u.conns {
 			if (o.Session != "" && c.claims.SessionID != o.Session) ||
 				(o.KeepSession != "" && c.claims.SessionID == o.KeepSession) {
 				continue
@@ -202,54 +304,225 @@ func (n *Node) Deliver(topic string, env aoba.Envelope) {
 		}
 		return
 	}
-	if len(env.Frame) == 0 {
+	fanout(u.conns, env)
+}
+
+// queueOrder appends o to the orders and starts the order goroutine unless
+// it runs.
+func (n *Node) queueOrder(o order) {
+	n.omu.Lock()
+	n.orders = append(n.orders, o)
+	start := !n.ordering
+	n.ordering = true
+	n.omu.Unlock()
+	if start {
+		go n.applyOrders()
+	}
+}
+
+// orderTimeout bounds the broker calls of one order.
+const orderTimeout = 10 * time.Second
+
+// applyOrders applies the queued orders, in order, until none is left.
+func (n *Node) applyOrders() {
+	for {
+		n.omu.Lock()
+		batch := n.orders
+		n.orders = nil
+		if len(batch) == 0 {
+			n.ordering = false
+			n.omu.Unlock()
+			return
+		}
+		n.omu.Unlock()
+		for _, o := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
+			if o.env.Join != "" {
+				n.join(ctx, o.userID, o.env.Join)
+			}
+			if o.env.Leave != "" {
+				n.leave(ctx, o.userID, o.env.Leave)
+			}
+			cancel()
+			n.deliverUser(o.userID, o.env, true)
+			o.u.queued.Add(-1)
+		}
+	}
+}
+
+// join makes the local sockets of userID receive the group's topic.
+func (n *Node) join(ctx context.Context, userID, groupID string) {
+	s := n.shardOf(userID)
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	u := s.users[userID] // users changes only under subMu
+	if u == nil {
 		return
 	}
-	it := &item{frame: env.Frame, at: time.Now()}
-	for c := range set {
-		if env.ExceptConn != "" && c.id == env.ExceptConn {
-			continue
-		}
-		c.enqueue(it)
+	if _, ok := u.groups[groupID]; ok {
+		return
+	}
+	if u.groups == nil {
+		u.groups = make(map[string]struct{})
+	}
+	u.groups[groupID] = struct{}{}
+	n.groupAdd(ctx, groupID, connsOf(u))
+}
+
+// leave undoes join.
+func (n *Node) leave(ctx context.Context, userID, groupID string) {
+	s := n.shardOf(userID)
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	u := s.users[userID]
+	if u == nil {
+		return
+	}
+	if _, ok := u.groups[groupID]; !ok {
+		return
+	}
+	delete(u.groups, groupID)
+	n.groupRemove(ctx, groupID, connsOf(u))
+}
+
+// connsOf returns the sockets of u; the caller holds the shard's subMu.
+func connsOf(u *localUser) []*conn {
+	cs := make([]*conn, 0, len(u.conns))
+	for c := range u.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// groupAdd adds cs to the group's local sockets and subscribes the group
+// topic when they are its first.
+func (n *Node) groupAdd(ctx context.Context, groupID string, cs []*conn) {
+	if len(cs) == 0 {
+		return
+	}
+	g := n.groupShardOf(groupID)
+	g.subMu.Lock()
+	defer g.subMu.Unlock()
+	g.mu.Lock()
+	set := g.conns[groupID]
+	first := set == nil
+	if first {
+		set = make(map[*conn]struct{}, len(cs))
+		g.conns[groupID] = set
+	}
+	for _, c := range cs {
+		set[c] = struct{}{}
+	}
+	g.mu.Unlock()
+	if first {
+		n.subscribe(ctx, aoba.GroupTopic(groupID))
+	}
+}
+
+// groupRemove undoes groupAdd, unsubscribing the group topic when no local
+// socket is left on it.
+func (n *Node) groupRemove(ctx context.Context, groupID string, cs []*conn) {
+	g := n.groupShardOf(groupID)
+	g.subMu.Lock()
+	defer g.subMu.Unlock()
+	g.mu.Lock()
+	set := g.conns[groupID]
+	if set == nil {
+		g.mu.Unlock()
+		return
+	}
+	for _, c := range cs {
+		delete(set, c)
+	}
+	last := len(set) == 0
+	if last {
+		delete(g.conns, groupID)
+	}
+	g.mu.Unlock()
+	if last {
+		n.unsubscribe(ctx, aoba.GroupTopic(groupID))
 	}
 }
 
 // addUser indexes c under its user and subscribes the user's topic when c
-// is the user's first local socket. A broker failure is logged: the broker
-// subscribes the topic again when it reconnects.
-func (n *Node) addUser(ctx context.Context, c *conn) {
-	s := n.shardOf(c.claims.UserID)
+// is the user's first local socket; it then reads the user's groups from
+// the Service, unless known, and adds c to them. A broker failure is
+// logged: the broker subscribes the topic again when it reconnects. It
+// returns the Service's error when the groups cannot be read; c is indexed
+// all the same, and removeUser must follow.
+func (n *Node) addUser(ctx context.Context, c *conn) error {
+	uid := c.claims.UserID
+	s := n.shardOf(uid)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	s.mu.Lock()
-	set := s.users[c.claims.UserID]
-	if set == nil {
-		set = make(map[*conn]struct{})
-		s.users[c.claims.UserID] = set
+	u := s.users[uid]
+	first := u == nil
+	if first {
+		u = &localUser{conns: make(map[*conn]struct{}, 1)}
+		s.users[uid] = u
 	}
-	set[c] = struct{}{}
-	first := len(set) == 1
+	u.conns[c] = struct{}{}
 	s.mu.Unlock()
 	if first {
-		n.subscribe(ctx, aoba.UserTopic(c.claims.UserID))
+		n.subscribe(ctx, aoba.UserTopic(uid))
 	}
+	if !u.loaded && n.svc != nil {
+		// Read after the user topic is subscribed: an order published
+		// after this read is applied after it; one published before is
+		// already reflected in it.
+		ids, err := n.svc.UserGroupIDs(ctx, uid)
+		if err != nil {
+			return err
+		}
+		now := make(map[string]struct{}, len(ids))
+		for _, id := range ids {
+			now[id] = struct{}{}
+		}
+		// Orders applied before a failed earlier read left u.groups
+		// partial: the read is authoritative.
+		others := connsOf(u)
+		for id := range u.groups {
+			if _, ok := now[id]; !ok {
+				n.groupRemove(ctx, id, others)
+			}
+		}
+		for id := range now {
+			if _, ok := u.groups[id]; !ok {
+				n.groupAdd(ctx, id, others)
+			}
+		}
+		u.groups, u.loaded = now, true
+	}
+	for id := range u.groups {
+		n.groupAdd(ctx, id, []*conn{c})
+	}
+	return nil
 }
 
 // removeUser undoes addUser.
 func (n *Node) removeUser(ctx context.Context, c *conn) {
-	s := n.shardOf(c.claims.UserID)
+	uid := c.claims.UserID
+	s := n.shardOf(uid)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	s.mu.Lock()
-	set := s.users[c.claims.UserID]
-	delete(set, c)
-	last := set != nil && len(set) == 0
+	u := s.users[uid]
+	if u == nil {
+		s.mu.Unlock()
+		return
+	}
+	delete(u.conns, c)
+	last := len(u.conns) == 0
 	if last {
-		delete(s.users, c.claims.UserID)
+		delete(s.users, uid)
 	}
 	s.mu.Unlock()
+	for id := range u.groups {
+		n.groupRemove(ctx, id, []*conn{c})
+	}
 	if last {
-		n.unsubscribe(ctx, aoba.UserTopic(c.claims.UserID))
+		n.unsubscribe(ctx, aoba.UserTopic(uid))
 	}
 }
 

@@ -49,13 +49,30 @@ func (l *countingLimiter) Allow(_ context.Context, key string, limit int, _ time
 	return aoba.RateResult{Allowed: true, Limit: limit, Remaining: limit - l.seen[key]}, nil
 }
 
+// newEnv returns one pod on a fresh embedded store and the in-process hub.
 func newEnv(tb testing.TB, cfg realtime.Config) *testEnv {
 	tb.Helper()
-	ctx := context.Background()
-	store, err := sqlitestore.Open(ctx, tb.TempDir())
+	store := openStore(tb)
+	return newPod(tb, cfg, store, func(deliver aoba.DeliverFunc) aoba.Broker { return hub.NewMemoryBroker(deliver) })
+}
+
+// openStore opens an embedded store closed when tb ends.
+func openStore(tb testing.TB) aoba.Store {
+	tb.Helper()
+	store, err := sqlitestore.Open(context.Background(), tb.TempDir())
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// newPod returns one pod on store whose Service and Node use the broker
+// that newBroker returns for the node's Deliver; the pod closes the broker
+// when tb ends. Pods sharing a store and a Redis are a cluster.
+func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func(aoba.DeliverFunc) aoba.Broker) *testEnv {
+	tb.Helper()
+	ctx := context.Background()
 	tokens, err := auth.NewTokens([]byte(strings.Repeat("k", 32)), time.Hour)
 	if err != nil {
 		tb.Fatal(err)
@@ -63,6 +80,10 @@ func newEnv(tb testing.TB, cfg realtime.Config) *testEnv {
 	hasher, err := auth.NewArgon2id(auth.Argon2Params{MemoryKiB: 1024, Iterations: 1, Parallelism: 1})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	revoker, ok := store.(aoba.SessionRevoker)
+	if !ok {
+		tb.Fatal("the store is not a SessionRevoker")
 	}
 	var svc *aoba.Service
 	presence := hub.NewMemoryPresence(func(p aoba.Presence) { svc.PresenceChanged(p) },
@@ -74,8 +95,8 @@ func newEnv(tb testing.TB, cfg realtime.Config) *testEnv {
 	// The broker delivers to the node, the Service publishes through the
 	// broker and the node calls the Service: a closure breaks the cycle.
 	var node *realtime.Node
-	broker := hub.NewMemoryBroker(func(topic string, env aoba.Envelope) { node.Deliver(topic, env) })
-	svc = aoba.NewService(aoba.ServiceConfig{Store: store, Broker: broker, Presence: presence, Revoker: store,
+	broker := newBroker(func(topic string, env aoba.Envelope) { node.Deliver(topic, env) })
+	svc = aoba.NewService(aoba.ServiceConfig{Store: store, Broker: broker, Presence: presence, Revoker: revoker,
 		Tokens: tokens, Hasher: hasher})
 	cfg.Service = svc
 	node = realtime.New(cfg)
@@ -112,7 +133,6 @@ func newEnv(tb testing.TB, cfg realtime.Config) *testEnv {
 		_ = app.ShutdownWithTimeout(2 * time.Second)
 		_ = broker.Close()
 		_ = presence.Close()
-		_ = store.Close()
 	})
 	return e
 }
