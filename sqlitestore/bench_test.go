@@ -8,7 +8,16 @@ import (
 	"time"
 
 	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/sqlitestore"
 )
+
+// reportBatching reports the mean number of messages per commit since
+// taken and commits were read from s.
+func reportBatching(b *testing.B, s *sqlitestore.Store, taken, commits int64) {
+	if n := sqlitestore.MessageCommits(s) - commits; n > 0 {
+		b.ReportMetric(float64(sqlitestore.MessagesTaken(s)-taken)/float64(n), "msgs/commit")
+	}
+}
 
 // benchMessage returns a message of ordinary length in conversation conv.
 func benchMessage(conv string) *aoba.Message {
@@ -23,6 +32,7 @@ func BenchmarkCreateMessageParallel(b *testing.B) {
 	conv := aoba.DirectConversation("u1", "u2")
 	b.ReportAllocs()
 	b.SetParallelism(32)
+	taken, commits := sqlitestore.MessagesTaken(s), sqlitestore.MessageCommits(s)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -32,6 +42,8 @@ func BenchmarkCreateMessageParallel(b *testing.B) {
 			}
 		}
 	})
+	b.StopTimer()
+	reportBatching(b, s, taken, commits)
 }
 
 // BenchmarkCreateMessageBurst starts 1,000 concurrent CreateMessage calls
@@ -43,6 +55,7 @@ func BenchmarkCreateMessageBurst(b *testing.B) {
 	conv := aoba.DirectConversation("u1", "u2")
 	lat := make([]time.Duration, 0, burst*b.N)
 	var mu sync.Mutex
+	taken, commits := sqlitestore.MessagesTaken(s), sqlitestore.MessageCommits(s)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		msgs := make([]*aoba.Message, burst)
@@ -72,6 +85,7 @@ func BenchmarkCreateMessageBurst(b *testing.B) {
 		wg.Wait()
 	}
 	b.StopTimer()
+	reportBatching(b, s, taken, commits)
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		return float64(lat[int(p*float64(len(lat)-1))]) / float64(time.Millisecond)
