@@ -43,7 +43,7 @@ type conn struct {
 
 	// Owned by the reading goroutine.
 	ctx     context.Context
-	watched map[string]string // watched user id → username
+	watched map[string]string // watched user id → username; nil until the first presence.subscribe
 }
 
 func newConn(n *Node, ws *websocket.Conn, claims aoba.Claims) *conn {
@@ -52,7 +52,6 @@ func newConn(n *Node, ws *websocket.Conn, claims aoba.Claims) *conn {
 		queue:      make(chan *item, n.cfg.SendQueue),
 		closeReq:   make(chan struct{}),
 		writerDone: make(chan struct{}),
-		watched:    make(map[string]string),
 	}
 }
 

@@ -171,6 +171,9 @@ func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) error {
 		if _, ok := c.watched[p.UserID]; !ok {
 			c.n.watch(ctx, c, p.UserID)
 		}
+		if c.watched == nil {
+			c.watched = make(map[string]string)
+		}
 		c.watched[p.UserID] = p.Username
 		ids = append(ids, p.UserID)
 	}

@@ -39,7 +39,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultSendQueue     = 256
+	DefaultSendQueue     = 128
 	DefaultPingInterval  = 25 * time.Second
 	DefaultIdleTimeout   = 60 * time.Second
 	DefaultMaxFrameBytes = 64 << 10

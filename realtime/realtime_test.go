@@ -27,6 +27,7 @@ import (
 type testEnv struct {
 	t      testing.TB
 	svc    *aoba.Service
+	tokens aoba.TokenAuthority
 	node   *realtime.Node
 	addr   string
 	claims map[string]aoba.Claims // by token
@@ -101,7 +102,7 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 	cfg.Service = svc
 	node = realtime.New(cfg)
 	node.SetBroker(broker)
-	e := &testEnv{t: tb, svc: svc, node: node, claims: make(map[string]aoba.Claims)}
+	e := &testEnv{t: tb, svc: svc, tokens: tokens, node: node, claims: make(map[string]aoba.Claims)}
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Use("/ws", func(c *fiber.Ctx) error {

@@ -1,0 +1,126 @@
+package realtime_test
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/realtime"
+)
+
+// BenchmarkIdleSocket opens b.N authenticated sockets, each of its own
+// user, lets them idle and reports the growth of the Go heap per socket
+// (heap-B/socket: bytes in use after a GC, the server's share plus a few
+// hundred bytes of the minimal client). The clients speak the protocol by
+// hand on a bare TCP connection so that they hold almost nothing. Set
+// AOBA_HEAP_PROFILE to a file name to write a heap profile with every
+// socket open, for `go tool pprof -top -sample_index=inuse_space`.
+// Run with -benchtime=2000x.
+func BenchmarkIdleSocket(b *testing.B) {
+	if os.Getenv("AOBA_HEAP_PROFILE") != "" {
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 1 // every allocation, for exact figures
+	}
+	e := newEnv(b, realtime.Config{})
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tok, _, err := e.tokens.Issue(aoba.NewID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = tok
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	conns := make([]net.Conn, 0, b.N)
+	b.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	before := heap()
+	b.ResetTimer()
+	for _, tok := range tokens {
+		conns = append(conns, rawDial(b, e.addr, tok))
+	}
+	b.StopTimer()
+	after := heap()
+	if path := os.Getenv("AOBA_HEAP_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		_ = f.Close()
+	}
+	b.ReportMetric(float64(int64(after)-int64(before))/float64(b.N), "heap-B/socket")
+}
+
+// rawDial opens a socket by hand and waits for the pong of a ping, so the
+// server has set the socket up completely.
+func rawDial(tb testing.TB, addr, token string) net.Conn {
+	tb.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET /ws?token=" + token + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		tb.Fatal(err)
+	}
+	r := bufio.NewReaderSize(c, 512)
+	status, err := r.ReadString('\n')
+	if err != nil || !bytes.Contains([]byte(status), []byte(" 101 ")) {
+		tb.Fatalf("upgrade: %q %v", status, err)
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	// A masked text frame with a zero mask: the payload goes as is.
+	ping := []byte(`{"type":"ping","id":"p"}`)
+	frame := append([]byte{0x81, 0x80 | byte(len(ping)), 0, 0, 0, 0}, ping...)
+	if _, err := c.Write(frame); err != nil {
+		tb.Fatal(err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := r.Read(hdr[:1]); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := r.Read(hdr[1:]); err != nil {
+		tb.Fatal(err)
+	}
+	body := make([]byte, hdr[1]&0x7f)
+	for n := 0; n < len(body); {
+		k, err := r.Read(body[n:])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n += k
+	}
+	if !bytes.Contains(body, []byte(`"pong"`)) {
+		tb.Fatalf("got %q, want the pong", body)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c
+}
