@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"runtime"
 
 	"github.com/aoba-chat/aoba"
@@ -67,28 +68,31 @@ func (s *Store) commitLoop() {
 // Any other failure of a row may have rolled the whole transaction back, so
 // that row is answered with its error and the other rows are returned, to
 // be committed again by the caller in a new transaction. A failure to
-// begin or commit is the answer of every row.
+// begin or commit is the answer of every row. A batch of one row is one
+// autocommit statement, which is the same single synced transaction
+// without the BEGIN and COMMIT round trips.
 func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
 	// The callers' contexts do not bound the transaction: once taken, a
 	// write is committed or failed, whatever its caller does meanwhile.
 	ctx := context.Background()
+	if len(batch) == 1 {
+		err := execInsertMessage(ctx, s.insertMessage, batch[0].m)
+		if err == nil {
+			s.commits.Add(1)
+		}
+		batch[0].done <- translate(err, "create message", "", "Message already exists.")
+		return nil
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		answerAll(batch, internal("begin transaction", err))
 		return nil
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, insertMessageSQL)
-	if err != nil {
-		answerAll(batch, internal("prepare message insert", err))
-		return nil
-	}
-	defer stmt.Close()
+	stmt := tx.StmtContext(ctx, s.insertMessage)
 	var conflicts []int
 	for i, w := range batch {
-		m := w.m
-		_, err := stmt.ExecContext(ctx, m.ID, m.Conversation, m.FromID, m.ToID, m.FromName, m.ToName, m.Content,
-			string(m.Type), millis(m.Timestamp))
+		err := execInsertMessage(ctx, stmt, w.m)
 		switch {
 		case err == nil:
 		case isUniqueViolation(err):
@@ -112,6 +116,13 @@ func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
 		w.done <- nil
 	}
 	return nil
+}
+
+// execInsertMessage inserts m with stmt, a statement of insertMessageSQL.
+func execInsertMessage(ctx context.Context, stmt *sql.Stmt, m *aoba.Message) error {
+	_, err := stmt.ExecContext(ctx, m.ID, m.Conversation, m.FromID, m.ToID, m.FromName, m.ToName, m.Content,
+		string(m.Type), millis(m.Timestamp))
+	return err
 }
 
 // answerAll answers every write of batch with err.

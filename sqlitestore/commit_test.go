@@ -149,6 +149,29 @@ func TestGroupCommit(t *testing.T) {
 		}
 	})
 
+	t.Run("LoneDuplicate", func(t *testing.T) {
+		// One caller at a time: every batch is a single row.
+		s := mustOpen(t, t.TempDir())
+		ctx := testCtx(t)
+		m := newMessage(conv, "original")
+		if err := s.CreateMessage(ctx, m); err != nil {
+			t.Fatalf("CreateMessage: %v", err)
+		}
+		dup := *m
+		dup.Content = "copy"
+		if err := s.CreateMessage(ctx, &dup); aoba.ErrorCode(err) != aoba.ECONFLICT {
+			t.Fatalf("CreateMessage with a stored id: %v, want %s", err, aoba.ECONFLICT)
+		}
+		next := newMessage(conv, "next")
+		if err := s.CreateMessage(ctx, next); err != nil {
+			t.Fatalf("CreateMessage after a conflict: %v", err)
+		}
+		stored := storedContents(t, s, conv)
+		if len(stored) != 2 || stored[m.ID] != "original" || stored[next.ID] != "next" {
+			t.Fatalf("stored %v, want original and next", stored)
+		}
+	})
+
 	t.Run("DuplicateFailsOnlyItsCaller", func(t *testing.T) {
 		dir := t.TempDir()
 		s := mustOpen(t, dir)

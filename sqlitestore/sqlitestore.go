@@ -71,7 +71,9 @@ var (
 // It is safe for concurrent use.
 type Store struct {
 	write *sql.DB // one connection: every write, in IMMEDIATE transactions
-	read  *sql.DB // read-only pool
+
+	insertMessage *sql.Stmt // insertMessageSQL on write, prepared once
+	read          *sql.DB   // read-only pool
 
 	revoked revocations
 
@@ -132,7 +134,14 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 
+	insertMessage, err := write.PrepareContext(ctx, insertMessageSQL)
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, aoba.Errorf(aoba.EINTERNAL, "prepare message insert: %v", err)
+	}
 	s := &Store{
+		insertMessage: insertMessage,
 		write:         write,
 		read:          read,
 		writes:        make(chan *messageWrite),
@@ -141,6 +150,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		done:          make(chan struct{}),
 	}
 	if err := s.loadRevocations(ctx); err != nil {
+		insertMessage.Close()
 		write.Close()
 		read.Close()
 		return nil, err
@@ -161,7 +171,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.done
 		<-s.committerDone
-		err = errors.Join(s.read.Close(), s.write.Close())
+		err = errors.Join(s.insertMessage.Close(), s.read.Close(), s.write.Close())
 	})
 	if err != nil {
 		return aoba.Errorf(aoba.EINTERNAL, "close sqlite store: %v", err)
