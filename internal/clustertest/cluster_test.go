@@ -35,6 +35,44 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("GroupMessageAcrossPods", func(t *testing.T) {
+		owner := a.signup("gowner")
+		m1, m2 := a.signup("gmember1"), a.signup("gmember2")
+		var g aoba.CreateGroupResult
+		a.must(http.StatusCreated, "POST", "/api/groups", owner, map[string]any{"name": "crew"}, &g)
+		for _, m := range []string{"gmember1", "gmember2"} {
+			a.must(http.StatusCreated, "POST", "/api/groups/"+g.Group.ID+"/members", owner, map[string]string{"username": m}, nil)
+		}
+		ow, s1, s2 := b.dial(owner), b.dial(m1), a.dial(m2)
+		post := func(content string) aoba.MessageView {
+			var m aoba.MessageView
+			a.must(http.StatusCreated, "POST", "/api/messages", owner,
+				aoba.SendInput{To: g.Group.ID, Content: content, Type: aoba.MessageGroupChat}, &m)
+			return m
+		}
+		sent := post("to the crew")
+		for name, c := range map[string]*client{"owner on B": ow, "member1 on B": s1, "member2 on A": s2} {
+			if got := decode[aoba.MessageView](t, c.expect(aoba.FrameMessage, 5*time.Second)); got.ID != sent.ID {
+				t.Fatalf("%s got %+v, want %s", name, got, sent.ID)
+			}
+		}
+		// member1 leaves through pod A; its socket on B stops receiving once
+		// the event announcing it has arrived.
+		a.must(http.StatusOK, "POST", "/api/groups/"+g.Group.ID+"/leave", m1, nil, nil)
+		if ev := decode[aoba.GroupEvent](t, s1.expect(aoba.FrameGroup, 5*time.Second)); ev.Event != aoba.GroupMemberLeft {
+			t.Fatalf("member1 got %+v, want member_left", ev)
+		}
+		sent = post("without member1")
+		if got := decode[aoba.MessageView](t, ow.expect(aoba.FrameMessage, 5*time.Second)); got.ID != sent.ID {
+			t.Fatalf("owner got %+v, want %s", got, sent.ID)
+		}
+		s2.expect(aoba.FrameMessage, 5*time.Second)
+		s1.send("ping", "after", nil)
+		if f, err := s1.read(5 * time.Second); err != nil || f.Type != aoba.FramePong {
+			t.Fatalf("member1 after leaving got %s %s (%v), want only the pong", f.Type, f.Data, err)
+		}
+	})
+
 	t.Run("PresenceAcrossPods", func(t *testing.T) {
 		viewer := a.signup("viewer")
 		carol := a.signup("carol")
