@@ -14,12 +14,15 @@
 // goroutine per Store receives writes on an unbuffered channel: it takes
 // one, then every write whose caller is already blocked sending (at most
 // 256), and inserts them all in one IMMEDIATE transaction with one commit,
-// hence one sync, on the writer connection. Only then does it answer each
-// caller with its own row's result, so "CreateMessage returned nil" still
-// means "the row is on disk", exactly as with one transaction per message.
-// While it commits, new callers queue behind it and form the next batch: a
-// lone message commits at once, and under load the number of syncs per
-// second, not of messages, is what the disk bounds.
+// hence one sync, on the writer connection (a batch of one is a single
+// autocommit INSERT, the same synced transaction). Only then does it answer
+// each caller with its own row's result, so "CreateMessage returned nil"
+// still means "the row is on disk", exactly as with one transaction per
+// message. While it commits, new callers queue behind it and form the next
+// batch: a lone message commits at once (the committer never waits on a
+// timer; it only yields once, so that callers just answered can queue their
+// next write), and under load the number of syncs per second, not of
+// messages, is what the disk bounds.
 //
 // A batch is not all-or-nothing. A duplicate id fails that row's statement
 // only (SQLite undoes the failed statement and keeps the transaction), and
