@@ -146,7 +146,12 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 	defer n.metrics.sockets.Dec()
 
 	bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
-	if err := n.addUser(bctx, c); err != nil {
+	// On a goroutine of its own: reading the groups from the store needs a
+	// deep stack (the embedded SQLite driver), which this goroutine would
+	// keep, grown, for the socket's whole idle lifetime.
+	added := make(chan error, 1)
+	go func() { added <- n.addUser(bctx, c) }()
+	if err := <-added; err != nil {
 		n.log.Warn("realtime: group memberships unavailable", "err", err)
 		c.closeWith(aoba.CloseResync, "group memberships unavailable", false)
 	}
