@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	contrib "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/aoba-chat/aoba"
 )
@@ -25,8 +25,8 @@ const AuthCookie = "auth_token"
 // authentication middleware has stored the caller's claims under ClaimsKey.
 // Before the upgrade it answers, in this order, 401 without claims, 403 for
 // a forbidden Origin, 426 to a request that is not a WebSocket upgrade, and
-// 503 once
-// Shutdown has begun or before SetBroker, each with the contract's error body.
+// 503 once Shutdown has begun or before SetBroker, each with the contract's
+// error body. The upgrade itself is github.com/gofiber/contrib/websocket's.
 //
 // Origin policy: a request without an Origin header comes from a
 // non-browser client, which cannot be made to send a victim's cookie; a
@@ -37,21 +37,24 @@ const AuthCookie = "auth_token"
 // on a browser's cookie. A cross-site request without the cookie must have
 // authenticated with an explicit token (the ?token= parameter: browsers
 // cannot set headers on a WebSocket), which a foreign page cannot forge.
-// The upgrader's own origin check accepts everything on purpose: it
+// The contrib upgrader's own Origins list is set to "*" on purpose: it
 // compares exact strings and cannot express "same host", so this check
 // replaces it and always runs first.
-//
-// The upgrade uses fasthttp/websocket directly rather than Fiber's contrib
-// wrapper, which copies every local, query parameter, cookie and header of
-// the request into maps kept for the socket's lifetime (about 1.5 KiB per
-// idle socket); the claims are all a socket needs.
 func (n *Node) Handler() fiber.Handler {
-	upgrader := websocket.FastHTTPUpgrader{
+	upgrade := contrib.New(func(ws *contrib.Conn) {
+		claims, _ := claimsOf(ws.Locals(ClaimsKey))
+		n.serve(ws.Conn, claims)
+	}, contrib.Config{
+		Origins:          []string{"*"},
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   ReadBufferSize,
 		WriteBufferSize:  WriteBufferSize,
-		CheckOrigin:      func(*fasthttp.RequestCtx) bool { return true },
-	}
+		RecoverHandler: func(*contrib.Conn) {
+			if r := recover(); r != nil {
+				n.log.Error("realtime: panic in socket handler", "panic", r)
+			}
+		},
+	})
 	return func(c *fiber.Ctx) error {
 		if _, ok := claimsOf(c.Locals(ClaimsKey)); !ok {
 			return httpError(c, http.StatusUnauthorized, "Authentication required.")
@@ -59,25 +62,13 @@ func (n *Node) Handler() fiber.Handler {
 		if !n.originAllowed(c) {
 			return httpError(c, http.StatusForbidden, "Origin not allowed.")
 		}
-		if !websocket.FastHTTPIsWebSocketUpgrade(c.Context()) {
+		if !contrib.IsWebSocketUpgrade(c) {
 			return httpError(c, http.StatusUpgradeRequired, "This endpoint only accepts WebSocket upgrades.")
 		}
 		if n.isClosing() || n.getBroker() == nil {
 			return httpError(c, http.StatusServiceUnavailable, "The server is shutting down.")
 		}
-		claims, _ := claimsOf(c.Locals(ClaimsKey))
-		err := upgrader.Upgrade(c.Context(), func(ws *websocket.Conn) {
-			defer func() {
-				if r := recover(); r != nil {
-					n.log.Error("realtime: panic in socket handler", "panic", r)
-				}
-			}()
-			n.serve(ws, claims)
-		})
-		if err != nil {
-			return fiber.ErrUpgradeRequired
-		}
-		return nil
+		return upgrade(c)
 	}
 }
 
