@@ -173,6 +173,9 @@ func New(cfg Config) *Server {
 		fc.EnableIPValidation = true
 	}
 	s.app = fiber.New(fc)
+	// Sockets outlive their upgrade handler, so that fasthttp frees each
+	// upgrade's request context (see realtime.Node.Handler).
+	s.app.Server().KeepHijackedConns = true
 	s.app.Use(s.observe, s.recoverPanic, securityHeaders)
 	s.routes()
 	if cfg.Static != nil {

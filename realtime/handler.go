@@ -40,10 +40,33 @@ const AuthCookie = "auth_token"
 // The contrib upgrader's own Origins list is set to "*" on purpose: it
 // compares exact strings and cannot express "same host", so this check
 // replaces it and always runs first.
+//
+// Memory: when the app's fasthttp server keeps hijacked connections
+// (KeepHijackedConns, see PrepareApp), the upgrade handler returns at once
+// and the socket runs on its own goroutine, so the request context and
+// contrib's per-request copies are freed instead of being held for the
+// socket's lifetime (about 6 KB per idle socket). Without it the handler
+// serves the socket itself, as contrib expects.
 func (n *Node) Handler() fiber.Handler {
 	upgrade := contrib.New(func(ws *contrib.Conn) {
 		claims, _ := claimsOf(ws.Locals(ClaimsKey))
-		n.serve(ws.Conn, claims)
+		conn := ws.Conn
+		if !n.detach {
+			n.serve(conn, claims)
+			return
+		}
+		// Return at once so that fasthttp frees the request context and
+		// contrib its copies of the request: the socket lives on in a
+		// goroutine of its own and closes its connection itself.
+		go func() {
+			defer conn.Close()
+			defer func() {
+				if r := recover(); r != nil {
+					n.log.Error("realtime: panic in socket handler", "panic", r)
+				}
+			}()
+			n.serve(conn, claims)
+		}()
 	}, contrib.Config{
 		Origins:          []string{"*"},
 		HandshakeTimeout: 10 * time.Second,
@@ -56,6 +79,7 @@ func (n *Node) Handler() fiber.Handler {
 		},
 	})
 	return func(c *fiber.Ctx) error {
+		n.detachOnce.Do(func() { n.detach = c.App().Server().KeepHijackedConns })
 		if _, ok := claimsOf(c.Locals(ClaimsKey)); !ok {
 			return httpError(c, http.StatusUnauthorized, "Authentication required.")
 		}
@@ -70,6 +94,14 @@ func (n *Node) Handler() fiber.Handler {
 		}
 		return upgrade(c)
 	}
+}
+
+// PrepareApp sets what Handler needs of app's server for the cheaper socket
+// lifetime: fasthttp keeps hijacked connections open after the hijack
+// handler returns, and the socket closes its connection itself. Call it
+// before the app serves.
+func PrepareApp(app *fiber.App) {
+	app.Server().KeepHijackedConns = true
 }
 
 // Buffer sizes of every socket, held for its lifetime.

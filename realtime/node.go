@@ -92,6 +92,11 @@ type Node struct {
 	broker   atomic.Pointer[brokerRef]
 	metrics  *metrics
 
+	// detach says whether sockets outlive the upgrade handler (the app's
+	// server keeps hijacked connections); set at the first request.
+	detachOnce sync.Once
+	detach     bool
+
 	shards [shardCount]shard
 	groups [shardCount]groupShard
 

@@ -121,6 +121,7 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 		return c.Next()
 	})
 	app.Get("/ws", node.Handler())
+	realtime.PrepareApp(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
