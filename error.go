@@ -3,6 +3,7 @@ package aoba
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Error codes. Each maps to one HTTP status in the api package and to one
@@ -18,6 +19,30 @@ const (
 	EUNAVAILABLE  = "unavailable"  // 503: a backing service is down
 	EINTERNAL     = "internal"     // 500: a bug or an unexpected failure
 )
+
+// statuses maps each error code to the HTTP status of the contract: the one
+// table that decides what a domain error looks like on the wire, in REST
+// responses and in WebSocket `error` frames alike.
+var statuses = map[string]int{
+	EINVALID:      http.StatusBadRequest,
+	EUNAUTHORIZED: http.StatusUnauthorized,
+	EFORBIDDEN:    http.StatusForbidden,
+	ENOTFOUND:     http.StatusNotFound,
+	ECONFLICT:     http.StatusConflict,
+	ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	ERATELIMIT:    http.StatusTooManyRequests,
+	EUNAVAILABLE:  http.StatusServiceUnavailable,
+	EINTERNAL:     http.StatusInternalServerError,
+}
+
+// ErrorStatus returns the HTTP status of an error code, and 500 for an
+// unknown code.
+func ErrorStatus(code string) int {
+	if s, ok := statuses[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
 
 // Error is the one error type of the domain. Message is a human sentence that
 // is safe to show to the client; internal errors never carry details there.

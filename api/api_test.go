@@ -53,8 +53,8 @@ func TestErrorStatus(t *testing.T) {
 		aoba.EINVALID: 400, aoba.EUNAUTHORIZED: 401, aoba.EFORBIDDEN: 403, aoba.ENOTFOUND: 404, aoba.ECONFLICT: 409,
 		aoba.ETOOLARGE: 413, aoba.ERATELIMIT: 429, aoba.EUNAVAILABLE: 503, aoba.EINTERNAL: 500, "bogus": 500,
 	} {
-		if got := api.ErrorStatus(code); got != want {
-			t.Errorf("ErrorStatus(%q) = %d, want %d", code, got, want)
+		if got := aoba.ErrorStatus(code); got != want {
+			t.Errorf("aoba.ErrorStatus(%q) = %d, want %d", code, got, want)
 		}
 	}
 }

@@ -8,29 +8,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// codes maps each aoba error code to its HTTP status: the one table that
-// decides what a domain error looks like on the wire.
-var codes = map[string]int{
-	aoba.EINVALID:      http.StatusBadRequest,
-	aoba.EUNAUTHORIZED: http.StatusUnauthorized,
-	aoba.EFORBIDDEN:    http.StatusForbidden,
-	aoba.ENOTFOUND:     http.StatusNotFound,
-	aoba.ECONFLICT:     http.StatusConflict,
-	aoba.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	aoba.ERATELIMIT:    http.StatusTooManyRequests,
-	aoba.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	aoba.EINTERNAL:     http.StatusInternalServerError,
-}
-
-// ErrorStatus returns the HTTP status of an aoba error code, and 500 for an
-// unknown code.
-func ErrorStatus(code string) int {
-	if s, ok := codes[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
 // ErrorResponse is the body of every error: the status text and one human
 // sentence.
 type ErrorResponse struct {
@@ -70,7 +47,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		}
 	default:
 		code := aoba.ErrorCode(err)
-		status = ErrorStatus(code)
+		status = aoba.ErrorStatus(code)
 		message = aoba.ErrorMessage(err)
 		if code == aoba.EINTERNAL {
 			s.log.Error("internal error", "method", c.Method(), "path", c.Path(), "err", err)

@@ -42,28 +42,11 @@ type presenceData struct {
 	UserIDs   []string `json:"userIds"`
 }
 
-// statuses maps aoba error codes to the HTTP status whose text an `error`
-// frame carries, as the REST API does.
-var statuses = map[string]int{
-	aoba.EINVALID:      http.StatusBadRequest,
-	aoba.EUNAUTHORIZED: http.StatusUnauthorized,
-	aoba.EFORBIDDEN:    http.StatusForbidden,
-	aoba.ENOTFOUND:     http.StatusNotFound,
-	aoba.ECONFLICT:     http.StatusConflict,
-	aoba.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	aoba.ERATELIMIT:    http.StatusTooManyRequests,
-	aoba.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	aoba.EINTERNAL:     http.StatusInternalServerError,
-}
-
 // sendError answers frame id with an `error` frame for err; internal errors
 // are logged and reported without details.
 func (c *conn) sendError(id string, err error) {
 	code := aoba.ErrorCode(err)
-	status, ok := statuses[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := aoba.ErrorStatus(code)
 	if code == aoba.EINTERNAL {
 		c.n.log.Error("realtime: frame failed", "user", c.claims.UserID, "err", err)
 	}
