@@ -15,9 +15,10 @@ import (
 )
 
 // BenchmarkIdleSocket opens b.N authenticated sockets, each of its own
-// user, lets them idle and reports the growth of the Go heap per socket
+// user, lets them idle and reports, per socket, the growth of the Go heap
 // (heap-B/socket: bytes in use after a GC, the server's share plus a few
-// hundred bytes of the minimal client). The clients speak the protocol by
+// hundred bytes of the minimal client), of goroutine stacks (stack-B/socket)
+// and of goroutines (goroutines/socket; the minimal client has none). The clients speak the protocol by
 // hand on a bare TCP connection so that they hold almost nothing. Set
 // AOBA_HEAP_PROFILE to a file name to write a heap profile with every
 // socket open, for `go tool pprof -top -sample_index=inuse_space`.
@@ -36,12 +37,16 @@ func BenchmarkIdleSocket(b *testing.B) {
 		}
 		tokens[i] = tok
 	}
-	heap := func() uint64 {
+	type usage struct {
+		heap, stack uint64
+		goroutines  int
+	}
+	measure := func() usage {
 		runtime.GC()
 		runtime.GC()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
+		return usage{heap: m.HeapAlloc, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
 	}
 	conns := make([]net.Conn, 0, b.N)
 	b.Cleanup(func() {
@@ -49,13 +54,15 @@ func BenchmarkIdleSocket(b *testing.B) {
 			_ = c.Close()
 		}
 	})
-	before := heap()
+	before := measure()
 	b.ResetTimer()
 	for _, tok := range tokens {
 		conns = append(conns, rawDial(b, e.addr, tok))
 	}
 	b.StopTimer()
-	after := heap()
+	// Let the goroutines that set the sockets up end.
+	time.Sleep(100 * time.Millisecond)
+	after := measure()
 	if path := os.Getenv("AOBA_HEAP_PROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -66,7 +73,10 @@ func BenchmarkIdleSocket(b *testing.B) {
 		}
 		_ = f.Close()
 	}
-	b.ReportMetric(float64(int64(after)-int64(before))/float64(b.N), "heap-B/socket")
+	per := func(a, b0 int64) float64 { return float64(a-b0) / float64(b.N) }
+	b.ReportMetric(per(int64(after.heap), int64(before.heap)), "heap-B/socket")
+	b.ReportMetric(per(int64(after.stack), int64(before.stack)), "stack-B/socket")
+	b.ReportMetric(per(int64(after.goroutines), int64(before.goroutines)), "goroutines/socket")
 }
 
 // rawDial opens a socket by hand and waits for the pong of a ping, so the
