@@ -1,5 +1,5 @@
 # Builds the static aoba binary (pure Go, no cgo) into a distroless image.
-FROM golang:1.26 AS build
+FROM golang:1.27 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -4,6 +4,8 @@
 # registries. With network access to the public database, plain `govulncheck ./...` does the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The standard library is checked as well: analyse with the patched toolchain that scripts/test.sh uses.
+export GOTOOLCHAIN=${AOBA_GOTOOLCHAIN:-go1.27.3}
 VULNDB_VERSION=${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}
 GOVULNCHECK_VERSION=${GOVULNCHECK_VERSION:-v1.9.0}
 cache=${AOBA_VULNDB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aoba-vulndb/$VULNDB_VERSION}
