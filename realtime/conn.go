@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -25,21 +26,31 @@ type item struct {
 	at    time.Time
 }
 
-// conn is one socket. The handler's goroutine reads; writeLoop alone
-// writes data frames, pings and the close frame.
+// pingItem, queued, makes the writer send a ping control frame.
+var pingItem = &item{}
+
+// conn is one socket. The handler's goroutine reads. Writes (data frames,
+// pings, the close frame) are made by a writer that exists only while the
+// socket has something to write: enqueue and closeWith start one unless one
+// runs (the writing flag), and it ends when nothing is left, so an idle
+// socket costs one goroutine. At most one writer runs at any time, as the
+// websocket library requires.
 type conn struct {
 	n      *Node
 	id     string
 	claims aoba.Claims
 	ws     *websocket.Conn
 	queue  chan *item
+	// writing is set while a writer owns the socket; once the writer has
+	// closed the socket it stays set, so no writer ever starts again.
+	writing atomic.Bool
 
 	closeOnce   sync.Once
 	closeReq    chan struct{} // closed by closeWith
 	closeCode   int
 	closeReason string
-	closeDrain  bool // write the queued frames before the close frame
-	writerDone  chan struct{}
+	closeDrain  bool          // write the queued frames before the close frame
+	writerDone  chan struct{} // closed by the writer that handled closeReq
 
 	// Owned by the reading goroutine.
 	ctx     context.Context
@@ -55,15 +66,27 @@ func newConn(n *Node, ws *websocket.Conn, claims aoba.Claims) *conn {
 	}
 }
 
-// enqueue hands a frame to the writer without blocking; a full queue closes
-// the socket with aoba.CloseTooSlow.
+// enqueue hands a frame to the writer without blocking, starting one
+// unless one runs; a full queue closes the socket with aoba.CloseTooSlow.
 func (c *conn) enqueue(it *item) {
 	select {
 	case c.queue <- it:
+		c.kick()
 	default:
 		if c.closeWith(aoba.CloseTooSlow, "too slow", false) {
 			c.n.metrics.slowDisconnect.Inc()
 		}
+	}
+}
+
+// ping queues a ping unless the queue is full: then the writer is behind
+// (and the socket about to close as too slow), and a ping would not
+// reach the client sooner than the frames ahead of it.
+func (c *conn) ping() {
+	select {
+	case c.queue <- pingItem:
+		c.kick()
+	default:
 	}
 }
 
@@ -77,9 +100,9 @@ func (c *conn) send(typ, id string, data any) {
 	c.enqueue(&item{frame: b, at: time.Now()})
 }
 
-// closeWith asks the writer to close the socket with code; only the first
-// call counts. drain writes the queued frames first. It reports whether
-// this call was the first.
+// closeWith asks the writer to close the socket with code, starting one
+// unless one runs; only the first call counts. drain writes the queued
+// frames first. It reports whether this call was the first.
 func (c *conn) closeWith(code int, reason string, drain bool) bool {
 	first := false
 	c.closeOnce.Do(func() {
@@ -87,35 +110,60 @@ func (c *conn) closeWith(code int, reason string, drain bool) bool {
 		close(c.closeReq)
 		first = true
 	})
+	if first {
+		c.kick()
+	}
 	return first
 }
 
-// writeLoop owns every write to the socket until it closes.
-func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	ping := time.NewTicker(c.n.cfg.PingInterval)
-	defer ping.Stop()
+// closing reports whether closeWith was called.
+func (c *conn) closing() bool {
+	select {
+	case <-c.closeReq:
+		return true
+	default:
+		return false
+	}
+}
+
+// kick makes sure a writer runs after the caller's enqueue or close
+// request: it starts one unless one holds the writing flag, which then sees
+// the request before it ends (see writeAll).
+func (c *conn) kick() {
+	if !c.writing.Load() && c.writing.CompareAndSwap(false, true) {
+		c.n.startWriter(c)
+	}
+}
+
+// writeAll writes what the socket has to write; the caller holds the
+// writing flag. It returns when the queue is empty, having cleared the
+// flag, or once the socket is closed, keeping the flag for good.
+func (c *conn) writeAll() {
 	for {
 		// A close request wins over queued frames.
-		select {
-		case <-c.closeReq:
+		if c.closing() {
 			c.writeClose()
+			close(c.writerDone)
 			return
-		default:
 		}
 		select {
 		case it := <-c.queue:
 			if !c.write(it) {
+				close(c.writerDone)
 				return
 			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.n.cfg.WriteTimeout)); err != nil {
-				c.abort()
-				return
-			}
-		case <-c.closeReq:
-			c.writeClose()
+			continue
+		default:
+		}
+		// Nothing left. Clear the flag, then look again: an enqueue or a
+		// close request that saw the flag still set before it was cleared
+		// started no writer, and its item or request is visible now.
+		c.writing.Store(false)
+		if len(c.queue) == 0 && !c.closing() {
 			return
+		}
+		if !c.writing.CompareAndSwap(false, true) {
+			return // the enqueuer's kick started another writer
 		}
 	}
 }
@@ -123,6 +171,13 @@ func (c *conn) writeLoop() {
 // write writes one frame; on failure it drops the connection and reports
 // false.
 func (c *conn) write(it *item) bool {
+	if it == pingItem {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.n.cfg.WriteTimeout)); err != nil {
+			c.abort()
+			return false
+		}
+		return true
+	}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.n.cfg.WriteTimeout))
 	if err := c.ws.WriteMessage(websocket.TextMessage, it.frame); err != nil {
 		c.abort()
@@ -173,7 +228,10 @@ func (c *conn) abort() {
 func (c *conn) readLoop() (int, string) {
 	idle := c.n.cfg.IdleTimeout
 	c.ws.SetReadLimit(int64(c.n.cfg.MaxFrameBytes))
-	_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+	if !c.closing() {
+		// Once closing, the writer sets the close grace instead.
+		_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+	}
 	c.ws.SetPongHandler(func(string) error {
 		select {
 		case <-c.closeReq:

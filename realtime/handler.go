@@ -185,8 +185,9 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 	}
 	bcancel()
 
-	go c.writeLoop()
 	code, reason := c.readLoop()
+	// Closing starts a writer unless one runs: it writes the close frame
+	// (none when code is 0) and closes writerDone.
 	c.closeWith(code, reason, false)
 	<-c.writerDone
 

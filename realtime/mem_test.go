@@ -54,14 +54,28 @@ func BenchmarkIdleSocket(b *testing.B) {
 			_ = c.Close()
 		}
 	})
+	settle := func() {
+		// Wait until the goroutines of earlier sockets (another run's,
+		// the setup's, lingering writers) have ended.
+		last, same := -1, 0
+		for range 40 {
+			time.Sleep(250 * time.Millisecond)
+			g := runtime.NumGoroutine()
+			if g != last {
+				last, same = g, 0
+			} else if same++; same == 3 {
+				return
+			}
+		}
+	}
+	settle()
 	before := measure()
 	b.ResetTimer()
 	for _, tok := range tokens {
 		conns = append(conns, rawDial(b, e.addr, tok))
 	}
 	b.StopTimer()
-	// Let the goroutines that set the sockets up end.
-	time.Sleep(100 * time.Millisecond)
+	settle()
 	after := measure()
 	if path := os.Getenv("AOBA_HEAP_PROFILE"); path != "" {
 		f, err := os.Create(path)

@@ -1,6 +1,9 @@
 // Package realtime is the WebSocket channel of one pod: it holds this pod's
-// sockets only, each with one reader goroutine, one writer goroutine that
-// owns every write, and a bounded queue of pre-encoded frames.
+// sockets only, each with one reader goroutine and a bounded queue of
+// pre-encoded frames. A socket has a writer goroutine, the only one that
+// writes to it, only while it has something to write: the node keeps
+// finished writers a short while for the next socket that needs one, and a
+// single pinger goroutine queues every socket's pings.
 //
 // The broker hands envelopes to Node.Deliver, which never blocks: it copies
 // a frame reference into the queue of every local socket on the topic, and a
@@ -104,10 +107,17 @@ type Node struct {
 	orders   []order    // Join/Leave orders and the envelopes queued behind them
 	ordering bool       // a goroutine is applying orders
 
-	mu       sync.Mutex // guards closing and conns
-	closing  bool
-	conns    map[*conn]struct{}
-	handlers sync.WaitGroup // one per socket, done when its goroutines have ended
+	// idleWriters hands a socket to a writer goroutine waiting for one
+	// (see startWriter); unbuffered.
+	idleWriters chan *conn
+
+	mu      sync.Mutex // guards closing, conns and stopPings
+	closing bool
+	conns   map[*conn]struct{}
+	// stopPings stops the pinger, which the first socket starts; nil
+	// until then.
+	stopPings chan struct{}
+	handlers  sync.WaitGroup // one per socket, done when its goroutines have ended
 }
 
 type brokerRef struct{ b aoba.Broker }
@@ -186,6 +196,7 @@ func New(cfg Config) *Node {
 	n := &Node{
 		cfg: cfg, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,
 		origins: make(map[string]bool), metrics: newMetrics(), conns: make(map[*conn]struct{}),
+		idleWriters: make(chan *conn),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
@@ -596,6 +607,10 @@ func (n *Node) unsubscribe(ctx context.Context, topic string) {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Lock()
 	n.closing = true
+	if n.stopPings != nil {
+		close(n.stopPings)
+		n.stopPings = nil
+	}
 	for c := range n.conns {
 		c.closeWith(aoba.CloseGoingAway, "server shutting down", true)
 	}
@@ -619,6 +634,10 @@ func (n *Node) track(c *conn) bool {
 	defer n.mu.Unlock()
 	if n.closing {
 		return false
+	}
+	if n.stopPings == nil {
+		n.stopPings = make(chan struct{})
+		go n.pinger(n.stopPings)
 	}
 	n.conns[c] = struct{}{}
 	n.handlers.Add(1)
