@@ -1,0 +1,195 @@
+package realtime_test
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/aoba-chat/aoba"
+	"github.com/aoba-chat/aoba/realtime"
+)
+
+// stableGoroutines waits until the number of goroutines has not changed
+// for a while (longer than a writer lingers) and returns it.
+func stableGoroutines() int {
+	last, same := -1, 0
+	for range 60 {
+		time.Sleep(200 * time.Millisecond)
+		g := runtime.NumGoroutine()
+		if g != last {
+			last, same = g, 0
+		} else if same++; same == 4 {
+			break
+		}
+	}
+	return last
+}
+
+// waitGoroutines waits until at most want goroutines run and returns the
+// last count seen.
+func waitGoroutines(want int) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := runtime.NumGoroutine()
+		if g <= want || time.Now().After(deadline) {
+			return g
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIdleSocketHasNoWriter checks that an idle socket costs the server
+// its reader goroutine only, that a burst of frames starts writers that
+// end once it is written, and that the idle sockets still get pings.
+func TestIdleSocketHasNoWriter(t *testing.T) {
+	const sockets = 30
+	// slack covers the node's pinger and the test's own stray goroutines.
+	const slack = 3
+	e := newEnv(t, realtime.Config{})
+	tok, cl := e.user("idle")
+	warm := e.dial(tok) // starts the node's pinger
+	warm.quiet()
+	base := stableGoroutines()
+	cs := make([]*client, sockets)
+	for i := range cs {
+		cs[i] = e.dial(tok)
+		cs[i].quiet()
+	}
+
+	t.Run("OneGoroutinePerIdleSocket", func(t *testing.T) {
+		if g := waitGoroutines(base + sockets + slack); g-base > sockets+slack {
+			t.Fatalf("%d goroutines for %d idle sockets, want about one each", g-base, sockets)
+		}
+		if g := runtime.NumGoroutine(); g-base < sockets {
+			t.Fatalf("%d goroutines for %d idle sockets: the reader count is off", g-base, sockets)
+		}
+	})
+	t.Run("BurstThenIdle", func(t *testing.T) {
+		const burst = 20
+		for i := range burst {
+			e.node.Deliver(aoba.UserTopic(cl.UserID), aoba.Envelope{Frame: fmt.Appendf(nil, `{"type":"n","data":%d}`, i)})
+		}
+		for _, c := range cs {
+			for i := range burst {
+				f := c.next()
+				if want := fmt.Sprint(i); f.Type != "n" || string(f.Data) != want {
+					t.Fatalf("frame %s %s, want n %s", f.Type, f.Data, want)
+				}
+			}
+		}
+		if g := waitGoroutines(base + sockets + slack); g-base > sockets+slack {
+			t.Fatalf("%d goroutines for %d sockets after the burst, want about one each", g-base, sockets)
+		}
+	})
+}
+
+// TestIdleSocketGetsPings checks that the node's pinger reaches an idle
+// socket, and that frames still flow between pings.
+func TestIdleSocketGetsPings(t *testing.T) {
+	const frames = 5
+	e := newEnv(t, realtime.Config{PingInterval: 50 * time.Millisecond, IdleTimeout: 5 * time.Second})
+	tok, cl := e.user("pinged")
+	c := e.dial(tok)
+	c.quiet()
+	var pings atomic.Int32
+	c.ws.SetPingHandler(func(string) error {
+		pings.Add(1)
+		return c.ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
+	})
+	go func() {
+		for i := range frames {
+			time.Sleep(150 * time.Millisecond) // idle between frames
+			e.node.Deliver(aoba.UserTopic(cl.UserID), aoba.Envelope{Frame: fmt.Appendf(nil, `{"type":"n","data":%d}`, i)})
+		}
+	}()
+	for i := range frames {
+		if f := c.next(); f.Type != "n" || string(f.Data) != fmt.Sprint(i) {
+			t.Fatalf("frame %s %s, want n %d", f.Type, f.Data, i)
+		}
+	}
+	if got := pings.Load(); got < 3 {
+		t.Fatalf("%d pings in about 750 ms at a 50 ms interval, want several", got)
+	}
+}
+
+// TestNoConcurrentWrites delivers frames from several goroutines while the
+// pinger pings every few milliseconds and a close order arrives midway:
+// the race detector, and the library's own check, fail the test if two
+// goroutines ever write to one socket at once. Every socket must see each
+// sender's frames in order and end with the ordered close code.
+func TestNoConcurrentWrites(t *testing.T) {
+	const sockets, senders, frames = 4, 4, 200
+	e := newEnv(t, realtime.Config{PingInterval: 2 * time.Millisecond, SendQueue: 4096})
+	tok, cl := e.user("busy")
+	type result struct {
+		code int
+		err  error
+	}
+	results := make(chan result, sockets)
+	for range sockets {
+		c := e.dial(tok)
+		c.quiet()
+		go func() {
+			last := make([]int, senders)
+			for i := range last {
+				last[i] = -1
+			}
+			for {
+				_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, data, err := c.ws.ReadMessage()
+				if err != nil {
+					var ce *websocket.CloseError
+					if errors.As(err, &ce) {
+						results <- result{code: ce.Code}
+					} else {
+						results <- result{err: err}
+					}
+					return
+				}
+				var s, n int
+				if _, err := fmt.Sscanf(string(data), `{"type":"n","data":[%d,%d]}`, &s, &n); err != nil {
+					results <- result{err: fmt.Errorf("frame %s: %v", data, err)}
+					return
+				}
+				if n <= last[s] {
+					results <- result{err: fmt.Errorf("sender %d: frame %d after %d", s, n, last[s])}
+					return
+				}
+				last[s] = n
+			}
+		}()
+	}
+	topic := aoba.UserTopic(cl.UserID)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range frames {
+				e.node.Deliver(topic, aoba.Envelope{Frame: fmt.Appendf(nil, `{"type":"n","data":[%d,%d]}`, s, n)})
+				if s == 0 && n == frames/2 {
+					e.node.Deliver(topic, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseSessionRevoked, Reason: "revoked"}})
+				}
+				if n%20 == 0 {
+					time.Sleep(time.Millisecond) // let pings in between
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for range sockets {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.code != aoba.CloseSessionRevoked {
+			t.Fatalf("close code %d, want %d", r.code, aoba.CloseSessionRevoked)
+		}
+	}
+}
