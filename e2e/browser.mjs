@@ -43,3 +43,57 @@ export async function openUser(browser, name, viewport) {
 export async function shot(page, file) {
   await page.screenshot({ path: `${ARTIFACTS}${file}.png`, fullPage: true, timeout: WAIT });
 }
+
+// A run-unique suffix for usernames and group names, and the password every
+// test user signs up with.
+export const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+export const PASSWORD = 'correct-horse-battery';
+
+/** register signs a new user up through the sign-up form and waits until the app is online. */
+export async function register(page, username) {
+  await page.goto('/');
+  await page.locator('#signin-form').waitFor({ state: 'visible' });
+  await page.getByRole('button', { name: 'Create an account' }).click();
+  await page.locator('#signup-username').fill(username);
+  await page.locator('#signup-password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.locator('#app-view').waitFor({ state: 'visible' });
+  await page.locator('#conn-state[data-state="online"]').waitFor();
+  if ((await page.locator('#me-name').textContent()) !== username) {
+    throw new Error(`signed up as ${username}, but the app shows ${await page.locator('#me-name').textContent()}`);
+  }
+}
+
+/** send types text into the open conversation, sends it with Enter and waits until it is listed. */
+export async function send(page, text) {
+  await page.locator('#composer').fill(text);
+  await page.locator('#composer').press('Enter');
+  await messageIn(page, text);
+}
+
+/** messageIn waits until the open conversation lists a message containing text. */
+export function messageIn(page, text) {
+  return page.locator('#message-list li.msg .content', { hasText: text }).first().waitFor();
+}
+
+/**
+ * stepper returns step(name, fn): a subtest of t that is skipped once an
+ * earlier step failed; a failing step saves a screenshot of every open
+ * user of users() and adds their browser errors to the failure.
+ */
+export function stepper(t, users) {
+  let failed = false;
+  return (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      failed = true;
+      const open = users().filter(Boolean);
+      for (const u of open) {
+        if (!u.page.isClosed()) await shot(u.page, `failed-${u.name}`).catch(() => {});
+      }
+      if (open.length) err.message += `\nbrowser errors so far: ${JSON.stringify(open.flatMap((u) => u.errors))}`;
+      throw err;
+    }
+  });
+}

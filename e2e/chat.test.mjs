@@ -3,32 +3,8 @@
 // wide phone screen.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, openUser, shot } from './browser.mjs';
+import { launch, messageIn, openUser, register, send, shot, stepper, suffix } from './browser.mjs';
 
-const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-const PASSWORD = 'correct-horse-battery';
-
-async function register(page, username) {
-  await page.goto('/');
-  await page.locator('#signin-form').waitFor({ state: 'visible' });
-  await page.getByRole('button', { name: 'Create an account' }).click();
-  await page.locator('#signup-username').fill(username);
-  await page.locator('#signup-password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.locator('#app-view').waitFor({ state: 'visible' });
-  await page.locator('#conn-state[data-state="online"]').waitFor();
-  assert.equal(await page.locator('#me-name').textContent(), username);
-}
-
-async function send(page, text) {
-  await page.locator('#composer').fill(text);
-  await page.locator('#composer').press('Enter');
-  await messageIn(page, text);
-}
-
-function messageIn(page, text) {
-  return page.locator('#message-list li.msg .content', { hasText: text }).first().waitFor();
-}
 
 test('two users chat, type, share a group and see each other go offline', { timeout: 170000 }, async (t) => {
   const browser = await launch();
@@ -37,19 +13,7 @@ test('two users chat, type, share a group and see each other go offline', { time
   const group = `Team ${suffix}`;
   let A;
   let B;
-  let failed = false;
-  const step = (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      for (const u of [A, B]) {
-        if (u && !u.page.isClosed()) await shot(u.page, `failed-${u.name}`).catch(() => {});
-      }
-      if (A && B) err.message += `\nbrowser errors so far: ${JSON.stringify([...A.errors, ...B.errors])}`;
-      throw err;
-    }
-  });
+  const step = stepper(t, () => [A, B]);
 
   try {
     A = await openUser(browser, 'alice', { width: 1280, height: 800 });

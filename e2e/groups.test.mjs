@@ -4,19 +4,8 @@
 // follows live through group events.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openUser, shot } from './browser.mjs';
+import { BASE, PASSWORD, launch, openUser, register, shot, stepper, suffix } from './browser.mjs';
 
-const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-const PASSWORD = 'correct-horse-battery';
-
-async function registerUI(page, username) {
-  await page.goto('/');
-  await page.getByRole('button', { name: 'Create an account' }).click();
-  await page.locator('#signup-username').fill(username);
-  await page.locator('#signup-password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.locator('#conn-state[data-state="online"]').waitFor();
-}
 
 async function registerREST(username) {
   const res = await fetch(`${BASE}/api/auth/register`, {
@@ -47,26 +36,15 @@ test('group roles, live group events, search paging and account settings', { tim
   const group = `Ops ${suffix}`;
   let O;
   let P;
-  let failed = false;
-  const step = (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      for (const u of [O, P]) {
-        if (u && !u.page.isClosed()) await shot(u.page, `failed-${u.name}`).catch(() => {});
-      }
-      throw err;
-    }
-  });
+  const step = stepper(t, () => [O, P]);
 
   try {
     O = await openUser(browser, 'olga', { width: 1024, height: 760 });
     P = await openUser(browser, 'pete', { width: 375, height: 740 });
 
     await step('users register', async () => {
-      await registerUI(O.page, olga);
-      await registerUI(P.page, pete);
+      await register(O.page, olga);
+      await register(P.page, pete);
       await registerREST(mona);
     });
 

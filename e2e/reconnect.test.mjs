@@ -5,30 +5,9 @@
 // returns to the sign-in form.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openUser, shot } from './browser.mjs';
+import { BASE, PASSWORD, launch, messageIn, openUser, register, send, shot, stepper, suffix } from './browser.mjs';
 
-const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-const PASSWORD = 'correct-horse-battery';
 const NEW_PASSWORD = 'staple-battery-horse';
-
-async function register(page, username) {
-  await page.goto('/');
-  await page.getByRole('button', { name: 'Create an account' }).click();
-  await page.locator('#signup-username').fill(username);
-  await page.locator('#signup-password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.locator('#conn-state[data-state="online"]').waitFor();
-}
-
-async function send(page, text) {
-  await page.locator('#composer').fill(text);
-  await page.locator('#composer').press('Enter');
-  await messageIn(page, text);
-}
-
-function messageIn(page, text) {
-  return page.locator('#message-list li.msg .content', { hasText: text }).first().waitFor();
-}
 
 test('the client recovers lost frames and obeys close codes', { timeout: 170000 }, async (t) => {
   const browser = await launch();
@@ -37,18 +16,7 @@ test('the client recovers lost frames and obeys close codes', { timeout: 170000 
   let C;
   let D;
   let D2;
-  let failed = false;
-  const step = (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      for (const u of [C, D, D2]) {
-        if (u && !u.page.isClosed()) await shot(u.page, `failed-${u.name}`).catch(() => {});
-      }
-      throw err;
-    }
-  });
+  const step = stepper(t, () => [C, D, D2]);
 
   // Dave's socket goes through a proxy that can swallow server frames and
   // close the page's side with a chosen code, as a slow-consumer cut would.
