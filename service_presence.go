@@ -42,13 +42,8 @@ func (s *Service) PresenceByUsername(ctx context.Context, username string) (*Use
 // PresenceByID returns one user's presence. It returns EINVALID for a
 // malformed id and ENOTFOUND for an unknown one.
 func (s *Service) PresenceByID(ctx context.Context, id string) (*UserPresence, error) {
-	if !IsValidID(id) {
-		return nil, Errorf(EINVALID, "User id must be a UUID.")
-	}
-	u, err := s.store.FindUserByID(ctx, id)
-	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "User not found.")
-	} else if err != nil {
+	u, err := s.findUserByID(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	ps, err := s.presenceOf(ctx, []*User{u})

@@ -227,16 +227,24 @@ func (s *Service) metadata(u *User) *Metadata {
 // FindMetadata returns the metadata of one user. It returns EINVALID for a
 // malformed id and ENOTFOUND for an unknown one.
 func (s *Service) FindMetadata(ctx context.Context, id string) (*Metadata, error) {
+	u, err := s.findUserByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.metadata(u), nil
+}
+
+// findUserByID looks up a user by an id from the client. It returns
+// EINVALID for a malformed id and ENOTFOUND for an unknown one.
+func (s *Service) findUserByID(ctx context.Context, id string) (*User, error) {
 	if !IsValidID(id) {
 		return nil, Errorf(EINVALID, "User id must be a UUID.")
 	}
 	u, err := s.store.FindUserByID(ctx, id)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "User not found.")
-	} else if err != nil {
-		return nil, err
 	}
-	return s.metadata(u), nil
+	return u, err
 }
 
 // FindMetadataBatch returns the metadata of the known users among ids, in
