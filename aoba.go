@@ -44,6 +44,7 @@ type Store interface {
 	GroupStore
 	InvitationStore
 	MessageStore
+	SessionStore
 	Pinger
 	// Close releases the store's resources.
 	Close() error

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Error codes. Each maps to one HTTP status in the api package and to one
@@ -83,4 +84,27 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "Internal server error"
+}
+
+// RetryError is a domain error that says when the request may succeed
+// again: the Retry-After of an ERATELIMIT refusal.
+type RetryError struct {
+	Err        *Error
+	RetryAfter time.Duration
+}
+
+// Error implements the error interface.
+func (e *RetryError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the domain error, so ErrorCode and ErrorMessage see it.
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// RetryAfter returns how long the client should wait before retrying err,
+// and false when err carries no such hint.
+func RetryAfter(err error) (time.Duration, bool) {
+	var re *RetryError
+	if errors.As(err, &re) {
+		return re.RetryAfter, true
+	}
+	return 0, false
 }

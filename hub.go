@@ -149,45 +149,9 @@ type RateLimiter interface {
 	// Allow counts one request for key if fewer than limit were counted in
 	// the last window, atomically. A refused request is not counted.
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (RateResult, error)
-}
-
-// SessionRevoker keeps the revocation list of session tokens, shared by
-// every pod (and kept across restarts in the single-binary mode).
-type SessionRevoker interface {
-	// RevokeSession revokes one session (token id) until it expires.
-	RevokeSession(ctx context.Context, sessionID string, expiresAt time.Time) error
-	// RevokeUserSessions revokes every session of the user issued at or
-	// before `before`, except keepSession when it is not empty. It lasts at
-	// least ttl (the longest token lifetime).
-	RevokeUserSessions(ctx context.Context, userID string, before time.Time, keepSession string, ttl time.Duration) error
-	// IsRevoked reports whether the session of c is revoked.
-	IsRevoked(ctx context.Context, c Claims) (bool, error)
-}
-
-// Claims are the verified contents of a session token.
-type Claims struct {
-	UserID    string
-	SessionID string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
-}
-
-// TokenAuthority issues and verifies session tokens.
-type TokenAuthority interface {
-	// Issue returns a signed token for a new session of userID.
-	Issue(userID string) (string, Claims, error)
-	// Verify returns the claims of a valid, unexpired token, or an
-	// EUNAUTHORIZED error.
-	Verify(token string) (Claims, error)
-}
-
-// PasswordHasher hashes and checks passwords.
-type PasswordHasher interface {
-	// Hash returns an encoded hash of pw with its parameters and salt.
-	Hash(pw string) (string, error)
-	// Verify reports whether pw matches hash.
-	Verify(hash, pw string) (bool, error)
-	// Dummy runs a verification that always fails, taking as long as a
-	// real one, for unknown users.
-	Dummy(pw string)
+	// Peek reports what Allow would answer for key now, without counting
+	// anything: a budget that only failures spend (failed logins) is
+	// checked with Peek before the attempt and spent with Allow after a
+	// failure.
+	Peek(ctx context.Context, key string, limit int, window time.Duration) (RateResult, error)
 }

@@ -12,8 +12,17 @@ type ServiceConfig struct {
 	Store    Store
 	Broker   Broker
 	Presence PresenceRegistry
-	Revoker  SessionRevoker
-	Tokens   TokenAuthority
+	// Sessions caches session state in front of the store (Redis, or
+	// memory for one pod).
+	Sessions SessionCache
+	// Tickets keeps the single-use WebSocket tickets.
+	Tickets TicketStore
+	// Limiter holds the failed-login budgets.
+	Limiter RateLimiter
+	// LoginFailures is the failed-login budget of one account per
+	// LoginFailureWindow (DefaultLoginFailures when zero).
+	LoginFailures int
+	Tokens        TokenAuthority
 	Hasher   PasswordHasher
 	// Domain is the XMPP domain reported in user metadata.
 	Domain string
@@ -30,7 +39,10 @@ type Service struct {
 	store    Store
 	broker   Broker
 	presence PresenceRegistry
-	revoker  SessionRevoker
+	sessions SessionCache
+	tickets  TicketStore
+	limiter  RateLimiter
+	failures int
 	tokens   TokenAuthority
 	hasher   PasswordHasher
 	domain   string
@@ -46,11 +58,15 @@ func NewService(c ServiceConfig) *Service {
 	if c.Domain == "" {
 		c.Domain = "aoba.chat"
 	}
+	if c.LoginFailures <= 0 {
+		c.LoginFailures = DefaultLoginFailures
+	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 24 * time.Hour
 	}
 	return &Service{
-		store: c.Store, broker: c.Broker, presence: c.Presence, revoker: c.Revoker,
+		store: c.Store, broker: c.Broker, presence: c.Presence, sessions: c.Sessions,
+		tickets: c.Tickets, limiter: c.Limiter, failures: c.LoginFailures,
 		tokens: c.Tokens, hasher: c.Hasher, domain: c.Domain, tokenTTL: c.TokenTTL, log: c.Logger,
 	}
 }

@@ -5,9 +5,6 @@ import (
 	"unicode/utf8"
 )
 
-// errBadCredentials is the one answer to a failed login, whatever failed.
-var errBadCredentials = &Error{Code: EUNAUTHORIZED, Message: "Invalid username or password"}
-
 // Register creates an account. It returns EINVALID for a bad username or
 // password and ECONFLICT when the username is taken in any case.
 func (s *Service) Register(ctx context.Context, username, password string) (*User, error) {
@@ -28,61 +25,6 @@ func (s *Service) Register(ctx context.Context, username, password string) (*Use
 		return nil, err
 	}
 	return u, nil
-}
-
-// Login checks credentials and returns a new session token, its claims and
-// the user. An unknown user and a wrong password get the same EUNAUTHORIZED
-// error after the same amount of hashing work.
-func (s *Service) Login(ctx context.Context, username, password string) (string, Claims, *User, error) {
-	if password == "" || len(password) > PasswordMaxLen*utf8.UTFMax || ValidateUsername(username) != nil {
-		s.hasher.Dummy(password)
-		return "", Claims{}, nil, errBadCredentials
-	}
-	u, err := s.store.FindUserByUsername(ctx, username)
-	if ErrorCode(err) == ENOTFOUND {
-		s.hasher.Dummy(password)
-		return "", Claims{}, nil, errBadCredentials
-	} else if err != nil {
-		return "", Claims{}, nil, err
-	}
-	ok, err := s.hasher.Verify(u.PasswordHash, password)
-	if err != nil {
-		return "", Claims{}, nil, err
-	} else if !ok {
-		return "", Claims{}, nil, errBadCredentials
-	}
-	token, claims, err := s.tokens.Issue(u.ID)
-	if err != nil {
-		return "", Claims{}, nil, err
-	}
-	return token, claims, u, nil
-}
-
-// Authenticate verifies a session token and checks the revocation list. It
-// returns EUNAUTHORIZED for an invalid, expired or revoked token and
-// EUNAVAILABLE when the revocation list cannot be read.
-func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error) {
-	c, err := s.tokens.Verify(token)
-	if err != nil {
-		return Claims{}, err
-	}
-	revoked, err := s.revoker.IsRevoked(ctx, c)
-	if err != nil {
-		return Claims{}, Errorf(EUNAVAILABLE, "The session store is unavailable.")
-	} else if revoked {
-		return Claims{}, Errorf(EUNAUTHORIZED, "The session has been revoked.")
-	}
-	return c, nil
-}
-
-// Logout revokes the caller's session on every pod and closes its sockets
-// with CloseSessionRevoked.
-func (s *Service) Logout(ctx context.Context, c Claims) error {
-	if err := s.revoker.RevokeSession(ctx, c.SessionID, c.ExpiresAt); err != nil {
-		return Errorf(EUNAVAILABLE, "The session store is unavailable.")
-	}
-	s.closeSessions(ctx, c.UserID, CloseOrder{Code: CloseSessionRevoked, Reason: "logged out", Session: c.SessionID})
-	return nil
 }
 
 // Me returns the caller's account, or EUNAUTHORIZED when it no longer exists.
@@ -141,8 +83,8 @@ func (s *Service) ChangePassword(ctx context.Context, c Claims, current, next st
 	if err := s.store.UpdatePasswordHash(ctx, u.ID, hash); err != nil {
 		return err
 	}
-	if err := s.revoker.RevokeUserSessions(ctx, u.ID, Now(), c.SessionID, s.tokenTTL); err != nil {
-		return Errorf(EUNAVAILABLE, "The session store is unavailable.")
+	if err := s.revokeUserSessions(ctx, u.ID, c.SessionID); err != nil {
+		return err
 	}
 	s.closeSessions(ctx, u.ID, CloseOrder{Code: CloseSessionRevoked, Reason: "password changed", KeepSession: c.SessionID})
 	return nil
@@ -156,8 +98,8 @@ func (s *Service) DeleteAccount(ctx context.Context, c Claims) error {
 	if err != nil {
 		return err
 	}
-	if err := s.revoker.RevokeUserSessions(ctx, u.ID, Now(), "", s.tokenTTL); err != nil {
-		return Errorf(EUNAVAILABLE, "The session store is unavailable.")
+	if err := s.revokeUserSessions(ctx, u.ID, ""); err != nil {
+		return err
 	}
 	if err := s.leaveAllGroups(ctx, u); err != nil {
 		return err
