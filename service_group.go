@@ -255,6 +255,7 @@ func (s *Service) LeaveGroup(ctx context.Context, c Claims, groupID string) erro
 	} else if err != nil {
 		return err
 	}
+	s.cancelInvitationsFrom(ctx, groupID, c.UserID)
 	s.publishMembership(ctx, groupID, false, c.UserID)
 	names, _ := s.usernames(ctx, []string{c.UserID})
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberLeft, GroupID: groupID, Username: names[c.UserID]}, c.UserID)
@@ -404,6 +405,26 @@ func (s *Service) cancelPendingInvitations(ctx context.Context, groupID, userID 
 	}
 }
 
+// cancelInvitationsFrom cancels the pending invitations to the group sent by
+// a member who is no longer one: an invitation speaks for its inviter's
+// membership. AcceptInvitation checks the inviter again, for invitations
+// sent while the inviter was leaving.
+func (s *Service) cancelInvitationsFrom(ctx context.Context, groupID, inviterID string) {
+	invs, err := s.store.FindInvitations(ctx, InvitationFilter{GroupID: groupID, Status: InvitationPending})
+	if err != nil {
+		s.log.Warn("pending invitations lookup failed", "err", err)
+		return
+	}
+	for _, inv := range invs {
+		if inv.InviterID != inviterID {
+			continue
+		}
+		if _, err := s.store.RespondInvitation(ctx, inv.ID, InvitationCancelled, Now()); err != nil && ErrorCode(err) != ECONFLICT {
+			s.log.Warn("invitation cancel failed", "err", err)
+		}
+	}
+}
+
 // RemoveMember removes a member from a group. Admins remove plain members;
 // the owner removes members and admins; nobody removes the owner.
 func (s *Service) RemoveMember(ctx context.Context, c Claims, groupID, username string) error {
@@ -430,6 +451,7 @@ func (s *Service) RemoveMember(ctx context.Context, c Claims, groupID, username 
 	} else if err != nil {
 		return err
 	}
+	s.cancelInvitationsFrom(ctx, groupID, u.ID)
 	s.publishMembership(ctx, groupID, false, u.ID)
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberRemoved, GroupID: groupID, GroupName: acc.group.Name, Username: u.Username}, u.ID)
 	return nil
@@ -497,6 +519,7 @@ func (s *Service) leaveAllGroups(ctx context.Context, u *User) error {
 		if err := s.store.DeleteMembership(ctx, g.ID, u.ID); err != nil && ErrorCode(err) != ENOTFOUND {
 			return err
 		}
+		s.cancelInvitationsFrom(ctx, g.ID, u.ID)
 		s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberLeft, GroupID: g.ID, Username: u.Username})
 	}
 	return nil
@@ -537,6 +560,7 @@ func (s *Service) handOver(ctx context.Context, g *Group, u *User) error {
 	if err := s.store.DeleteMembership(ctx, g.ID, u.ID); err != nil && ErrorCode(err) != ENOTFOUND {
 		return err
 	}
+	s.cancelInvitationsFrom(ctx, g.ID, u.ID)
 	names, _ := s.usernames(ctx, []string{successor.UserID})
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupOwnerTransferred, GroupID: g.ID, PreviousOwner: u.Username, NewOwner: names[successor.UserID]})
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupMemberLeft, GroupID: g.ID, Username: u.Username})

@@ -85,17 +85,21 @@ func (s *Service) ListInvitations(ctx context.Context, c Claims) ([]*InvitationV
 }
 
 // ownInvitation loads an invitation addressed to the caller. Anyone else's
-// invitation is ENOTFOUND, like an unknown one.
+// invitation is ENOTFOUND, like an unknown one, and so is a cancelled one:
+// for its invitee it no longer exists.
 func (s *Service) ownInvitation(ctx context.Context, c Claims, id string) (*Invitation, error) {
 	if !IsValidID(id) {
 		return nil, Errorf(EINVALID, "Invitation id must be a UUID.")
 	}
 	inv, err := s.store.FindInvitationByID(ctx, id)
-	if ErrorCode(err) == ENOTFOUND || (err == nil && inv.InviteeID != c.UserID) {
-		return nil, Errorf(ENOTFOUND, "Invitation not found.")
+	if ErrorCode(err) == ENOTFOUND || (err == nil && (inv.InviteeID != c.UserID || inv.Status == InvitationCancelled)) {
+		return nil, errInvitationNotFound()
 	}
 	return inv, err
 }
+
+// errInvitationNotFound answers for an invitation the caller may not see.
+func errInvitationNotFound() error { return Errorf(ENOTFOUND, "Invitation not found.") }
 
 // AcceptResult is the outcome of AcceptInvitation.
 type AcceptResult struct {
@@ -118,6 +122,16 @@ func (s *Service) AcceptInvitation(ctx context.Context, c Claims, id string) (*A
 	g, err := s.store.FindGroupByID(ctx, inv.GroupID)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, errGroupNotFound()
+	} else if err != nil {
+		return nil, err
+	}
+	// The inviter may have left after sending it (or while leaving):
+	// the invitation went with their membership.
+	if _, err := s.store.FindMembership(ctx, g.ID, inv.InviterID); ErrorCode(err) == ENOTFOUND {
+		if _, err := s.store.RespondInvitation(ctx, inv.ID, InvitationCancelled, Now()); err != nil && ErrorCode(err) != ECONFLICT {
+			return nil, err
+		}
+		return nil, errInvitationNotFound()
 	} else if err != nil {
 		return nil, err
 	}

@@ -234,11 +234,15 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodPost, "/api/auth/register", std, s.register)
 	s.handle(fiber.MethodPost, "/api/auth/login", std, s.login)
 	s.handle(fiber.MethodPost, "/api/auth/logout", auth, std, s.logout)
+	s.handle(fiber.MethodPost, "/api/auth/refresh", auth, std, s.refresh)
+	s.handle(fiber.MethodPost, "/api/auth/ws-ticket", auth, std, s.wsTicket)
 
 	s.handle(fiber.MethodGet, "/api/users/me", auth, std, s.me)
 	s.handle(fiber.MethodDelete, "/api/users/me", auth, std, s.deleteMe)
 	s.handle(fiber.MethodPut, "/api/users/me/username", auth, std, s.changeUsername)
 	s.handle(fiber.MethodPut, "/api/users/me/password", auth, std, s.changePassword)
+	s.handle(fiber.MethodGet, "/api/users/me/sessions", auth, std, s.listSessions)
+	s.handle(fiber.MethodDelete, "/api/users/me/sessions/:sessionId", auth, std, s.deleteSession)
 	s.handle(fiber.MethodGet, "/api/users", auth, search, s.searchUsers)
 	s.handle(fiber.MethodGet, "/api/users/:username", auth, std, s.userByName)
 
@@ -366,20 +370,6 @@ func tokenOf(c *fiber.Ctx) string {
 		return t
 	}
 	return c.Query("token")
-}
-
-// authenticate requires a valid session token and stores its claims.
-func (s *Server) authenticate(c *fiber.Ctx) error {
-	token := tokenOf(c)
-	if token == "" {
-		return aoba.Errorf(aoba.EUNAUTHORIZED, "Authentication required.")
-	}
-	cl, err := s.svc.Authenticate(c.UserContext(), token)
-	if err != nil {
-		return err
-	}
-	c.Locals(ClaimsKey, cl)
-	return c.Next()
 }
 
 // upgrade runs after authenticate for GET /ws and hands the request to the

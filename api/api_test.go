@@ -25,6 +25,10 @@ func (f limiterFunc) Allow(context.Context, string, int, time.Duration) (aoba.Ra
 	return f()
 }
 
+func (f limiterFunc) Peek(context.Context, string, int, time.Duration) (aoba.RateResult, error) {
+	return f()
+}
+
 // newServer returns a Server on a Service without backing services: enough
 // for the routes that fail before reaching one.
 func newServer(t *testing.T, lim aoba.RateLimiter) (*api.Server, *bytes.Buffer) {

@@ -2,7 +2,9 @@ package api
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/aoba-chat/aoba"
 	"github.com/gofiber/fiber/v2"
@@ -46,6 +48,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			message = "Internal server error"
 		}
 	default:
+		if d, ok := aoba.RetryAfter(err); ok {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
+		}
 		code := aoba.ErrorCode(err)
 		status = aoba.ErrorStatus(code)
 		message = aoba.ErrorMessage(err)

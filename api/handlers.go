@@ -40,15 +40,21 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := decode(c, &in, "username", "password"); err != nil {
 		return err
 	}
-	token, cl, u, err := s.svc.Login(c.UserContext(), in.Username, in.Password)
+	dev := aoba.Device{UserAgent: c.Get(fiber.HeaderUserAgent), IP: c.IP()}
+	token, cl, u, err := s.svc.Login(c.UserContext(), in.Username, in.Password, dev)
 	if err != nil {
 		return err
 	}
+	s.setAuthCookie(c, token, cl.ExpiresAt)
+	return c.JSON(loginResponse{Token: token, ExpiresAt: cl.ExpiresAt.UTC(), User: u})
+}
+
+// setAuthCookie sets the auth cookie to token until expires.
+func (s *Server) setAuthCookie(c *fiber.Ctx, token string, expires time.Time) {
 	c.Cookie(&fiber.Cookie{
-		Name: AuthCookie, Value: token, Path: "/", Expires: cl.ExpiresAt,
+		Name: AuthCookie, Value: token, Path: "/", Expires: expires,
 		HTTPOnly: true, Secure: s.secure, SameSite: fiber.CookieSameSiteLaxMode,
 	})
-	return c.JSON(loginResponse{Token: token, ExpiresAt: cl.ExpiresAt.UTC(), User: u})
 }
 
 // clearCookie expires the auth cookie in the browser.

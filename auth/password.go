@@ -78,10 +78,26 @@ func (h *Argon2id) Verify(hash, pw string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 
-// Dummy verifies pw against a hash of a random password, so that an unknown
-// user costs as much as a wrong password.
-func (h *Argon2id) Dummy(pw string) {
-	_, _ = h.Verify(h.dummy, pw)
+// dummyPassword is what Dummy verifies: a fixed input of typical length,
+// so that the client's input (however long) never reaches argon2 for an
+// unknown user.
+const dummyPassword = "not-a-password-of-anyone"
+
+// Dummy verifies a fixed password against a hash of a random one, so that
+// an unknown user costs as much as a wrong password.
+func (h *Argon2id) Dummy() {
+	_, _ = h.Verify(h.dummy, dummyPassword)
+}
+
+// NeedsRehash reports whether hash is weaker than this hasher's parameters
+// in memory, iterations or parallelism, or cannot be read.
+func (h *Argon2id) NeedsRehash(hash string) bool {
+	p, _, key, err := decode(hash)
+	if err != nil {
+		return true
+	}
+	return p.MemoryKiB < h.params.MemoryKiB || p.Iterations < h.params.Iterations ||
+		p.Parallelism < h.params.Parallelism || len(key) < keyLen
 }
 
 // derive runs argon2id under the concurrency bound.

@@ -57,6 +57,18 @@ func TestArgon2id(t *testing.T) {
 			}
 		}
 	})
+	t.Run("NeedsRehash", func(t *testing.T) {
+		own, _ := h.Hash("pass word")
+		weaker, _ := auth.NewArgon2id(auth.Argon2Params{MemoryKiB: 32, Iterations: 1, Parallelism: 1})
+		weak, _ := weaker.Hash("pass word")
+		stronger, _ := auth.NewArgon2id(auth.Argon2Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1})
+		strong, _ := stronger.Hash("pass word")
+		for hash, want := range map[string]bool{own: false, weak: true, strong: false, "garbage": true} {
+			if got := h.NeedsRehash(hash); got != want {
+				t.Errorf("NeedsRehash(%q) = %v, want %v", hash, got, want)
+			}
+		}
+	})
 	t.Run("ErrZeroParams", func(t *testing.T) {
 		if _, err := auth.NewArgon2id(auth.Argon2Params{}); err == nil {
 			t.Fatal("zero parameters accepted")

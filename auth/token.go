@@ -28,12 +28,13 @@ type Tokens struct {
 	now    func() time.Time
 }
 
-// claims is the JWT body: sub (user id), jti (session id), iat, exp, and
-// iat_ms, the issue time in milliseconds, which user-wide revocations compare
-// against.
+// claims is the JWT body: sub (user id), sid (session id), jti (token id),
+// iat, exp, and iat_ms, the issue time in milliseconds, which user-wide
+// revocations compare against.
 type claims struct {
 	jwt.RegisteredClaims
-	IssuedAtMS int64 `json:"iat_ms"`
+	SessionID  string `json:"sid"`
+	IssuedAtMS int64  `json:"iat_ms"`
 }
 
 // NewTokens returns a token authority. It returns an error when the secret
@@ -59,9 +60,9 @@ func NewTokens(secret []byte, ttl time.Duration) (*Tokens, error) {
 // TTL returns the lifetime of issued tokens.
 func (t *Tokens) TTL() time.Duration { return t.ttl }
 
-// Issue returns a signed token for a new session of userID. It returns an
-// EINTERNAL error when signing fails.
-func (t *Tokens) Issue(userID string) (string, aoba.Claims, error) {
+// Issue returns a signed token of session sessionID of userID, with a new
+// token id. It returns an EINTERNAL error when signing fails.
+func (t *Tokens) Issue(userID, sessionID string) (string, aoba.Claims, error) {
 	now := t.now().UTC().Truncate(time.Millisecond)
 	c := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -70,6 +71,7 @@ func (t *Tokens) Issue(userID string) (string, aoba.Claims, error) {
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
 		},
+		SessionID:  sessionID,
 		IssuedAtMS: now.UnixMilli(),
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
@@ -87,7 +89,7 @@ func (t *Tokens) Verify(token string) (aoba.Claims, error) {
 	}
 	var c claims
 	_, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
-	if err != nil || c.Subject == "" || c.ID == "" || c.IssuedAt == nil {
+	if err != nil || c.Subject == "" || c.ID == "" || c.SessionID == "" || c.IssuedAt == nil {
 		return aoba.Claims{}, aoba.Errorf(aoba.EUNAUTHORIZED, "Invalid or expired token.")
 	}
 	return toClaims(&c), nil
@@ -99,5 +101,5 @@ func toClaims(c *claims) aoba.Claims {
 	if c.IssuedAtMS > 0 {
 		iat = time.UnixMilli(c.IssuedAtMS).UTC()
 	}
-	return aoba.Claims{UserID: c.Subject, SessionID: c.ID, IssuedAt: iat, ExpiresAt: c.ExpiresAt.Time.UTC()}
+	return aoba.Claims{UserID: c.Subject, SessionID: c.SessionID, TokenID: c.ID, IssuedAt: iat, ExpiresAt: c.ExpiresAt.Time.UTC()}
 }

@@ -38,7 +38,7 @@ func TestNewTokens(t *testing.T) {
 func TestTokens(t *testing.T) {
 	tk := mustTokens(t)
 	t.Run("OK", func(t *testing.T) {
-		token, issued, err := tk.Issue("u1")
+		token, issued, err := tk.Issue("u1", "s1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +46,7 @@ func TestTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != issued || got.UserID != "u1" || got.SessionID == "" {
+		if got != issued || got.UserID != "u1" || got.SessionID != "s1" || got.TokenID == "" {
 			t.Fatalf("claims = %+v, issued %+v", got, issued)
 		}
 		if !got.IssuedAt.Equal(got.IssuedAt.Truncate(time.Millisecond)) || time.Since(got.IssuedAt) > time.Minute {
@@ -56,11 +56,11 @@ func TestTokens(t *testing.T) {
 			t.Fatalf("lifetime = %v", d)
 		}
 	})
-	t.Run("SessionsDiffer", func(t *testing.T) {
-		_, a, _ := tk.Issue("u1")
-		_, b, _ := tk.Issue("u1")
-		if a.SessionID == b.SessionID {
-			t.Fatal("two sessions share an id")
+	t.Run("TokensDiffer", func(t *testing.T) {
+		_, a, _ := tk.Issue("u1", "s1")
+		_, b, _ := tk.Issue("u1", "s1")
+		if a.TokenID == b.TokenID || a.SessionID != b.SessionID {
+			t.Fatalf("two tokens of one session: %+v, %+v", a, b)
 		}
 	})
 
@@ -73,7 +73,7 @@ func TestTokens(t *testing.T) {
 		return s
 	}
 	now := time.Now()
-	valid := jwt.MapClaims{"sub": "u1", "jti": "s1", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	valid := jwt.MapClaims{"sub": "u1", "sid": "s1", "jti": "t1", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	without := func(key string) jwt.MapClaims {
 		c := jwt.MapClaims{}
 		for k, v := range valid {
@@ -86,7 +86,7 @@ func TestTokens(t *testing.T) {
 	none := sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, valid)
 	good := sign(jwt.SigningMethodHS256, secret, valid)
 	parts := strings.Split(good, ".")
-	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","jti":"s1","iat":1,"exp":9999999999}`)) + "." + parts[2]
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","sid":"s1","jti":"t1","iat":1,"exp":9999999999}`)) + "." + parts[2]
 
 	for name, token := range map[string]string{
 		"ErrEmpty":       "",
@@ -95,10 +95,11 @@ func TestTokens(t *testing.T) {
 		"ErrAlgNone":     none,
 		"ErrHS512":       sign(jwt.SigningMethodHS512, secret, valid),
 		"ErrOtherSecret": sign(jwt.SigningMethodHS256, []byte("another secret of at least 32 bytes!!"), valid),
-		"ErrExpired":     sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "jti": "s1", "iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}),
+		"ErrExpired":     sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "u1", "sid": "s1", "jti": "t1", "iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}),
 		"ErrNoExpiry":    sign(jwt.SigningMethodHS256, secret, without("exp")),
 		"ErrNoSubject":   sign(jwt.SigningMethodHS256, secret, without("sub")),
-		"ErrNoSession":   sign(jwt.SigningMethodHS256, secret, without("jti")),
+		"ErrNoSession":   sign(jwt.SigningMethodHS256, secret, without("sid")),
+		"ErrNoTokenID":   sign(jwt.SigningMethodHS256, secret, without("jti")),
 		"ErrTampered":    tampered,
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package realtime_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -31,8 +33,17 @@ func BenchmarkIdleSocket(b *testing.B) {
 	e := newEnv(b, realtime.Config{})
 	tokens := make([]string, b.N)
 	for i := range tokens {
-		tok, _, err := e.tokens.Issue(aoba.NewID())
+		u := &aoba.User{ID: aoba.NewID(), Username: fmt.Sprintf("idle%d", i), PasswordHash: "-", CreatedAt: aoba.Now()}
+		if err := e.store.CreateUser(context.Background(), u); err != nil {
+			b.Fatal(err)
+		}
+		tok, cl, err := e.tokens.Issue(u.ID, aoba.NewID())
 		if err != nil {
+			b.Fatal(err)
+		}
+		sess := &aoba.Session{ID: cl.SessionID, UserID: cl.UserID, TokenID: cl.TokenID, CreatedAt: aoba.Now(),
+			LastSeenAt: aoba.Now(), ExpiresAt: cl.ExpiresAt}
+		if err := e.store.CreateSession(context.Background(), sess); err != nil {
 			b.Fatal(err)
 		}
 		tokens[i] = tok

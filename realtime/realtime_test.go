@@ -27,6 +27,7 @@ import (
 type testEnv struct {
 	t      testing.TB
 	svc    *aoba.Service
+	store  aoba.Store
 	tokens aoba.TokenAuthority
 	node   *realtime.Node
 	addr   string
@@ -48,6 +49,12 @@ func (l *countingLimiter) Allow(_ context.Context, key string, limit int, _ time
 	}
 	l.seen[key]++
 	return aoba.RateResult{Allowed: true, Limit: limit, Remaining: limit - l.seen[key]}, nil
+}
+
+func (l *countingLimiter) Peek(_ context.Context, key string, limit int, _ time.Duration) (aoba.RateResult, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return aoba.RateResult{Allowed: l.seen[key] < limit, Limit: limit, Remaining: limit - l.seen[key]}, nil
 }
 
 // newEnv returns one pod on a fresh embedded store and the in-process hub.
@@ -82,10 +89,8 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 	if err != nil {
 		tb.Fatal(err)
 	}
-	revoker, ok := store.(aoba.SessionRevoker)
-	if !ok {
-		tb.Fatal("the store is not a SessionRevoker")
-	}
+	sessions := hub.NewMemorySessions()
+	tb.Cleanup(func() { _ = sessions.Close() })
 	var svc *aoba.Service
 	presence := hub.NewMemoryPresence(func(p aoba.Presence) { svc.PresenceChanged(p) },
 		hub.PresenceOptions{Grace: 50 * time.Millisecond})
@@ -97,12 +102,12 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 	// broker and the node calls the Service: a closure breaks the cycle.
 	var node *realtime.Node
 	broker := newBroker(func(topic string, env aoba.Envelope) { node.Deliver(topic, env) })
-	svc = aoba.NewService(aoba.ServiceConfig{Store: store, Broker: broker, Presence: presence, Revoker: revoker,
-		Tokens: tokens, Hasher: hasher})
+	svc = aoba.NewService(aoba.ServiceConfig{Store: store, Broker: broker, Presence: presence, Sessions: sessions,
+		Tickets: sessions, Tokens: tokens, Hasher: hasher})
 	cfg.Service = svc
 	node = realtime.New(cfg)
 	node.SetBroker(broker)
-	e := &testEnv{t: tb, svc: svc, tokens: tokens, node: node, claims: make(map[string]aoba.Claims)}
+	e := &testEnv{t: tb, svc: svc, store: store, tokens: tokens, node: node, claims: make(map[string]aoba.Claims)}
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Use("/ws", func(c *fiber.Ctx) error {
@@ -151,7 +156,7 @@ func (e *testEnv) user(name string) (string, aoba.Claims) {
 
 func (e *testEnv) login(name string) (string, aoba.Claims) {
 	e.t.Helper()
-	token, cl, _, err := e.svc.Login(context.Background(), name, "password123")
+	token, cl, _, err := e.svc.Login(context.Background(), name, "password123", aoba.Device{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@
 //	AOBA_RATE_STANDARD      requests per minute, standard class (100)
 //	AOBA_RATE_BATCH         requests per minute, batch class (10)
 //	AOBA_RATE_SEARCH        requests per minute, search class (30)
+//	AOBA_LOGIN_FAILURES     failed logins per account per 15 minutes before 429 (10)
 //	AOBA_ALLOWED_ORIGINS    extra origins allowed to open a cookie-authenticated socket
 //	AOBA_TRUSTED_PROXIES    proxies (IPs, CIDRs) whose X-Forwarded-For names the client
 //	AOBA_COOKIE_SECURE      mark the auth_token cookie Secure (false)
@@ -102,6 +103,7 @@ type Config struct {
 	DataDir        string
 	Domain         string
 	Rates          api.Rates
+	LoginFailures  int
 	AllowedOrigins []string
 	TrustedProxies []string
 	TokenTTL       time.Duration
@@ -117,9 +119,16 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
-		Rates: api.DefaultRates, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
+		Rates: api.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
 		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo,
 	}
+}
+
+// sessionCache is what the hub offers in front of the session store: the
+// cache of session state and the WebSocket tickets.
+type sessionCache interface {
+	aoba.SessionCache
+	aoba.TicketStore
 }
 
 // Main is the program: its configuration and, once running, its parts.
@@ -131,7 +140,7 @@ type Main struct {
 
 	ln       net.Listener
 	store    aoba.Store
-	revoker  aoba.SessionRevoker
+	sessions sessionCache
 	rdb      *redis.Client
 	broker   aoba.Broker
 	presence aoba.PresenceRegistry
@@ -176,6 +185,7 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 		{"AOBA_RATE_STANDARD", &c.Rates.Standard},
 		{"AOBA_RATE_BATCH", &c.Rates.Batch},
 		{"AOBA_RATE_SEARCH", &c.Rates.Search},
+		{"AOBA_LOGIN_FAILURES", &c.LoginFailures},
 		{"AOBA_BODY_LIMIT", &c.BodyLimit},
 		{"AOBA_HEADER_LIMIT", &c.HeaderLimit},
 	}
@@ -297,7 +307,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open embedded store in %s: %w", c.DataDir, err)
 		}
-		m.store, m.revoker = st, st
+		m.store = st
 		log.Info("store: embedded SQLite", "data_dir", c.DataDir)
 	} else {
 		st, err := mongostore.Open(ctx, c.MongoURI, c.MongoDB)
@@ -327,9 +337,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.broker = hub.NewMemoryBroker(deliver)
 		m.presence = hub.NewMemoryPresence(onChange, hub.PresenceOptions{})
 		m.limiter = hub.NewMemoryRateLimiter()
-		if m.revoker == nil {
-			m.revoker = hub.NewMemoryRevoker()
-		}
+		m.sessions = hub.NewMemorySessions()
 		log.Info("hub: in-process (single pod)")
 	} else {
 		opts, err := redis.ParseURL(c.RedisURL)
@@ -340,14 +348,14 @@ func (m *Main) Run(ctx context.Context) error {
 		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix, deliver)
 		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), onChange, hub.PresenceOptions{})
 		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
-		m.revoker = hub.NewRedisRevoker(m.rdb, c.RedisPrefix)
+		m.sessions = hub.NewRedisSessions(m.rdb, c.RedisPrefix)
 		pingers["redis"] = m.broker
 		log.Info("hub: Redis", "addr", opts.Addr, "prefix", c.RedisPrefix)
 	}
 
 	m.svc = aoba.NewService(aoba.ServiceConfig{
-		Store: m.store, Broker: m.broker, Presence: m.presence, Revoker: m.revoker,
-		Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL, Logger: log,
+		Store: m.store, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
+		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL, Logger: log,
 	})
 	svcRef.Store(m.svc)
 	m.node = realtime.New(realtime.Config{
@@ -489,6 +497,9 @@ func (m *Main) close() error {
 		}
 	}
 	if cl, ok := m.limiter.(io.Closer); ok {
+		_ = cl.Close()
+	}
+	if cl, ok := m.sessions.(io.Closer); ok {
 		_ = cl.Close()
 	}
 	if m.rdb != nil {
