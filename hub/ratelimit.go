@@ -28,3 +28,14 @@ func rateResult(allowed bool, limit, count int, oldest, now time.Time, window ti
 	}
 	return r
 }
+
+// peekResult builds the RateResult that Allow would return at now when
+// count requests are counted in the window, the oldest at oldest (now when
+// there is none): as if the request were added when under the limit.
+func peekResult(limit, count int, oldest, now time.Time, window time.Duration) aoba.RateResult {
+	allowed := count < limit
+	if allowed {
+		count++
+	}
+	return rateResult(allowed, limit, count, oldest, now, window)
+}

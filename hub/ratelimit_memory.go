@@ -77,3 +77,32 @@ func (l *MemoryRateLimiter) purge(now time.Time) {
 		}
 	}
 }
+
+// Peek reports what Allow would answer for key now, without counting a
+// request. It returns an EINTERNAL error for a window that is not
+// positive.
+func (l *MemoryRateLimiter) Peek(ctx context.Context, key string, limit int, window time.Duration) (aoba.RateResult, error) {
+	if err := checkRateArgs(key, window); err != nil {
+		return aoba.RateResult{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	var inWindow []time.Time
+	if lg := l.keys[key]; lg != nil {
+		cut := 0
+		for cut < len(lg.times) && !lg.times[cut].After(now.Add(-window)) {
+			cut++
+		}
+		inWindow = lg.times[cut:]
+	}
+	return peekResult(limit, len(inWindow), firstOr(inWindow, now), now, window), nil
+}
+
+// firstOr returns the first of times, or t when there is none.
+func firstOr(times []time.Time, t time.Time) time.Time {
+	if len(times) == 0 {
+		return t
+	}
+	return times[0]
+}

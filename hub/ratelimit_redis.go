@@ -53,6 +53,22 @@ if #first > 0 then oldest = tonumber(first[2]) end
 return {allowed, count, oldest, now}
 `)
 
+// peekScript counts the entries of the set still in the window, without
+// changing it. It returns {count, oldest ms, now ms}, oldest being now when
+// the window is empty.
+//
+//	KEYS: the set    ARGV: window ms
+var peekScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local low = '(' .. (now - tonumber(ARGV[1]))
+local count = redis.call('ZCOUNT', KEYS[1], low, '+inf')
+local oldest = now
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], low, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #first > 0 then oldest = tonumber(first[2]) end
+return {count, oldest, now}
+`)
+
 // NewRedisRateLimiter returns a RedisRateLimiter on client with keys
 // starting with prefix (DefaultPrefix when empty). It never fails.
 func NewRedisRateLimiter(client *redis.Client, prefix string) *RedisRateLimiter {
@@ -82,4 +98,25 @@ func (l *RedisRateLimiter) Allow(ctx context.Context, key string, limit int, win
 	now := time.Now()
 	oldest := now.Add(time.Duration(vals[2]-vals[3]) * time.Millisecond)
 	return rateResult(vals[0] == 1, limit, int(vals[1]), oldest, now, time.Duration(winMs)*time.Millisecond), nil
+}
+
+// Peek reports what Allow would answer for key now, without counting a
+// request, by the Redis server's clock. It returns an EUNAVAILABLE error
+// when Redis cannot be reached and an EINTERNAL error for a window that is
+// not positive.
+func (l *RedisRateLimiter) Peek(ctx context.Context, key string, limit int, window time.Duration) (aoba.RateResult, error) {
+	if err := checkRateArgs(key, window); err != nil {
+		return aoba.RateResult{}, err
+	}
+	winMs := max(window.Milliseconds(), 1)
+	vals, err := peekScript.Run(ctx, l.client, []string{l.prefix + "rl:" + key}, winMs).Int64Slice()
+	if err != nil {
+		return aoba.RateResult{}, redisError(err, "rate limiter")
+	}
+	if len(vals) != 3 {
+		return aoba.RateResult{}, aoba.Errorf(aoba.EINTERNAL, "rate peek script returned %d values", len(vals))
+	}
+	now := time.Now()
+	oldest := now.Add(time.Duration(vals[1]-vals[2]) * time.Millisecond)
+	return peekResult(limit, int(vals[0]), oldest, now, time.Duration(winMs)*time.Millisecond), nil
 }

@@ -26,6 +26,15 @@ func RunRateLimiterTests(t *testing.T, newLimiter NewRateLimiterFunc) {
 		return r
 	}
 
+	peek := func(t *testing.T, l aoba.RateLimiter, key string, limit int, window time.Duration) aoba.RateResult {
+		t.Helper()
+		r, err := l.Peek(ctx, key, limit, window)
+		if err != nil {
+			t.Fatalf("peek %s: %v", key, err)
+		}
+		return r
+	}
+
 	t.Run("ExactlyLimitInParallel", func(t *testing.T) {
 		l := newLimiter(t)
 		const calls, limit = 50, 10
@@ -149,6 +158,66 @@ func RunRateLimiterTests(t *testing.T, newLimiter NewRateLimiterFunc) {
 		l := newLimiter(t)
 		if _, err := l.Allow(ctx, "k", 1, 0); err == nil {
 			t.Fatal("a zero window was accepted")
+		}
+		if _, err := l.Peek(ctx, "k", 1, 0); err == nil {
+			t.Fatal("a zero window was accepted by Peek")
+		}
+	})
+
+	t.Run("PeekDoesNotCount", func(t *testing.T) {
+		l := newLimiter(t)
+		const limit = 3
+		for i := 0; i < 10; i++ {
+			r := peek(t, l, "k", limit, time.Minute)
+			if !r.Allowed || r.Remaining != limit-1 || r.Limit != limit || r.RetryAfter != 0 {
+				t.Fatalf("peek %d on an empty key = %+v, want allowed with %d remaining", i, r, limit-1)
+			}
+		}
+		for i := 0; i < limit; i++ {
+			if !allow(t, l, "k", limit, time.Minute).Allowed {
+				t.Fatalf("request %d refused after peeks: peeks were counted", i+1)
+			}
+		}
+	})
+
+	t.Run("PeekAnswersAsAllowWould", func(t *testing.T) {
+		l := newLimiter(t)
+		first := allow(t, l, "k", 3, time.Minute)
+		p := peek(t, l, "k", 3, time.Minute)
+		if !p.Allowed || p.Remaining != 1 {
+			t.Fatalf("peek after one request of 3 = %+v, want allowed with 1 remaining", p)
+		}
+		if d := p.Reset.Sub(first.Reset); d < -50*time.Millisecond || d > 50*time.Millisecond {
+			t.Fatalf("peek Reset %v, want the first request's %v", p.Reset, first.Reset)
+		}
+		if next := allow(t, l, "k", 3, time.Minute); next.Remaining != p.Remaining {
+			t.Fatalf("allow after peek: Remaining %d, peek said %d", next.Remaining, p.Remaining)
+		}
+	})
+
+	t.Run("PeekAtLimit", func(t *testing.T) {
+		l := newLimiter(t)
+		const window = 400 * time.Millisecond
+		for i := 0; i < 2; i++ {
+			allow(t, l, "k", 2, window)
+		}
+		p := peek(t, l, "k", 2, window)
+		if p.Allowed || p.Remaining != 0 {
+			t.Fatalf("peek at the limit = %+v, want refused with 0 remaining", p)
+		}
+		if p.RetryAfter <= 0 || p.RetryAfter > window+50*time.Millisecond {
+			t.Fatalf("peek at the limit: RetryAfter %v, want within the window", p.RetryAfter)
+		}
+		if allow(t, l, "k", 2, window).Allowed {
+			t.Fatal("allowed over the limit after a peek")
+		}
+		// Once the window has passed, Peek sees the budget again.
+		time.Sleep(p.RetryAfter + 20*time.Millisecond)
+		if p := peek(t, l, "k", 2, window); !p.Allowed || p.Remaining != 1 {
+			t.Fatalf("peek after the window = %+v, want allowed with 1 remaining", p)
+		}
+		if r := peek(t, l, "k", 0, window); r.Allowed {
+			t.Fatal("peek allowed with a limit of 0")
 		}
 	})
 }
