@@ -61,7 +61,6 @@ func newSessionService(t *testing.T) (*aoba.Service, *recordingHasher) {
 	}
 	h := &recordingHasher{Argon2id: argon}
 	sessions := hub.NewMemorySessions()
-	t.Cleanup(func() { _ = sessions.Close() })
 	broker := hub.NewMemoryBroker(func(string, aoba.Envelope) {})
 	t.Cleanup(func() { _ = broker.Close() })
 	presence := hub.NewMemoryPresence(func(aoba.Presence) {}, hub.PresenceOptions{})

@@ -109,7 +109,9 @@ type SessionCache interface {
 	// a late fill never overwrites a revocation or a rotation).
 	Remember(ctx context.Context, sessionID, tokenID string, until time.Time) error
 	// Rotate caches tokenID as the current token of sessionID until
-	// `until`, replacing what was cached.
+	// `until`, replacing a cached token, but never a cached revocation: a
+	// refresh whose cache write lands after a logout must not bring the
+	// session back.
 	Rotate(ctx context.Context, sessionID, tokenID string, until time.Time) error
 	// RevokeSession caches the session's revocation until `until` (the
 	// expiry of its token), replacing what was cached.

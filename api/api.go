@@ -1,6 +1,6 @@
 // Package api is Aoba's REST API on Fiber: it decodes requests, calls
 // aoba.Service, and encodes results and errors in the contract's shapes
-// (/work/shared/api.md). It holds no business rule: validation, permissions
+// (served as GET /api/openapi.json). It holds no business rule: validation, permissions
 // and storage are the Service's.
 package api
 

@@ -90,7 +90,6 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 		tb.Fatal(err)
 	}
 	sessions := hub.NewMemorySessions()
-	tb.Cleanup(func() { _ = sessions.Close() })
 	var svc *aoba.Service
 	presence := hub.NewMemoryPresence(func(p aoba.Presence) { svc.PresenceChanged(p) },
 		hub.PresenceOptions{Grace: 50 * time.Millisecond})

@@ -1,4 +1,4 @@
-// REST client of the Aoba contract (/work/shared/api.md): same-origin fetch
+// REST client of the Aoba API (GET /api/openapi.json): same-origin fetch
 // with the HttpOnly auth_token cookie, JSON in and out.
 
 /** ApiError is a failed request: status is the HTTP status (0 when the server could not be reached). */
