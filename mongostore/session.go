@@ -85,7 +85,8 @@ func (s *Store) FindSessionByID(ctx context.Context, id string) (*aoba.Session, 
 }
 
 // FindSessionsByUser returns every stored session of the user, revoked and
-// expired ones included, oldest first (ties broken by id).
+// expired ones included, oldest first (ties broken by id). It returns
+// EUNAVAILABLE or EINTERNAL when the query fails.
 func (s *Store) FindSessionsByUser(ctx context.Context, userID string) ([]*aoba.Session, error) {
 	cur, err := s.sessions.Find(ctx, bson.D{{Key: "user_id", Value: userID}},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
@@ -133,7 +134,7 @@ func (s *Store) RotateSession(ctx context.Context, id, fromTokenID, toTokenID st
 }
 
 // TouchSession sets the session's LastSeenAt to at. An unknown id is not
-// an error.
+// an error. It returns EUNAVAILABLE or EINTERNAL when the write fails.
 func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
 	_, err := s.sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "last_seen_at", Value: utc(at)}}}})
@@ -163,7 +164,8 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) erro
 }
 
 // RevokeUserSessions revokes, at at, every unrevoked session of the user
-// except keepID (when not empty).
+// except keepID (when not empty). It returns EUNAVAILABLE or EINTERNAL
+// when the write fails.
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, keepID string, at time.Time) error {
 	filter := bson.D{{Key: "user_id", Value: userID}, {Key: "revoked_at", Value: nil}}
 	if keepID != "" {
@@ -175,7 +177,8 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID, keepID string, a
 }
 
 // DeleteExpiredSessions removes the sessions that expired before `before`
-// and returns how many.
+// and returns how many. It returns EUNAVAILABLE or EINTERNAL when the
+// deletion fails.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error) {
 	res, err := s.sessions.DeleteMany(ctx, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lt", Value: utc(before)}}}})
 	if err != nil {
