@@ -11,7 +11,9 @@
 // transfer are claimed by inserting a document with a predictable _id
 // before the change is written. A crash between the claim and the change
 // leaves a claim that the next caller detects and repairs (a username claim
-// once it is a minute old).
+// once it is a minute old). Sessions are the one exception: a rotation is
+// a filtered update, atomic on MongoDB but not on FerretDB, where the later
+// of two concurrent rotations wins (see Store.RotateSession).
 //
 // Besides the codes each method documents, every method returns an
 // EUNAVAILABLE error when the server cannot be reached in time and an
@@ -44,6 +46,7 @@ const (
 	colMessages            = "messages"
 	colInvitationResponses = "invitation_responses"
 	colOwnerTransfers      = "owner_transfers"
+	colSessions            = "sessions"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -66,6 +69,7 @@ type Store struct {
 	responses       *mongo.Collection
 	transfers       *mongo.Collection
 	messages        *mongo.Collection
+	sessions        *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -103,6 +107,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		responses:       db.Collection(colInvitationResponses),
 		transfers:       db.Collection(colOwnerTransfers),
 		messages:        db.Collection(colMessages),
+		sessions:        db.Collection(colSessions),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())
@@ -138,6 +143,7 @@ var indexes = map[string][]index{
 		{"from_type_id", []string{"from_id", "type", "-_id"}},
 		{"to_type_id", []string{"to_id", "type", "-_id"}},
 	},
+	colSessions: {{"user_created", []string{"user_id", "created_at", "_id"}}},
 }
 
 // createIndexes creates the indexes that are missing. It does not re-create

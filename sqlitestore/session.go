@@ -3,201 +3,155 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"sync"
 	"time"
 
 	"github.com/aoba-chat/aoba"
 )
 
-// revocations is the in-memory copy of the revocation tables that
-// IsRevoked reads; it changes only after the database has committed.
-type revocations struct {
-	mu       sync.RWMutex
-	sessions map[string]int64    // session id -> expires at (unix ms)
-	cutoffs  map[string][]cutoff // user id -> cutoffs
-}
+const sessionColumns = "id, user_id, token_id, created_at, last_seen_at, expires_at, user_agent, ip, revoked_at"
 
-// cutoff revokes every session of a user issued at or before beforeMS,
-// except keep when it is not empty, until expiresMS.
-type cutoff struct {
-	beforeMS  int64
-	keep      string
-	expiresMS int64
-}
+const (
+	msgSessionNotFound = "Session not found."
+	msgSessionExists   = "A session with this id already exists."
+	msgSessionRevoked  = "The session is revoked."
+	msgSessionRotated  = "The session's token has been replaced."
+)
 
-// covers reports whether c revokes everything that o revokes: every
-// session o revokes is issued at or before c.beforeMS and is not c's kept
-// session, for at least as long.
-func (c cutoff) covers(o cutoff) bool {
-	return o.beforeMS <= c.beforeMS && (c.keep == "" || c.keep == o.keep) && o.expiresMS <= c.expiresMS
-}
+// sessionRetention is how long after its expiry a session stays stored:
+// Open and the purge loop delete the sessions expired longer ago.
+const sessionRetention = 24 * time.Hour
 
-// revokes reports whether c revokes the session of claims issued at
-// issuedMS, at time nowMS.
-func (c cutoff) revokes(sessionID string, issuedMS, nowMS int64) bool {
-	return nowMS < c.expiresMS && issuedMS <= c.beforeMS && (c.keep == "" || sessionID != c.keep)
-}
-
-// RevokeSession revokes one session (token id) until expiresAt, durably
-// before it returns. It returns EINTERNAL when the database write fails.
-func (s *Store) RevokeSession(ctx context.Context, sessionID string, expiresAt time.Time) error {
-	exp := millis(expiresAt)
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO revoked_sessions (session_id, expires_at) VALUES (?, ?)
-ON CONFLICT (session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`, sessionID, exp); err != nil {
-		return internal("revoke session", err)
+// scanSession reads one row of sessionColumns.
+func scanSession(r rowScanner) (*aoba.Session, error) {
+	var ss aoba.Session
+	var created, lastSeen, expires int64
+	var revoked sql.NullInt64
+	if err := r.Scan(&ss.ID, &ss.UserID, &ss.TokenID, &created, &lastSeen, &expires,
+		&ss.UserAgent, &ss.IP, &revoked); err != nil {
+		return nil, err
 	}
-	r := &s.revoked
-	r.mu.Lock()
-	r.sessions[sessionID] = max(r.sessions[sessionID], exp)
-	r.mu.Unlock()
-	return nil
+	ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = fromMillis(created), fromMillis(lastSeen), fromMillis(expires)
+	if revoked.Valid {
+		t := fromMillis(revoked.Int64)
+		ss.RevokedAt = &t
+	}
+	return &ss, nil
 }
 
-// RevokeUserSessions revokes every session of the user issued at or before
-// `before` (to the millisecond), except keepSession when it is not empty,
-// for ttl from now, durably before it returns. Earlier cutoffs of the user
-// that the new one covers are dropped; the others stay. It returns
-// EINTERNAL when the database write fails.
-func (s *Store) RevokeUserSessions(ctx context.Context, userID string, before time.Time, keepSession string, ttl time.Duration) error {
-	c := cutoff{beforeMS: millis(before), keep: keepSession, expiresMS: millis(time.Now().Add(ttl))}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM revoked_user_sessions
-WHERE user_id = ? AND before_ms <= ? AND (? = '' OR keep_session = ?) AND expires_at <= ?`,
-			userID, c.beforeMS, c.keep, c.keep, c.expiresMS); err != nil {
-			return internal("revoke user sessions", err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_user_sessions (user_id, before_ms, keep_session, expires_at)
-VALUES (?, ?, ?, ?)
-ON CONFLICT (user_id, before_ms, keep_session) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
-			userID, c.beforeMS, c.keep, c.expiresMS); err != nil {
-			return internal("revoke user sessions", err)
-		}
-		return nil
-	})
+// nullMillis returns t as unix milliseconds, or NULL when t is nil.
+func nullMillis(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: millis(*t), Valid: true}
+}
+
+// CreateSession stores ss. It returns ECONFLICT when the id exists,
+// EINTERNAL on any other failure.
+func (s *Store) CreateSession(ctx context.Context, ss *aoba.Session) error {
+	_, err := s.write.ExecContext(ctx,
+		"INSERT INTO sessions ("+sessionColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		ss.ID, ss.UserID, ss.TokenID, millis(ss.CreatedAt), millis(ss.LastSeenAt), millis(ss.ExpiresAt),
+		ss.UserAgent, ss.IP, nullMillis(ss.RevokedAt))
+	return translate(err, "create session", "", msgSessionExists)
+}
+
+// FindSessionByID returns the session with that id. It returns ENOTFOUND
+// when no session has that id, EINTERNAL on any other failure.
+func (s *Store) FindSessionByID(ctx context.Context, id string) (*aoba.Session, error) {
+	ss, err := scanSession(s.read.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
 	if err != nil {
-		return err
+		return nil, translate(err, "find session", msgSessionNotFound, "")
 	}
-	r := &s.revoked
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	kept := r.cutoffs[userID][:0:0]
-	for _, o := range r.cutoffs[userID] {
-		if o.beforeMS == c.beforeMS && o.keep == c.keep {
-			c.expiresMS = max(c.expiresMS, o.expiresMS)
-		} else if !c.covers(o) {
-			kept = append(kept, o)
+	return ss, nil
+}
+
+// FindSessionsByUser returns every stored session of the user, revoked and
+// expired ones included, oldest first (ties broken by id). It returns
+// EINTERNAL when the query fails.
+func (s *Store) FindSessionsByUser(ctx context.Context, userID string) ([]*aoba.Session, error) {
+	return queryAll(ctx, s.read, "find sessions by user", scanSession,
+		"SELECT "+sessionColumns+" FROM sessions WHERE user_id = ? ORDER BY created_at, id", userID)
+}
+
+// RotateSession makes toTokenID the session's token, expiring at
+// expiresAt, if fromTokenID is its token now and it is not revoked: one
+// conditional UPDATE on the writer connection, so that of concurrent
+// rotations from the same token exactly one succeeds. It returns ENOTFOUND
+// for an unknown session, ECONFLICT when the session is revoked or its
+// token is no longer fromTokenID, EINTERNAL on any other failure.
+func (s *Store) RotateSession(ctx context.Context, id, fromTokenID, toTokenID string, expiresAt time.Time) error {
+	return s.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"UPDATE sessions SET token_id = ?, expires_at = ? WHERE id = ? AND token_id = ? AND revoked_at IS NULL",
+			toTokenID, millis(expiresAt), id, fromTokenID)
+		if err != nil {
+			return internal("rotate session", err)
 		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return internal("rotate session", err)
+		} else if n > 0 {
+			return nil
+		}
+		// Nothing matched: tell an unknown session from a refused one, in
+		// the same transaction.
+		var revoked bool
+		err = tx.QueryRowContext(ctx, "SELECT revoked_at IS NOT NULL FROM sessions WHERE id = ?", id).Scan(&revoked)
+		switch {
+		case err != nil:
+			return translate(err, "rotate session", msgSessionNotFound, "")
+		case revoked:
+			return aoba.Errorf(aoba.ECONFLICT, "%s", msgSessionRevoked)
+		default:
+			return aoba.Errorf(aoba.ECONFLICT, "%s", msgSessionRotated)
+		}
+	})
+}
+
+// TouchSession sets the session's LastSeenAt to at. An unknown id is not
+// an error. It returns EINTERNAL when the write fails.
+func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.write.ExecContext(ctx, "UPDATE sessions SET last_seen_at = ? WHERE id = ?", millis(at), id); err != nil {
+		return internal("touch session", err)
 	}
-	r.cutoffs[userID] = append(kept, c)
 	return nil
 }
 
-// IsRevoked reports whether the session of c is revoked: its session id
-// was revoked and has not expired, or an unexpired cutoff of its user was
-// set at or after its issue time (to the millisecond) and does not keep
-// it. It reads only memory and never fails.
-func (s *Store) IsRevoked(_ context.Context, c aoba.Claims) (bool, error) {
-	now := time.Now().UnixMilli()
-	issued := millis(c.IssuedAt)
-	r := &s.revoked
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if exp, ok := r.sessions[c.SessionID]; ok && c.SessionID != "" && now < exp {
-		return true, nil
-	}
-	for _, cut := range r.cutoffs[c.UserID] {
-		if cut.revokes(c.SessionID, issued, now) {
-			return true, nil
-		}
-	}
-	return false, nil
+// RevokeSession sets the session's RevokedAt to at unless it is set
+// already (revoking a revoked session changes nothing and succeeds). It
+// returns ENOTFOUND for an unknown session, EINTERNAL on any other failure.
+func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) error {
+	// SQLite counts every row that the WHERE clause matches as changed,
+	// so an already revoked session is found, and keeps its RevokedAt.
+	res, err := s.write.ExecContext(ctx,
+		"UPDATE sessions SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", millis(at), id)
+	return affectedOne(res, err, "revoke session", msgSessionNotFound)
 }
 
-// loadRevocations purges expired revocations and loads the others into
-// memory. It returns an EINTERNAL error when the database fails.
-func (s *Store) loadRevocations(ctx context.Context) error {
-	now := time.Now()
-	if err := s.purgeRevocations(ctx, now); err != nil {
-		return err
+// RevokeUserSessions revokes, at at, every unrevoked session of the user
+// except keepID (when not empty), in one statement. It returns EINTERNAL
+// when the write fails.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, keepID string, at time.Time) error {
+	if _, err := s.write.ExecContext(ctx,
+		"UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? = '' OR id <> ?)",
+		millis(at), userID, keepID, keepID); err != nil {
+		return internal("revoke user sessions", err)
 	}
-	r := &s.revoked
-	r.sessions = make(map[string]int64)
-	r.cutoffs = make(map[string][]cutoff)
-	return s.withReadTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT session_id, expires_at FROM revoked_sessions")
-		if err != nil {
-			return internal("load revoked sessions", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			var exp int64
-			if err := rows.Scan(&id, &exp); err != nil {
-				return internal("load revoked sessions", err)
-			}
-			r.sessions[id] = exp
-		}
-		if err := rows.Err(); err != nil {
-			return internal("load revoked sessions", err)
-		}
-
-		rows, err = tx.QueryContext(ctx, "SELECT user_id, before_ms, keep_session, expires_at FROM revoked_user_sessions")
-		if err != nil {
-			return internal("load revoked user sessions", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var user string
-			var c cutoff
-			if err := rows.Scan(&user, &c.beforeMS, &c.keep, &c.expiresMS); err != nil {
-				return internal("load revoked user sessions", err)
-			}
-			r.cutoffs[user] = append(r.cutoffs[user], c)
-		}
-		if err := rows.Err(); err != nil {
-			return internal("load revoked user sessions", err)
-		}
-		return nil
-	})
+	return nil
 }
 
-// purgeRevocations deletes the revocations expired at now from the
-// database and from memory. It returns an EINTERNAL error when the
-// database fails.
-func (s *Store) purgeRevocations(ctx context.Context, now time.Time) error {
-	ms := now.UnixMilli()
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM revoked_sessions WHERE expires_at <= ?", ms); err != nil {
-			return internal("purge revoked sessions", err)
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM revoked_user_sessions WHERE expires_at <= ?", ms); err != nil {
-			return internal("purge revoked user sessions", err)
-		}
-		return nil
-	})
+// DeleteExpiredSessions removes the sessions that expired before `before`
+// (to the millisecond) and returns how many. It returns EINTERNAL when the
+// write fails.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE expires_at < ?", millis(before))
 	if err != nil {
-		return err
+		return 0, internal("delete expired sessions", err)
 	}
-	r := &s.revoked
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, exp := range r.sessions {
-		if exp <= ms {
-			delete(r.sessions, id)
-		}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, internal("delete expired sessions", err)
 	}
-	for user, cuts := range r.cutoffs {
-		kept := cuts[:0]
-		for _, c := range cuts {
-			if c.expiresMS > ms {
-				kept = append(kept, c)
-			}
-		}
-		if len(kept) == 0 {
-			delete(r.cutoffs, user)
-		} else {
-			r.cutoffs[user] = kept
-		}
-	}
-	return nil
+	return int(n), nil
 }

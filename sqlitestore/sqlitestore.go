@@ -1,6 +1,6 @@
 // Package sqlitestore is the embedded store of the single-binary mode: it
-// implements aoba.Store and aoba.SessionRevoker on one SQLite database file,
-// through the pure-Go driver modernc.org/sqlite (no cgo).
+// implements aoba.Store, durable sessions included, on one SQLite database
+// file, through the pure-Go driver modernc.org/sqlite (no cgo).
 //
 // Writes go through a single connection, so concurrent writers queue in the
 // connection pool instead of failing with SQLITE_BUSY; reads use a pool of
@@ -37,8 +37,8 @@
 // it, the caller waits for its batch's commit. Close stops the committer
 // after the batch it is committing, whose callers are all answered, and
 // only then closes the database. Other writes (users, groups, invitations,
-// revocations) are rare and keep their own transactions on the same writer
-// connection.
+// sessions) are rarer and keep their own statements or transactions on the
+// same writer connection.
 package sqlitestore
 
 import (
@@ -62,23 +62,19 @@ import (
 // FileName is the name of the database file inside the data directory.
 const FileName = "aoba.db"
 
-// purgeInterval is how often expired revocations are removed.
+// purgeInterval is how often sessions expired for longer than
+// sessionRetention are removed.
 const purgeInterval = 10 * time.Minute
 
-var (
-	_ aoba.Store          = (*Store)(nil)
-	_ aoba.SessionRevoker = (*Store)(nil)
-)
+var _ aoba.Store = (*Store)(nil)
 
-// Store is the SQLite implementation of aoba.Store and aoba.SessionRevoker.
-// It is safe for concurrent use.
+// Store is the SQLite implementation of aoba.Store. It is safe for
+// concurrent use.
 type Store struct {
 	write *sql.DB // one connection: every write, in IMMEDIATE transactions
 
 	insertMessage *sql.Stmt // insertMessageSQL on write, prepared once
 	read          *sql.DB   // read-only pool
-
-	revoked revocations
 
 	// writes hands CreateMessage calls to commitLoop (unbuffered: a write
 	// is either taken or not).
@@ -95,8 +91,8 @@ type Store struct {
 
 // Open creates dir if needed, opens dir/aoba.db (WAL journal, synchronous
 // FULL, foreign keys on, a busy timeout), applies the schema migrations that
-// are not applied yet, loads the revocation list and starts purging expired
-// revocations. It returns an EINTERNAL error when the directory or the
+// are not applied yet, deletes the sessions expired for more than a day and
+// starts deleting them every few minutes. It returns an EINTERNAL error when the directory or the
 // database cannot be opened or migrated.
 func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -152,7 +148,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
 	}
-	if err := s.loadRevocations(ctx); err != nil {
+	if _, err := s.DeleteExpiredSessions(ctx, time.Now().Add(-sessionRetention)); err != nil {
 		insertMessage.Close()
 		write.Close()
 		read.Close()
@@ -193,7 +189,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// purgeLoop removes expired revocations every purgeInterval until Close.
+// purgeLoop removes the sessions expired for longer than sessionRetention
+// every purgeInterval until Close.
 func (s *Store) purgeLoop() {
 	defer close(s.done)
 	t := time.NewTicker(purgeInterval)
@@ -204,7 +201,7 @@ func (s *Store) purgeLoop() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			_ = s.purgeRevocations(ctx, time.Now())
+			_, _ = s.DeleteExpiredSessions(ctx, time.Now().Add(-sessionRetention))
 			cancel()
 		}
 	}
@@ -279,6 +276,25 @@ CREATE TABLE revoked_user_sessions (
 	expires_at   INTEGER NOT NULL,
 	PRIMARY KEY (user_id, before_ms, keep_session)
 );
+`,
+	// 2: durable sessions, one row per signed-in device, replace the
+	// revocation lists.
+	`
+CREATE TABLE sessions (
+	id           TEXT PRIMARY KEY,
+	user_id      TEXT NOT NULL,
+	token_id     TEXT NOT NULL,
+	created_at   INTEGER NOT NULL,
+	last_seen_at INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	user_agent   TEXT NOT NULL,
+	ip           TEXT NOT NULL,
+	revoked_at   INTEGER
+);
+CREATE INDEX sessions_user ON sessions (user_id, created_at, id);
+
+DROP TABLE revoked_sessions;
+DROP TABLE revoked_user_sessions;
 `,
 }
 

@@ -3,6 +3,7 @@ package sqlitestore_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -40,7 +41,7 @@ func mustOpen(t testing.TB, dir string) *sqlitestore.Store {
 func TestStoreContract(t *testing.T) {
 	storetest.RunStoreTests(t, func(t *testing.T) aoba.Store {
 		return mustOpen(t, t.TempDir())
-	})
+	}, storetest.AtomicRotate())
 }
 
 // at returns a fixed UTC time plus d, at millisecond precision.
@@ -137,7 +138,17 @@ func TestPersistence(t *testing.T) {
 		FromID: bob.ID, ToID: group.ID, FromName: "bob", ToName: "Friends", Content: "hi all",
 		Type: aoba.MessageGroupChat, Timestamp: at(7 * time.Second)}
 	respondedAt := at(8 * time.Second)
-	now := time.Now()
+	now := aoba.Now()
+	newSession := func(userID string, d time.Duration) *aoba.Session {
+		return &aoba.Session{ID: aoba.NewID(), UserID: userID, TokenID: aoba.NewID(), CreatedAt: now.Add(d),
+			LastSeenAt: now.Add(d), ExpiresAt: now.Add(time.Hour), UserAgent: "test", IP: "127.0.0.1"}
+	}
+	revoked := newSession(alice.ID, 0)
+	rotated := newSession(alice.ID, time.Second)
+	cut := newSession(bob.ID, 0)
+	kept := newSession(bob.ID, time.Second)
+	revokedAt, cutAt := now.Add(time.Minute), now.Add(2*time.Minute)
+	rotatedTo, rotatedExp := aoba.NewID(), now.Add(2*time.Hour)
 
 	s, err := sqlitestore.Open(ctx, dir)
 	if err != nil {
@@ -165,8 +176,12 @@ func TestPersistence(t *testing.T) {
 	must("UpdateMembershipRole", err)
 	member.Role = aoba.RoleAdmin
 	must("CreateMessage group", s.CreateMessage(ctx, inGroup))
-	must("RevokeSession", s.RevokeSession(ctx, "session-1", now.Add(time.Hour)))
-	must("RevokeUserSessions", s.RevokeUserSessions(ctx, bob.ID, now, "session-kept", time.Hour))
+	for _, ss := range []*aoba.Session{revoked, rotated, cut, kept} {
+		must("CreateSession", s.CreateSession(ctx, ss))
+	}
+	must("RevokeSession", s.RevokeSession(ctx, revoked.ID, revokedAt))
+	must("RotateSession", s.RotateSession(ctx, rotated.ID, rotated.TokenID, rotatedTo, rotatedExp))
+	must("RevokeUserSessions", s.RevokeUserSessions(ctx, bob.ID, kept.ID, cutAt))
 	must("Close", s.Close())
 
 	s = mustOpen(t, dir)
@@ -234,117 +249,111 @@ func TestPersistence(t *testing.T) {
 			t.Fatalf("messages = %+v (total %d), want group then direct message", msgs, total)
 		}
 	})
-	t.Run("Revocations", func(t *testing.T) {
-		revoked := aoba.Claims{UserID: alice.ID, SessionID: "session-1", IssuedAt: now.Add(-time.Minute)}
-		cut := aoba.Claims{UserID: bob.ID, SessionID: "session-2", IssuedAt: now.Add(-time.Minute)}
-		kept := aoba.Claims{UserID: bob.ID, SessionID: "session-kept", IssuedAt: now.Add(-time.Minute)}
-		for _, tc := range []struct {
-			c    aoba.Claims
-			want bool
-		}{{revoked, true}, {cut, true}, {kept, false}} {
-			got, err := s.IsRevoked(ctx, tc.c)
+	t.Run("Sessions", func(t *testing.T) {
+		// Revocations and rotations are durable: a reopened store refuses
+		// what it refused before.
+		find := func(id string) *aoba.Session {
+			t.Helper()
+			got, err := s.FindSessionByID(ctx, id)
 			if err != nil {
-				t.Fatalf("IsRevoked: %v", err)
+				t.Fatalf("FindSessionByID(%s) after reopen: %v", id, err)
 			}
-			if got != tc.want {
-				t.Errorf("IsRevoked(%s) = %v after reopen, want %v", tc.c.SessionID, got, tc.want)
-			}
+			return got
+		}
+		if got := find(revoked.ID); got.RevokedAt == nil || !got.RevokedAt.Equal(revokedAt) {
+			t.Errorf("revoked session after reopen: RevokedAt = %v, want %v", got.RevokedAt, revokedAt)
+		}
+		if got := find(cut.ID); got.RevokedAt == nil || !got.RevokedAt.Equal(cutAt) {
+			t.Errorf("session revoked with its user's after reopen: RevokedAt = %v, want %v", got.RevokedAt, cutAt)
+		}
+		if got := find(kept.ID); got.RevokedAt != nil {
+			t.Errorf("kept session after reopen: RevokedAt = %v, want nil", got.RevokedAt)
+		}
+		if got := find(rotated.ID); got.TokenID != rotatedTo || !got.ExpiresAt.Equal(rotatedExp) || got.RevokedAt != nil {
+			t.Errorf("rotated session after reopen = %+v, want token %s expiring at %v", got, rotatedTo, rotatedExp)
+		}
+		err := s.RotateSession(ctx, revoked.ID, revoked.TokenID, aoba.NewID(), now.Add(time.Hour))
+		if code := aoba.ErrorCode(err); code != aoba.ECONFLICT {
+			t.Errorf("RotateSession of a revoked session after reopen: %v, want conflict", err)
+		}
+		err = s.RotateSession(ctx, rotated.ID, rotated.TokenID, aoba.NewID(), now.Add(time.Hour))
+		if code := aoba.ErrorCode(err); code != aoba.ECONFLICT {
+			t.Errorf("RotateSession from a replaced token after reopen: %v, want conflict", err)
 		}
 	})
 }
 
-// wantRevoked fails the test unless IsRevoked(c) is want.
-func wantRevoked(t *testing.T, s aoba.SessionRevoker, c aoba.Claims, want bool) {
-	t.Helper()
-	got, err := s.IsRevoked(testCtx(t), c)
-	if err != nil {
-		t.Fatalf("IsRevoked(%+v): %v", c, err)
-	}
-	if got != want {
-		t.Fatalf("IsRevoked(%+v) = %v, want %v", c, got, want)
-	}
-}
-
-func TestSessionRevoker(t *testing.T) {
-	now := time.Now().UTC().Truncate(time.Millisecond)
+func TestSessionRetention(t *testing.T) {
+	// Open deletes the sessions expired for more than a day and keeps the
+	// others, expired or not, revoked or not.
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	now := aoba.Now()
 	user := aoba.NewID()
+	newSession := func(expires time.Time) *aoba.Session {
+		return &aoba.Session{ID: aoba.NewID(), UserID: user, TokenID: aoba.NewID(), CreatedAt: expires.Add(-time.Hour),
+			LastSeenAt: expires.Add(-time.Hour), ExpiresAt: expires}
+	}
+	old := newSession(now.Add(-25 * time.Hour))
+	recent := newSession(now.Add(-23 * time.Hour))
+	live := newSession(now.Add(time.Hour))
+	s, err := sqlitestore.Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	for _, ss := range []*aoba.Session{old, recent, live} {
+		if err := s.CreateSession(ctx, ss); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+	}
+	if err := s.RevokeSession(ctx, recent.ID, now); err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = mustOpen(t, dir)
+	got, err := s.FindSessionsByUser(ctx, user)
+	if err != nil {
+		t.Fatalf("FindSessionsByUser: %v", err)
+	}
+	if len(got) != 2 || got[0].ID != recent.ID || got[1].ID != live.ID || got[0].RevokedAt == nil {
+		t.Fatalf("sessions after reopen = %+v, want the revoked recent one and the live one", got)
+	}
+}
 
-	t.Run("SingleSession", func(t *testing.T) {
-		s := mustOpen(t, t.TempDir())
-		c := aoba.Claims{UserID: user, SessionID: "s1", IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}
-		other := aoba.Claims{UserID: user, SessionID: "s2", IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}
-		wantRevoked(t, s, c, false)
-		if err := s.RevokeSession(testCtx(t), c.SessionID, c.ExpiresAt); err != nil {
-			t.Fatalf("RevokeSession: %v", err)
+func TestRevocationTablesDropped(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	v, err := s.SchemaVersion(testCtx(t))
+	if err != nil || v < 2 {
+		t.Fatalf("SchemaVersion = %d, %v; want >= 2", v, err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlitestore.FileName)+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatalf("sql.Open: %v", err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(testCtx(t), "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatalf("scan: %v", err)
 		}
-		wantRevoked(t, s, c, true)
-		wantRevoked(t, s, other, false)
-	})
-
-	t.Run("UserCutoffWithKeep", func(t *testing.T) {
-		s := mustOpen(t, t.TempDir())
-		if err := s.RevokeUserSessions(testCtx(t), user, now, "keep", time.Hour); err != nil {
-			t.Fatalf("RevokeUserSessions: %v", err)
-		}
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "old", IssuedAt: now.Add(-time.Hour)}, true)
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "same-ms", IssuedAt: now.Add(999 * time.Microsecond)}, true)
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "newer", IssuedAt: now.Add(time.Millisecond)}, false)
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "keep", IssuedAt: now.Add(-time.Hour)}, false)
-		wantRevoked(t, s, aoba.Claims{UserID: aoba.NewID(), SessionID: "old", IssuedAt: now.Add(-time.Hour)}, false)
-	})
-
-	t.Run("UserCutoffWithoutKeep", func(t *testing.T) {
-		s := mustOpen(t, t.TempDir())
-		if err := s.RevokeUserSessions(testCtx(t), user, now, "", time.Hour); err != nil {
-			t.Fatalf("RevokeUserSessions: %v", err)
-		}
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "any", IssuedAt: now}, true)
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "", IssuedAt: now}, true)
-	})
-
-	t.Run("LaterCutoffKeepsEarlierRevocations", func(t *testing.T) {
-		// A first cutoff keeps session a; a later one keeps session b. A
-		// session b issued before the first cutoff stays revoked, and a
-		// is revoked by the second.
-		s := mustOpen(t, t.TempDir())
-		first, second := now.Add(-time.Minute), now
-		if err := s.RevokeUserSessions(testCtx(t), user, first, "a", time.Hour); err != nil {
-			t.Fatalf("RevokeUserSessions first: %v", err)
-		}
-		if err := s.RevokeUserSessions(testCtx(t), user, second, "b", time.Hour); err != nil {
-			t.Fatalf("RevokeUserSessions second: %v", err)
-		}
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "a", IssuedAt: first.Add(-time.Minute)}, true)
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "b", IssuedAt: first.Add(-time.Minute)}, true)
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "b", IssuedAt: first.Add(time.Second)}, false)
-		wantRevoked(t, s, aoba.Claims{UserID: user, SessionID: "c", IssuedAt: first.Add(time.Second)}, true)
-	})
-
-	t.Run("Expiry", func(t *testing.T) {
-		dir := t.TempDir()
-		s, err := sqlitestore.Open(testCtx(t), dir)
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		old := aoba.Claims{UserID: user, SessionID: "old", IssuedAt: now.Add(-time.Hour)}
-		expired := aoba.Claims{UserID: aoba.NewID(), SessionID: "expired", IssuedAt: now.Add(-time.Hour)}
-		if err := s.RevokeSession(testCtx(t), expired.SessionID, time.Now().Add(-time.Second)); err != nil {
-			t.Fatalf("RevokeSession: %v", err)
-		}
-		wantRevoked(t, s, expired, false)
-		if err := s.RevokeUserSessions(testCtx(t), user, now, "", 50*time.Millisecond); err != nil {
-			t.Fatalf("RevokeUserSessions: %v", err)
-		}
-		wantRevoked(t, s, old, true)
-		time.Sleep(100 * time.Millisecond)
-		wantRevoked(t, s, old, false)
-		if err := s.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		s = mustOpen(t, dir)
-		wantRevoked(t, s, old, false)
-		wantRevoked(t, s, expired, false)
-	})
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	list := " " + strings.Join(tables, " ") + " "
+	if !strings.Contains(list, " sessions ") || strings.Contains(list, " revoked_sessions ") || strings.Contains(list, " revoked_user_sessions ") {
+		t.Fatalf("tables = %v, want sessions and no revocation tables", tables)
+	}
 }
 
 func TestConcurrentWriters(t *testing.T) {
@@ -357,7 +366,7 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	conv := aoba.GroupConversation(group.ID)
 	var wg sync.WaitGroup
-	errs := make(chan error, writers*(perWriter+4))
+	errs := make(chan error, writers*(perWriter+5))
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -369,7 +378,10 @@ func TestConcurrentWriters(t *testing.T) {
 				errs <- s.CreateMessage(ctx, &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: u.ID, ToID: group.ID,
 					FromName: u.Username, ToName: group.Name, Content: "x", Type: aoba.MessageGroupChat, Timestamp: aoba.Now()})
 			}
-			errs <- s.RevokeUserSessions(ctx, u.ID, time.Now(), "", time.Hour)
+			now := aoba.Now()
+			errs <- s.CreateSession(ctx, &aoba.Session{ID: aoba.NewID(), UserID: u.ID, TokenID: aoba.NewID(),
+				CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)})
+			errs <- s.RevokeUserSessions(ctx, u.ID, "", now)
 			_, _, err := s.FindMessages(ctx, aoba.MessageFilter{Conversations: []string{conv}, Limit: 5})
 			errs <- err
 		}(w)

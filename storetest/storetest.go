@@ -23,14 +23,38 @@ const Concurrency = 20
 // the store's cleanup (Close, dropping data) with t.Cleanup.
 type OpenFunc func(t *testing.T) aoba.Store
 
+// Option tells RunStoreTests what more it may expect of the store under
+// test than the contract of aoba.Store promises everywhere.
+type Option func(*config)
+
+// config is what the options of RunStoreTests set.
+type config struct {
+	atomicRotate bool
+}
+
+// AtomicRotate declares that the store's RotateSession is an atomic
+// compare-and-set, so that of concurrent rotations from the same token
+// exactly one succeeds (SQLite, MongoDB). Without it the suite only asks
+// that at least one succeeds and that the stored token is a winner's, as
+// on FerretDB, whose filtered updates are not atomic.
+func AtomicRotate() Option {
+	return func(c *config) { c.atomicRotate = true }
+}
+
 // RunStoreTests runs the whole contract suite against the stores that open
-// returns, one fresh store per subtest. It reports failures through t.
-func RunStoreTests(t *testing.T, open OpenFunc) {
+// returns, one fresh store per subtest, with the expectations that opts
+// add. It reports failures through t.
+func RunStoreTests(t *testing.T, open OpenFunc, opts ...Option) {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
 	t.Run("User", func(t *testing.T) { runUserTests(t, open) })
 	t.Run("Group", func(t *testing.T) { runGroupTests(t, open) })
 	t.Run("Membership", func(t *testing.T) { runMembershipTests(t, open) })
 	t.Run("Invitation", func(t *testing.T) { runInvitationTests(t, open) })
 	t.Run("Message", func(t *testing.T) { runMessageTests(t, open) })
+	t.Run("Sessions", func(t *testing.T) { runSessionTests(t, open, cfg) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrencyTests(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
