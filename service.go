@@ -23,7 +23,7 @@ type ServiceConfig struct {
 	// LoginFailureWindow (DefaultLoginFailures when zero).
 	LoginFailures int
 	Tokens        TokenAuthority
-	Hasher   PasswordHasher
+	Hasher        PasswordHasher
 	// Domain is the XMPP domain reported in user metadata.
 	Domain string
 	// TokenTTL is the lifetime of session tokens; user-wide revocations
