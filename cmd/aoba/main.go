@@ -151,6 +151,10 @@ type Main struct {
 	serveErr chan error
 	pprof    *http.Server
 
+	// sweepStop ends sweepSessions, which closes sweepDone (MongoDB only:
+	// the embedded store sweeps its own).
+	sweepStop, sweepDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -315,6 +319,8 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("open MongoDB store: %w", err)
 		}
 		m.store = st
+		m.sweepStop, m.sweepDone = make(chan struct{}), make(chan struct{})
+		go m.sweepSessions(st)
 		log.Info("store: MongoDB", "database", c.MongoDB)
 	}
 
@@ -448,6 +454,30 @@ func (m *Main) jwtSecret() ([]byte, error) {
 	return []byte(s), nil
 }
 
+// sessionRetention is how long after its expiry a session stays stored
+// (listed nowhere, but kept for a day for the logs' sake).
+const sessionRetention = 24 * time.Hour
+
+// sweepSessions deletes, every hour, the sessions expired for longer than
+// sessionRetention. Every pod does it; the deletes are idempotent.
+func (m *Main) sweepSessions(st aoba.SessionStore) {
+	defer close(m.sweepDone)
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.sweepStop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if _, err := st.DeleteExpiredSessions(ctx, time.Now().Add(-sessionRetention)); err != nil {
+				m.Logger.Warn("sweep expired sessions", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
 // Addr returns the address the server listens on, or "" before Run.
 func (m *Main) Addr() string {
 	if m.ln == nil {
@@ -506,6 +536,10 @@ func (m *Main) close() error {
 		if err := m.rdb.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close Redis client: %w", err))
 		}
+	}
+	if m.sweepStop != nil {
+		close(m.sweepStop)
+		<-m.sweepDone
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
