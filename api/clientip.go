@@ -149,3 +149,18 @@ func (s *Server) clientIP(c *fiber.Ctx) string {
 	c.Locals(ClientIPKey, ip)
 	return ip
 }
+
+// viaHTTPS reports whether the client reached us over HTTPS: this
+// connection is TLS, or a trusted proxy (the peer) says so with
+// X-Forwarded-Proto. An untrusted peer's X-Forwarded-Proto is ignored. With
+// several comma-separated values, the left-most (the client's hop) counts.
+func (s *Server) viaHTTPS(c *fiber.Ctx) bool {
+	if c.Context().IsTLS() {
+		return true
+	}
+	if !s.proxies.Trusts(peerAddr(c)) {
+		return false
+	}
+	proto, _, _ := strings.Cut(c.Get(fiber.HeaderXForwardedProto), ",")
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
+}

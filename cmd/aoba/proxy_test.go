@@ -50,3 +50,38 @@ func TestClientIPRightMost(t *testing.T) {
 		})
 	})
 }
+
+// TestCookieSecureBehindProxy proves that the auth_token cookie is Secure
+// when a trusted proxy says the client used HTTPS, on login and on logout,
+// and that an untrusted peer cannot say so.
+func TestCookieSecureBehindProxy(t *testing.T) {
+	https := withHeader("X-Forwarded-Proto", "https")
+	t.Run("TrustedProxy", func(t *testing.T) {
+		e := embeddedEnv(t)
+		e["AOBA_TRUSTED_PROXIES"] = "127.0.0.1"
+		s := startMain(t, e)
+		u := s.register(t, "alice")
+		r := s.do(t, "POST", "/api/auth/login", "", map[string]string{"username": u.Name, "password": u.Password}, https).want(t, 200)
+		if c := findCookie(r, "auth_token"); c == nil || !c.Secure {
+			t.Fatalf("login over HTTPS through a trusted proxy: cookie not Secure: %+v", c)
+		}
+		r = s.do(t, "POST", "/api/auth/login", "", map[string]string{"username": u.Name, "password": u.Password}).want(t, 200)
+		if c := findCookie(r, "auth_token"); c == nil || c.Secure {
+			t.Fatalf("login over plain HTTP: cookie %+v, want not Secure", c)
+		}
+		r = s.do(t, "POST", "/api/auth/logout", u.Token, nil, https).want(t, 200)
+		if c := findCookie(r, "auth_token"); c == nil || !c.Secure || c.MaxAge >= 0 {
+			t.Fatalf("logout over HTTPS: cleared cookie %+v, want Secure and expired", c)
+		}
+	})
+	t.Run("UntrustedPeer", func(t *testing.T) {
+		e := embeddedEnv(t)
+		e["AOBA_TRUSTED_PROXIES"] = "10.0.0.1"
+		s := startMain(t, e)
+		u := s.register(t, "alice")
+		r := s.do(t, "POST", "/api/auth/login", "", map[string]string{"username": u.Name, "password": u.Password}, https).want(t, 200)
+		if c := findCookie(r, "auth_token"); c == nil || c.Secure {
+			t.Fatalf("X-Forwarded-Proto from an untrusted peer: cookie %+v, want not Secure", c)
+		}
+	})
+}
