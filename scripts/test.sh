@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of Aoba: go vet, govulncheck (scripts/vulncheck.sh: no known vulnerability may be reachable),
-# Go unit, contract and HTTP/WebSocket tests (both modes, real redis-server and an embedded FerretDB), then the browser end-to-end tests in headless Debian Chromium.
-# Installs what it needs on Debian when it is missing: redis-server, chromium, Node.js/npm.
+# Go unit, contract and HTTP/WebSocket tests (both modes, real redis-server and an embedded FerretDB, nginx in
+# front for the proxy tests), then the browser end-to-end tests in headless Debian Chromium.
+# Installs what it needs on Debian when it is missing: redis-server, nginx-light, chromium, Node.js/npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Test with a Go whose standard library has no known advisories (1.26.8 has some, fixed in 1.26.10). go.mod's
@@ -12,6 +13,7 @@ export GOTOOLCHAIN=${AOBA_GOTOOLCHAIN:-go1.27.3}
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then

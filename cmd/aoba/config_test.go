@@ -153,3 +153,38 @@ func TestEnvVarsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeConfig proves that docker-compose.yml gives the pods settings
+// ParseEnv accepts, with known names, and trusts only the load balancer's
+// fixed address as a proxy.
+func TestComposeConfig(t *testing.T) {
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose := string(b)
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+(AOBA_[A-Z0-9_]+):\s*(.*)$`).FindAllStringSubmatch(compose, -1) {
+		vars[m[1]] = strings.Trim(strings.TrimSpace(m[2]), `"'`)
+	}
+	known := map[string]bool{}
+	for _, name := range main.EnvVars {
+		known[name] = true
+	}
+	for name := range vars {
+		if !known[name] {
+			t.Errorf("docker-compose.yml sets %s, which no setting reads", name)
+		}
+	}
+	vars["AOBA_JWT_SECRET"] = testSecret // ${AOBA_JWT_SECRET:?...} in the file
+	if err := main.NewMain().ParseEnv(func(k string) string { return vars[k] }); err != nil {
+		t.Fatalf("docker-compose.yml's settings: %v", err)
+	}
+	lb := regexp.MustCompile(`ipv4_address:\s*(\S+)`).FindStringSubmatch(compose)
+	if lb == nil {
+		t.Fatal("docker-compose.yml gives the load balancer no fixed address")
+	}
+	if vars["AOBA_TRUSTED_PROXIES"] != lb[1] {
+		t.Fatalf("AOBA_TRUSTED_PROXIES = %q, want only the load balancer's address %s", vars["AOBA_TRUSTED_PROXIES"], lb[1])
+	}
+}
