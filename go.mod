@@ -2,6 +2,8 @@ module github.com/aoba-chat/aoba
 
 go 1.26.0
 
+toolchain go1.27.3
+
 require (
 	github.com/FerretDB/FerretDB v1.24.2
 	github.com/fasthttp/websocket v1.5.8

@@ -88,7 +88,9 @@ type Config struct {
 	// (DefaultHeaderLimit when zero).
 	HeaderLimit int
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
-	// header names the client; empty means the peer address is the client.
+	// header names the client (by the rule of Proxies.ClientIP) and whose
+	// X-Forwarded-Proto is believed; empty means the peer address is the
+	// client. New panics on an entry ParseProxies refuses.
 	TrustedProxies []string
 	CookieSecure   bool
 	// TokenTTL is only informative here: cookies expire with their token.
@@ -111,6 +113,7 @@ type Server struct {
 	hub      string
 	log      *slog.Logger
 	secure   bool
+	proxies  Proxies
 	ws       fiber.Handler
 	registry *prometheus.Registry
 
@@ -153,6 +156,11 @@ func New(cfg Config) *Server {
 		store: cfg.Store, hub: cfg.Hub,
 		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, registry: cfg.Registry,
 	}
+	proxies, err := ParseProxies(cfg.TrustedProxies)
+	if err != nil {
+		panic("api: TrustedProxies: " + err.Error())
+	}
+	s.proxies = proxies
 	s.initMetrics()
 
 	fc := fiber.Config{
@@ -166,12 +174,12 @@ func New(cfg Config) *Server {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 	}
-	if len(cfg.TrustedProxies) > 0 {
-		fc.ProxyHeader = fiber.HeaderXForwardedFor
-		fc.EnableTrustedProxyCheck = true
-		fc.TrustedProxies = cfg.TrustedProxies
-		fc.EnableIPValidation = true
-	}
+	// No ProxyHeader: Fiber would take the left-most X-Forwarded-For
+	// address, which the client writes; s.clientIP applies our rule. The
+	// trusted-proxy check still limits Fiber's own use of X-Forwarded-Host
+	// and X-Forwarded-Proto (c.Hostname, c.Protocol) to trusted peers.
+	fc.EnableTrustedProxyCheck = true
+	fc.TrustedProxies = cfg.TrustedProxies
 	s.app = fiber.New(fc)
 	// Sockets outlive their upgrade handler, so that fasthttp frees each
 	// upgrade's request context (see realtime.Node.Handler).
@@ -306,7 +314,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		slog.String("path", c.Path()),
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
-		slog.String("ip", c.IP()),
+		slog.String("ip", s.clientIP(c)),
 	}
 	if q := redactedQuery(c); q != "" {
 		attrs = append(attrs, slog.String("query", q))
@@ -392,7 +400,7 @@ func (s *Server) limit(class string, n int) fiber.Handler {
 		if cl, ok := claimsOf(c); ok {
 			key += cl.UserID
 		} else {
-			key += "ip:" + c.IP()
+			key += "ip:" + s.clientIP(c)
 		}
 		res, err := s.limiter.Allow(c.UserContext(), key, n, RateWindow)
 		if err != nil {

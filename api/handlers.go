@@ -40,7 +40,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := decode(c, &in, "username", "password"); err != nil {
 		return err
 	}
-	dev := aoba.Device{UserAgent: c.Get(fiber.HeaderUserAgent), IP: c.IP()}
+	dev := aoba.Device{UserAgent: c.Get(fiber.HeaderUserAgent), IP: s.clientIP(c)}
 	token, cl, u, err := s.svc.Login(c.UserContext(), in.Username, in.Password, dev)
 	if err != nil {
 		return err
@@ -49,19 +49,23 @@ func (s *Server) login(c *fiber.Ctx) error {
 	return c.JSON(loginResponse{Token: token, ExpiresAt: cl.ExpiresAt.UTC(), User: u})
 }
 
-// setAuthCookie sets the auth cookie to token until expires.
+// setAuthCookie sets the auth cookie to token until expires: HttpOnly,
+// SameSite=Lax, path /, and Secure when the server is configured so
+// (CookieSecure) or the request came over HTTPS (viaHTTPS). Every route that
+// hands out a session token sets its cookie with it.
 func (s *Server) setAuthCookie(c *fiber.Ctx, token string, expires time.Time) {
 	c.Cookie(&fiber.Cookie{
 		Name: AuthCookie, Value: token, Path: "/", Expires: expires,
-		HTTPOnly: true, Secure: s.secure, SameSite: fiber.CookieSameSiteLaxMode,
+		HTTPOnly: true, Secure: s.secure || s.viaHTTPS(c), SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
 
-// clearCookie expires the auth cookie in the browser.
+// clearCookie expires the auth cookie in the browser, with the same
+// attributes as setAuthCookie.
 func (s *Server) clearCookie(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{
 		Name: AuthCookie, Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
-		HTTPOnly: true, Secure: s.secure, SameSite: fiber.CookieSameSiteLaxMode,
+		HTTPOnly: true, Secure: s.secure || s.viaHTTPS(c), SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
 

@@ -79,7 +79,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	} else if aoba.ErrorCode(err) != aoba.EUNAUTHORIZED {
 		return err
 	}
-	res, lerr := s.limiter.Allow(c.UserContext(), authLimitClass+":ip:"+c.IP(), s.rates.Standard, RateWindow)
+	res, lerr := s.limiter.Allow(c.UserContext(), authLimitClass+":ip:"+s.clientIP(c), s.rates.Standard, RateWindow)
 	if lerr != nil {
 		s.log.Warn("rate limiter failed", "class", authLimitClass, "err", lerr)
 		return err

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test of Aoba: Go unit, contract and HTTP/WebSocket tests (both modes, real redis-server and an
-# embedded FerretDB), then the browser end-to-end tests in headless Debian Chromium.
-# Installs what it needs on Debian when it is missing: redis-server, chromium, Node.js/npm.
+# Runs every check of Aoba: go vet, govulncheck (scripts/vulncheck.sh: no known vulnerability may be reachable),
+# Go unit, contract and HTTP/WebSocket tests (both modes, real redis-server and an embedded FerretDB, nginx in
+# front for the proxy tests), then the browser end-to-end tests in headless Debian Chromium.
+# Installs what it needs on Debian when it is missing: redis-server, nginx-light, chromium, Node.js/npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Test with a Go whose standard library has no known advisories (1.26.8 has some, fixed in 1.26.10); the go
-# command fetches this toolchain from the Go module proxy once (about 76 MB). AOBA_GOTOOLCHAIN=local opts out.
+# Test with a Go whose standard library has no known advisories (1.26.8 has some, fixed in 1.26.10). go.mod's
+# `toolchain go1.27.3` line already selects it under the default GOTOOLCHAIN=auto; setting it here also covers
+# Go installations whose go.env defaults to GOTOOLCHAIN=local (some distribution packages). The go command
+# fetches this toolchain from the Go module proxy once (about 76 MB). AOBA_GOTOOLCHAIN=local opts out.
 export GOTOOLCHAIN=${AOBA_GOTOOLCHAIN:-go1.27.3}
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
@@ -23,6 +27,8 @@ fi
 echo "== $(go version)"
 echo "== go vet"
 go vet ./...
+echo "== govulncheck"
+./scripts/vulncheck.sh
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 echo "== browser end-to-end tests"

@@ -4,7 +4,8 @@
 # registries. With network access to the public database, plain `govulncheck ./...` does the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The standard library is checked as well: analyse with the patched toolchain that scripts/test.sh uses.
+# The standard library is checked as well: analyse with the patched toolchain of go.mod's toolchain line, which
+# scripts/test.sh uses too (set here for Go installations that default to GOTOOLCHAIN=local).
 export GOTOOLCHAIN=${AOBA_GOTOOLCHAIN:-go1.27.3}
 VULNDB_VERSION=${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}
 GOVULNCHECK_VERSION=${GOVULNCHECK_VERSION:-v1.9.0}

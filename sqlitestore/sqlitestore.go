@@ -46,7 +46,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -89,18 +88,19 @@ type Store struct {
 	once sync.Once
 }
 
-// Open creates dir if needed, opens dir/aoba.db (WAL journal, synchronous
+// Open creates dir if needed (DirMode), opens dir/aoba.db (FileMode, as are
+// its -wal and -shm files, whatever the umask; WAL journal, synchronous
 // FULL, foreign keys on, a busy timeout), applies the schema migrations that
 // are not applied yet, deletes the sessions expired for more than a day and
 // starts deleting them every few minutes. It returns an EINTERNAL error when the directory or the
 // database cannot be opened or migrated.
 func Open(ctx context.Context, dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, aoba.Errorf(aoba.EINTERNAL, "create data directory %s: %v", dir, err)
-	}
 	path := filepath.Join(dir, FileName)
 	if strings.ContainsRune(path, '?') {
 		return nil, aoba.Errorf(aoba.EINTERNAL, "data directory %s must not contain '?'", dir)
+	}
+	if err := prepareFiles(dir, path); err != nil {
+		return nil, aoba.Errorf(aoba.EINTERNAL, "%v", err)
 	}
 	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 

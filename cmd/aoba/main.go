@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -64,18 +65,19 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Environ(), os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "aoba:", err)
 		os.Exit(1)
 	}
 }
 
-// run starts the program and serves until ctx is done (a signal), then shuts
-// it down gracefully. It returns the first error of start-up or shutdown.
-func run(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
+// run starts the program with the environment environ ("NAME=value"
+// entries) and serves until ctx is done (a signal), then shuts it down
+// gracefully. It returns the first error of start-up or shutdown.
+func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	m := NewMain()
 	m.LogOutput = logOut
-	if err := m.ParseEnv(getenv); err != nil {
+	if err := m.ParseEnviron(environ); err != nil {
 		return err
 	}
 	if err := m.Run(ctx); err != nil {
@@ -155,6 +157,10 @@ type Main struct {
 	// the embedded store sweeps its own).
 	sweepStop, sweepDone chan struct{}
 
+	// unknownEnv are the AOBA_* names in the environment that no setting
+	// reads, warned about by Run.
+	unknownEnv []string
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -164,8 +170,49 @@ func NewMain() *Main {
 	return &Main{Config: DefaultConfig(), serveErr: make(chan error, 1)}
 }
 
+// EnvVars are the names of the environment variables the program reads,
+// the ones listed at the top of this file and in the README. Any other
+// AOBA_* name in the environment is warned about at start (a typo would
+// otherwise leave a setting at its default unnoticed).
+var EnvVars = []string{
+	"AOBA_ADDR", "AOBA_DATA_DIR", "AOBA_MONGO_URI", "AOBA_MONGO_DB", "AOBA_REDIS_URL", "AOBA_REDIS_PREFIX",
+	"AOBA_JWT_SECRET", "AOBA_TOKEN_TTL", "AOBA_DOMAIN", "AOBA_RATE_STANDARD", "AOBA_RATE_BATCH",
+	"AOBA_RATE_SEARCH", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
+	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
+	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL",
+}
+
+// ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
+// such as os.Environ returns; it also records the AOBA_* names that are
+// not in EnvVars, which Run then logs as a warning (the name only, never
+// the value). It returns ParseEnv's error.
+func (m *Main) ParseEnviron(environ []string) error {
+	known := make(map[string]bool, len(EnvVars))
+	for _, name := range EnvVars {
+		known[name] = true
+	}
+	vars := make(map[string]string)
+	m.unknownEnv = nil
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "AOBA_") {
+			continue
+		}
+		if !known[name] {
+			m.unknownEnv = append(m.unknownEnv, name)
+			continue
+		}
+		vars[name] = value
+	}
+	return m.ParseEnv(func(name string) string { return vars[name] })
+}
+
 // ParseEnv reads the AOBA_* variables through getenv over the defaults. It
-// returns an error naming the first variable with a malformed value.
+// returns an error naming the first variable with a malformed value:
+// besides numbers, durations and booleans, every AOBA_TRUSTED_PROXIES
+// entry must be an IP address or CIDR network and every
+// AOBA_ALLOWED_ORIGINS entry an origin (http or https, a host, an optional
+// port, nothing else).
 func (m *Main) ParseEnv(getenv func(string) string) error {
 	c := &m.Config
 	str := func(name string, dst *string) {
@@ -234,7 +281,46 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 		}
 	}
 	c.AllowedOrigins = splitList(getenv("AOBA_ALLOWED_ORIGINS"))
+	for _, o := range c.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("AOBA_ALLOWED_ORIGINS: %q %v", o, err)
+		}
+	}
 	c.TrustedProxies = splitList(getenv("AOBA_TRUSTED_PROXIES"))
+	for _, p := range c.TrustedProxies {
+		if _, err := api.ParseProxies([]string{p}); err != nil {
+			return fmt.Errorf("AOBA_TRUSTED_PROXIES: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkOrigin returns an error saying why o is not an origin as browsers
+// send it in the Origin header: http or https, a host, an optional port,
+// and nothing else (no path, not even a trailing slash).
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	switch {
+	case err != nil || u.Opaque != "":
+		return errors.New("is not an origin such as https://chat.example.com")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must start with http:// or https://")
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("has no host")
+	case u.User != nil:
+		return errors.New("must not contain user information")
+	case u.Path == "/":
+		return errors.New("must not end with a slash")
+	case u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return errors.New("must not have a path, query or fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("has an invalid port")
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return errors.New("has an empty port")
+	}
 	return nil
 }
 
@@ -288,6 +374,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger = slog.New(slog.NewJSONHandler(m.LogOutput, &slog.HandlerOptions{Level: c.LogLevel}))
 	}
 	log := m.Logger
+	for _, name := range m.unknownEnv {
+		log.Warn("unknown environment variable ignored: no setting has this name", "name", name)
+	}
 
 	secret, err := m.jwtSecret()
 	if err != nil {
