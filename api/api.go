@@ -167,10 +167,13 @@ func New(cfg Config) *Server {
 		BodyLimit:             cfg.BodyLimit,
 		ReadBufferSize:        cfg.HeaderLimit,
 		DisableStartupMessage: true,
-		ErrorHandler:          s.errorHandler,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           120 * time.Second,
+		// Bodies are JSON: a multipart body is refused (415), never parsed
+		// into memory or temporary files first.
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 s.errorHandler,
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  120 * time.Second,
 	}
 	if len(cfg.TrustedProxies) > 0 {
 		fc.ProxyHeader = fiber.HeaderXForwardedFor
