@@ -16,6 +16,7 @@ const (
 	ENOTFOUND     = "not_found"    // 404: unknown object, or one the caller may not see
 	ECONFLICT     = "conflict"     // 409: the object's state does not allow it
 	ETOOLARGE     = "too_large"    // 413: the request body is too large
+	EUNSUPPORTED  = "unsupported"  // 415: the body's Content-Type or Content-Encoding is not accepted
 	ERATELIMIT    = "rate_limited" // 429: over the sliding-window budget
 	EUNAVAILABLE  = "unavailable"  // 503: a backing service is down
 	EINTERNAL     = "internal"     // 500: a bug or an unexpected failure
@@ -31,6 +32,7 @@ var statuses = map[string]int{
 	ENOTFOUND:     http.StatusNotFound,
 	ECONFLICT:     http.StatusConflict,
 	ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 	ERATELIMIT:    http.StatusTooManyRequests,
 	EUNAVAILABLE:  http.StatusServiceUnavailable,
 	EINTERNAL:     http.StatusInternalServerError,

@@ -28,6 +28,7 @@ func PresenceTopic(userID string) string { return "p:" + userID }
 const (
 	CloseNormal          = 1000 // the client or the server ended the session
 	CloseGoingAway       = 1001 // the pod is shutting down: reconnect at once
+	CloseInvalidPayload  = 1007 // a text frame that is not valid UTF-8: fix the client
 	ClosePolicyViolation = 1008 // bad Origin or protocol abuse: do not retry as is
 	CloseTooLarge        = 1009 // a frame over the size limit
 	CloseSessionRevoked  = 4001 // logout, password change or account deletion: sign in again

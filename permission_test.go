@@ -96,6 +96,49 @@ func TestValidation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("NewUsername", func(t *testing.T) {
+		for _, ok := range []string{"alice", "550e8400", "550e8400-e29b-41d4-a716-44665544000g"} {
+			if err := aoba.ValidateNewUsername(ok); err != nil {
+				t.Errorf("ValidateNewUsername(%q) = %v", ok, err)
+			}
+		}
+		for _, bad := range []string{"ab", "550e8400-e29b-41d4-a716-446655440000", "550E8400-E29B-41D4-A716-446655440000",
+			"550e8400e29b41d4a716446655440000"} {
+			if err := aoba.ValidateNewUsername(bad); aoba.ErrorCode(err) != aoba.EINVALID {
+				t.Errorf("ValidateNewUsername(%q) = %v, want EINVALID", bad, err)
+			}
+		}
+		if err := aoba.ValidateNewUsername("550e8400-e29b-41d4-a716-446655440000"); !strings.Contains(aoba.ErrorMessage(err), "UUID") {
+			t.Errorf("message %q does not say why", aoba.ErrorMessage(err))
+		}
+	})
+	t.Run("NewPassword", func(t *testing.T) {
+		for _, ok := range []string{"correct horse battery", "  padded secret  ", "x7!Kq#2mZ"} {
+			if err := aoba.ValidateNewPassword(ok); err != nil {
+				t.Errorf("ValidateNewPassword(%q) = %v", ok, err)
+			}
+		}
+		for bad, why := range map[string]string{
+			"short":                  "8 to 128",
+			"        ":               "whitespace",
+			"\t\n \u00a0\u3000\t\n ": "whitespace",
+			"password":               "too common",
+			"PassWord1":              "too common",
+			"12345678":               "too common",
+			"qwerty123":              "too common",
+			"iloveyou":               "too common",
+			"football":               "too common",
+		} {
+			err := aoba.ValidateNewPassword(bad)
+			if aoba.ErrorCode(err) != aoba.EINVALID || !strings.Contains(aoba.ErrorMessage(err), why) {
+				t.Errorf("ValidateNewPassword(%q) = %v, want EINVALID saying %q", bad, err, why)
+			}
+		}
+		// The old rule, which Login relies on, still takes them.
+		if err := aoba.ValidatePassword("password"); err != nil {
+			t.Errorf("ValidatePassword(password) = %v", err)
+		}
+	})
 	t.Run("GroupName", func(t *testing.T) {
 		for _, ok := range []string{"a", "Engineering Team", strings.Repeat("名", 100)} {
 			if err := aoba.ValidateGroupName(ok); err != nil {

@@ -102,7 +102,7 @@ func messageView(m *Message, names map[string]string) *MessageView {
 
 // HistoryQuery selects history: With narrows it to one conversation (a
 // username or a group id); After and Before are message id cursors; Limit
-// 1..100 and Offset >= 0.
+// 1..100 and Offset 0..MaxOffset.
 type HistoryQuery struct {
 	With   string
 	After  string
@@ -117,8 +117,8 @@ type HistoryQuery struct {
 func (s *Service) History(ctx context.Context, c Claims, q HistoryQuery) ([]*MessageView, int, error) {
 	if q.Limit < 1 || q.Limit > MaxPageSize {
 		return nil, 0, Errorf(EINVALID, "limit must be between 1 and 100.")
-	} else if q.Offset < 0 {
-		return nil, 0, Errorf(EINVALID, "offset must be 0 or more.")
+	} else if q.Offset < 0 || q.Offset > MaxOffset {
+		return nil, 0, Errorf(EINVALID, "offset must be between 0 and %d.", MaxOffset)
 	} else if q.After != "" && !IsValidID(q.After) {
 		return nil, 0, Errorf(EINVALID, "after must be a message id.")
 	} else if q.Before != "" && !IsValidID(q.Before) {

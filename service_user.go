@@ -6,11 +6,12 @@ import (
 )
 
 // Register creates an account. It returns EINVALID for a bad username or
-// password and ECONFLICT when the username is taken in any case.
+// password (see ValidateNewUsername and ValidateNewPassword) and ECONFLICT
+// when the username is taken in any case.
 func (s *Service) Register(ctx context.Context, username, password string) (*User, error) {
-	if err := ValidateUsername(username); err != nil {
+	if err := ValidateNewUsername(username); err != nil {
 		return nil, err
-	} else if err := ValidatePassword(password); err != nil {
+	} else if err := ValidateNewPassword(password); err != nil {
 		return nil, err
 	}
 	hash, err := s.hasher.Hash(password)
@@ -36,10 +37,11 @@ func (s *Service) Me(ctx context.Context, c Claims) (*User, error) {
 	return u, err
 }
 
-// ChangeUsername renames the caller. It returns EINVALID for a bad name and
+// ChangeUsername renames the caller. It returns EINVALID for a bad name (see
+// ValidateNewUsername) and
 // ECONFLICT when another account holds it in any case.
 func (s *Service) ChangeUsername(ctx context.Context, c Claims, username string) (*User, error) {
-	if err := ValidateUsername(username); err != nil {
+	if err := ValidateNewUsername(username); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UpdateUsername(ctx, c.UserID, username)
@@ -56,11 +58,12 @@ func (s *Service) ChangeUsername(ctx context.Context, c Claims, username string)
 
 // ChangePassword replaces the caller's password after checking the current
 // one, then signs out every other session of the caller. It returns EINVALID
-// for a bad new password and EFORBIDDEN for a wrong current one.
+// for a bad new password (see ValidateNewPassword) and EFORBIDDEN for a
+// wrong current one.
 func (s *Service) ChangePassword(ctx context.Context, c Claims, current, next string) error {
 	if current == "" {
 		return Errorf(EINVALID, "Current password is required.")
-	} else if err := ValidatePassword(next); err != nil {
+	} else if err := ValidateNewPassword(next); err != nil {
 		return err
 	}
 	u, err := s.Me(ctx, c)
@@ -133,7 +136,8 @@ func (s *Service) FindUserByUsername(ctx context.Context, username string) (*Use
 }
 
 // UserSearch is a search request: q of 2 to 100 characters, page >= 1,
-// limit 1 to 100, at most 100 excluded ids.
+// limit 1 to 100, (page-1)*limit at most MaxOffset, at most 100 excluded
+// ids.
 type UserSearch struct {
 	Query   string
 	Page    int
@@ -150,6 +154,8 @@ func (s *Service) SearchUsers(ctx context.Context, q UserSearch) ([]*User, int, 
 		return nil, 0, Errorf(EINVALID, "Page must be at least 1.")
 	} else if q.Limit < 1 || q.Limit > MaxPageSize {
 		return nil, 0, Errorf(EINVALID, "Limit must be between 1 and 100.")
+	} else if q.Page-1 > MaxOffset/q.Limit {
+		return nil, 0, Errorf(EINVALID, "Page is too large: (page-1) times limit must be at most %d.", MaxOffset)
 	} else if len(q.Exclude) > MaxBatchIDs {
 		return nil, 0, Errorf(EINVALID, "At most 100 ids may be excluded.")
 	}

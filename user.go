@@ -2,8 +2,14 @@ package aoba
 
 import (
 	"context"
+	_ "embed"
 	"regexp"
+	"strings"
+	"sync"
 	"time"
+	"unicode"
+
+	"github.com/google/uuid"
 )
 
 // Limits of the contract.
@@ -17,6 +23,10 @@ const (
 	MaxBatchIDs       = 100
 	DefaultSearchSize = 20
 	MaxPageSize       = 100
+	// MaxOffset is the largest number of results a page may skip (a
+	// history offset, or (page-1)*limit of a search): larger ones are
+	// refused rather than overflowing or reaching a store as a huge skip.
+	MaxOffset = 1<<31 - 1
 )
 
 var usernameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{3,255}$`)
@@ -55,6 +65,64 @@ func ValidatePassword(pw string) error {
 		return Errorf(EINVALID, "Password must be 8 to 128 characters long.")
 	}
 	return nil
+}
+
+// ValidateNewUsername returns an EINVALID error, saying why, unless name
+// may be chosen by a new or renamed account: it must pass ValidateUsername
+// and must not parse as a UUID, since routes that take a username or an id
+// (history's with=, for one) could not tell the two apart. Existing names
+// are not checked again: Login uses ValidateUsername only.
+func ValidateNewUsername(name string) error {
+	if err := ValidateUsername(name); err != nil {
+		return err
+	}
+	if _, err := uuid.Parse(name); err == nil {
+		return Errorf(EINVALID, "Username must not be a UUID: ids and usernames would be confused.")
+	}
+	return nil
+}
+
+// ValidateNewPassword returns an EINVALID error, saying why, unless pw may
+// be chosen as a new password: it must pass ValidatePassword, must not be
+// only whitespace, and must not be one of the common passwords of
+// common-passwords.txt (compared case-insensitively). Existing passwords
+// are not checked again: Login uses no rule but the length bound.
+func ValidateNewPassword(pw string) error {
+	if err := ValidatePassword(pw); err != nil {
+		return err
+	}
+	if strings.TrimFunc(pw, unicode.IsSpace) == "" {
+		return Errorf(EINVALID, "Password must not be only whitespace.")
+	}
+	if IsCommonPassword(pw) {
+		return Errorf(EINVALID, "This password is too common; choose one that is harder to guess.")
+	}
+	return nil
+}
+
+// commonPasswordsText is the embedded list of common passwords, one per
+// line, lowercase; only those of PasswordMinLen characters or more matter,
+// since shorter ones are refused anyway.
+//
+//go:embed common-passwords.txt
+var commonPasswordsText string
+
+// commonPasswords returns the embedded list as a set, built once.
+var commonPasswords = sync.OnceValue(func() map[string]struct{} {
+	set := make(map[string]struct{}, 512)
+	for _, line := range strings.Split(commonPasswordsText, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			set[strings.ToLower(line)] = struct{}{}
+		}
+	}
+	return set
+})
+
+// IsCommonPassword reports whether pw, compared case-insensitively, is in
+// the embedded list of the most common passwords.
+func IsCommonPassword(pw string) bool {
+	_, ok := commonPasswords()[strings.ToLower(pw)]
+	return ok
 }
 
 // UserFilter selects users for a search: usernames containing Query

@@ -92,6 +92,10 @@ type Config struct {
 	// X-Forwarded-Proto is believed; empty means the peer address is the
 	// client. New panics on an entry ParseProxies refuses.
 	TrustedProxies []string
+	// AllowedOrigins are the origins, besides the server's own, whose pages
+	// may send cookie-authenticated state-changing requests, logins and
+	// registrations (see crossSite).
+	AllowedOrigins []string
 	CookieSecure   bool
 	// TokenTTL is only informative here: cookies expire with their token.
 	TokenTTL time.Duration
@@ -116,6 +120,7 @@ type Server struct {
 	proxies  Proxies
 	ws       fiber.Handler
 	registry *prometheus.Registry
+	origins  aoba.OriginPolicy
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -155,6 +160,7 @@ func New(cfg Config) *Server {
 		svc: cfg.Service, limiter: cfg.Limiter, rates: cfg.Rates, pingers: cfg.Pingers, mode: cfg.Mode,
 		store: cfg.Store, hub: cfg.Hub,
 		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, registry: cfg.Registry,
+		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins),
 	}
 	proxies, err := ParseProxies(cfg.TrustedProxies)
 	if err != nil {
@@ -169,10 +175,13 @@ func New(cfg Config) *Server {
 		BodyLimit:             cfg.BodyLimit,
 		ReadBufferSize:        cfg.HeaderLimit,
 		DisableStartupMessage: true,
-		ErrorHandler:          s.errorHandler,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           120 * time.Second,
+		// Bodies are JSON: a multipart body is refused (415), never parsed
+		// into memory or temporary files first.
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 s.errorHandler,
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  120 * time.Second,
 	}
 	// No ProxyHeader: Fiber would take the left-most X-Forwarded-For
 	// address, which the client writes; s.clientIP applies our rule. The
@@ -184,7 +193,7 @@ func New(cfg Config) *Server {
 	// Sockets outlive their upgrade handler, so that fasthttp frees each
 	// upgrade's request context (see realtime.Node.Handler).
 	s.app.Server().KeepHijackedConns = true
-	s.app.Use(s.observe, s.recoverPanic, securityHeaders)
+	s.app.Use(s.observe, s.recoverPanic, securityHeaders, s.crossSite(false), bodyRules)
 	s.routes()
 	if cfg.Static != nil {
 		s.app.Use(filesystem.New(filesystem.Config{
@@ -239,8 +248,8 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodGet, "/api/openapi.json", s.openAPI)
 	s.handle(fiber.MethodGet, "/ws", auth, s.upgrade)
 
-	s.handle(fiber.MethodPost, "/api/auth/register", std, s.register)
-	s.handle(fiber.MethodPost, "/api/auth/login", std, s.login)
+	s.handle(fiber.MethodPost, "/api/auth/register", s.crossSite(true), std, s.register)
+	s.handle(fiber.MethodPost, "/api/auth/login", s.crossSite(true), std, s.login)
 	s.handle(fiber.MethodPost, "/api/auth/logout", auth, std, s.logout)
 	s.handle(fiber.MethodPost, "/api/auth/refresh", auth, std, s.refresh)
 	s.handle(fiber.MethodPost, "/api/auth/ws-ticket", auth, std, s.wsTicket)
@@ -378,6 +387,43 @@ func tokenOf(c *fiber.Ctx) string {
 		return t
 	}
 	return c.Query("token")
+}
+
+// cookieAuthenticated reports whether tokenOf takes the request's token from
+// the auth_token cookie: there is one, and no Bearer Authorization header.
+func cookieAuthenticated(c *fiber.Ctx) bool {
+	if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return false
+	}
+	return c.Cookies(AuthCookie) != ""
+}
+
+// crossSite refuses with 403 a request from a page of another site (see
+// aoba.OriginPolicy.Foreign: an Origin that is neither the server's own nor
+// in Config.AllowedOrigins, or Sec-Fetch-Site: cross-site) when it is
+// state-changing (POST, PUT, PATCH or DELETE) and authenticated by the
+// auth_token cookie, which a browser attaches whatever page sends it; with
+// always set (login and register), whatever its credentials. A request
+// authenticated by a Bearer header or ?token= passes: a foreign page
+// cannot know the token. So does one with neither Origin nor
+// Sec-Fetch-Site (curl, mobile apps).
+func (s *Server) crossSite(always bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		switch c.Method() {
+		case fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete:
+		default:
+			return c.Next()
+		}
+		if !always {
+			if !cookieAuthenticated(c) {
+				return c.Next()
+			}
+		}
+		if s.origins.Foreign(c.Get(fiber.HeaderOrigin), c.Get("Sec-Fetch-Site"), c.Hostname()) {
+			return aoba.Errorf(aoba.EFORBIDDEN, "Cross-site requests are not allowed from this origin.")
+		}
+		return c.Next()
+	}
 }
 
 // upgrade runs after authenticate for GET /ws and hands the request to the

@@ -55,7 +55,7 @@ func decodeError(t *testing.T, res *http.Response) api.ErrorResponse {
 func TestErrorStatus(t *testing.T) {
 	for code, want := range map[string]int{
 		aoba.EINVALID: 400, aoba.EUNAUTHORIZED: 401, aoba.EFORBIDDEN: 403, aoba.ENOTFOUND: 404, aoba.ECONFLICT: 409,
-		aoba.ETOOLARGE: 413, aoba.ERATELIMIT: 429, aoba.EUNAVAILABLE: 503, aoba.EINTERNAL: 500, "bogus": 500,
+		aoba.ETOOLARGE: 413, aoba.EUNSUPPORTED: 415, aoba.ERATELIMIT: 429, aoba.EUNAVAILABLE: 503, aoba.EINTERNAL: 500, "bogus": 500,
 	} {
 		if got := aoba.ErrorStatus(code); got != want {
 			t.Errorf("aoba.ErrorStatus(%q) = %d, want %d", code, got, want)
@@ -82,6 +82,7 @@ func TestPanicRecovered(t *testing.T) {
 func TestLimiterFailure(t *testing.T) {
 	s, _ := newServer(t, limiterFunc(func() (aoba.RateResult, error) { return aoba.RateResult{}, errors.New("redis down") }))
 	req := httptest.NewRequest("POST", "/api/auth/register", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
 	res, err := s.App().Test(req)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,9 @@ func TestRateLimitRefusal(t *testing.T) {
 	s, _ := newServer(t, limiterFunc(func() (aoba.RateResult, error) {
 		return aoba.RateResult{Allowed: false, Limit: 100, Remaining: 0, Reset: time.Now().Add(30 * time.Second), RetryAfter: 200 * time.Millisecond}, nil
 	}))
-	res, err := s.App().Test(httptest.NewRequest("POST", "/api/auth/login", strings.NewReader(`{}`)))
+	req := httptest.NewRequest("POST", "/api/auth/login", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.App().Test(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,4 +44,26 @@ func TestOpenAPI(t *testing.T) {
 			}
 		}
 	})
+	t.Run("BodyAndCrossSiteRefusalsDocumented", func(t *testing.T) {
+		doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, item := range doc.Paths.Map() {
+			for method, op := range item.Operations() {
+				switch method {
+				case "POST", "PUT", "PATCH", "DELETE":
+				default:
+					continue
+				}
+				// Any write may carry a body (415) and the cookie (403).
+				if op.Responses.Value("415") == nil || op.Responses.Value("403") == nil {
+					t.Errorf("%s %s: 415/403 not documented", method, path)
+				}
+				if op.RequestBody != nil && op.Responses.Value("400") == nil {
+					t.Errorf("%s %s: takes a body but 400 not documented", method, path)
+				}
+			}
+		}
+	})
 }

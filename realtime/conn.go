@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
 
@@ -258,6 +259,12 @@ func (c *conn) readLoop() (int, string) {
 			return 0, ""
 		}
 		c.n.metrics.framesIn.Inc()
+		if typ == websocket.TextMessage && !utf8.Valid(data) {
+			// RFC 6455 section 8.1: a text frame must be UTF-8, and an
+			// endpoint that receives one that is not fails the connection
+			// with 1007. The library does not check it.
+			return aoba.CloseInvalidPayload, "text frame is not valid UTF-8"
+		}
 		select {
 		case <-c.closeReq:
 			// Closing: ignore what is still coming, wait for the close.

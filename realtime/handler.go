@@ -3,8 +3,6 @@ package realtime
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -28,13 +26,16 @@ const AuthCookie = "auth_token"
 // 503 once Shutdown has begun or before SetBroker, each with the contract's
 // error body. The upgrade itself is github.com/gofiber/contrib/websocket's.
 //
-// Origin policy: a request without an Origin header comes from a
-// non-browser client, which cannot be made to send a victim's cookie; a
-// request whose Origin is the server's own (same host as the Host header) or
-// one of Config.AllowedOrigins is accepted; any other Origin is refused with
-// 403 whenever the request carries the auth_token cookie, whichever
-// credential the middleware used, so that a cross-site page can never ride
-// on a browser's cookie. A cross-site request without the cookie must have
+// Origin policy: whenever the request carries the auth_token cookie,
+// whichever credential the middleware used, a request that
+// aoba.OriginPolicy.Foreign calls foreign (an Origin that is neither the
+// server's own, same host as the Host header, nor one of
+// Config.AllowedOrigins; or Sec-Fetch-Site: cross-site from an origin not
+// listed) is refused with 403, so that a cross-site page can never ride on
+// a browser's cookie. The REST API applies the same rule to
+// cookie-authenticated writes. A request without an Origin header comes
+// from a non-browser client, which cannot be made to send a victim's
+// cookie. A cross-site request without the cookie must have
 // authenticated with an explicit token (the ?token= parameter: browsers
 // cannot set headers on a WebSocket), which a foreign page cannot forge.
 // The contrib upgrader's own Origins list is set to "*" on purpose: it
@@ -127,18 +128,10 @@ func httpError(c *fiber.Ctx, status int, msg string) error {
 
 // originAllowed applies the Origin policy documented on Handler.
 func (n *Node) originAllowed(c *fiber.Ctx) bool {
-	origin := strings.TrimRight(strings.TrimSpace(c.Get(fiber.HeaderOrigin)), "/")
-	if origin == "" {
+	if c.Cookies(AuthCookie) == "" {
 		return true
 	}
-	lo := strings.ToLower(origin)
-	if n.origins[lo] {
-		return true
-	}
-	if u, err := url.Parse(lo); err == nil && u.Host != "" && u.Host == strings.ToLower(c.Hostname()) {
-		return true
-	}
-	return c.Cookies(AuthCookie) == ""
+	return !n.origins.Foreign(c.Get(fiber.HeaderOrigin), c.Get("Sec-Fetch-Site"), c.Hostname())
 }
 
 func claimsOf(v any) (aoba.Claims, bool) {

@@ -32,7 +32,6 @@ package realtime
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,7 +90,7 @@ type Node struct {
 	presence aoba.PresenceRegistry
 	limiter  aoba.RateLimiter
 	log      *slog.Logger
-	origins  map[string]bool
+	origins  aoba.OriginPolicy
 	broker   atomic.Pointer[brokerRef]
 	metrics  *metrics
 
@@ -195,13 +194,8 @@ func New(cfg Config) *Node {
 	}
 	n := &Node{
 		cfg: cfg, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,
-		origins: make(map[string]bool), metrics: newMetrics(), conns: make(map[*conn]struct{}),
+		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins), metrics: newMetrics(), conns: make(map[*conn]struct{}),
 		idleWriters: make(chan *conn),
-	}
-	for _, o := range cfg.AllowedOrigins {
-		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
-			n.origins[strings.ToLower(o)] = true
-		}
 	}
 	for i := range n.shards {
 		n.shards[i].users = make(map[string]*localUser)

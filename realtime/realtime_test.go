@@ -147,7 +147,7 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 func (e *testEnv) user(name string) (string, aoba.Claims) {
 	e.t.Helper()
 	ctx := context.Background()
-	if _, err := e.svc.Register(ctx, name, "password123"); err != nil && aoba.ErrorCode(err) != aoba.ECONFLICT {
+	if _, err := e.svc.Register(ctx, name, "tea-kettle-42"); err != nil && aoba.ErrorCode(err) != aoba.ECONFLICT {
 		e.t.Fatal(err)
 	}
 	return e.login(name)
@@ -155,7 +155,7 @@ func (e *testEnv) user(name string) (string, aoba.Claims) {
 
 func (e *testEnv) login(name string) (string, aoba.Claims) {
 	e.t.Helper()
-	token, cl, _, err := e.svc.Login(context.Background(), name, "password123", aoba.Device{})
+	token, cl, _, err := e.svc.Login(context.Background(), name, "tea-kettle-42", aoba.Device{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -31,5 +31,11 @@ echo "== govulncheck"
 ./scripts/vulncheck.sh
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
+echo "== fuzz (15 s per target; a crash leaves its input under the package's testdata/fuzz)"
+# -fuzz matches a single target, so one invocation each.
+go test -run '^$' -fuzz '^FuzzRequestBody$' -fuzztime 15s ./api/
+go test -run '^$' -fuzz '^FuzzClientFrame$' -fuzztime 15s ./realtime/
+go test -run '^$' -fuzz '^FuzzDecodeEnvelope$' -fuzztime 15s ./hub/
+go test -run '^$' -fuzz '^FuzzEnvelopeRoundTrip$' -fuzztime 15s ./hub/
 echo "== browser end-to-end tests"
 bash e2e/run.sh

@@ -14,7 +14,7 @@ func TestAuthentication(t *testing.T) {
 	forEachMode(t, func(t *testing.T, start func(env) *server) {
 		s := start(nil)
 		name := newName("Alice")
-		pw := "password123"
+		pw := "tea-kettle-42"
 
 		t.Run("Register", func(t *testing.T) {
 			var u aoba.User

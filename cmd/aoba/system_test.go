@@ -43,12 +43,12 @@ func TestBadInput(t *testing.T) {
 			{"JSONNull", "POST", "/api/auth/register", "", "null", 400},
 			{"EmptyBody", "POST", "/api/auth/login", "", "", 400},
 			{"Truncated", "POST", "/api/auth/login", "", `{"username":"a`, 400},
-			{"WrongType", "POST", "/api/auth/register", "", `{"username":1,"password":"password1"}`, 400},
-			{"NullField", "POST", "/api/auth/register", "", `{"username":null,"password":"password1"}`, 400},
+			{"WrongType", "POST", "/api/auth/register", "", `{"username":1,"password":"tea-kettle-42"}`, 400},
+			{"NullField", "POST", "/api/auth/register", "", `{"username":null,"password":"tea-kettle-42"}`, 400},
 			{"MissingField", "POST", "/api/auth/login", "", `{"username":"alice"}`, 400},
-			{"UnknownFieldIgnored", "POST", "/api/auth/register", "", `{"username":"` + newName("u") + `","password":"password1","extra":{"x":1}}`, 201},
-			{"UsernameTooShort", "POST", "/api/auth/register", "", `{"username":"ab","password":"password1"}`, 400},
-			{"UsernameTooLong", "POST", "/api/auth/register", "", `{"username":"` + strings.Repeat("a", 256) + `","password":"password1"}`, 400},
+			{"UnknownField", "POST", "/api/auth/register", "", `{"username":"` + newName("u") + `","password":"tea-kettle-42","extra":{"x":1}}`, 400},
+			{"UsernameTooShort", "POST", "/api/auth/register", "", `{"username":"ab","password":"tea-kettle-42"}`, 400},
+			{"UsernameTooLong", "POST", "/api/auth/register", "", `{"username":"` + strings.Repeat("a", 256) + `","password":"tea-kettle-42"}`, 400},
 			{"PasswordTooLong", "POST", "/api/auth/register", "", `{"username":"` + newName("u") + `","password":"` + strings.Repeat("p", 129) + `"}`, 400},
 			{"LoginHugePassword", "POST", "/api/auth/login", "", `{"username":"alice","password":"` + strings.Repeat("p", 100000) + `"}`, 401},
 			{"InvalidGroupUUID", "GET", "/api/groups/123", alice.Token, nil, 400},
@@ -148,7 +148,7 @@ func TestConcurrentRegistration(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				statuses[i] = s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": n, "password": "password123"}).Status
+				statuses[i] = s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": n, "password": "tea-kettle-42"}).Status
 			}()
 		}
 		wg.Wait()
@@ -425,7 +425,7 @@ func TestConfig(t *testing.T) {
 
 func TestTrustedProxies(t *testing.T) {
 	register := func(s *server, xff string) int {
-		body := map[string]string{"username": "x", "password": "password1"}
+		body := map[string]string{"username": "x", "password": "tea-kettle-42"}
 		return s.do(t, "POST", "/api/auth/register", "", body, withHeader("X-Forwarded-For", xff)).Status
 	}
 	t.Run("Trusted", func(t *testing.T) {
@@ -466,7 +466,7 @@ func TestBackingServiceDown(t *testing.T) {
 	u := s.register(t, "alice")
 	rs.Stop()
 	s.do(t, "GET", "/api/users/me", u.Token, nil).want(t, 503)
-	s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": newName("bob"), "password": "password1"}).want(t, 503)
+	s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": newName("bob"), "password": "tea-kettle-42"}).want(t, 503)
 	var h struct {
 		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`

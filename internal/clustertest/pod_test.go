@@ -226,7 +226,7 @@ func (p *pod) must(want int, method, path, token string, body, out any) {
 // signup registers name and returns a session token.
 func (p *pod) signup(name string) string {
 	p.tb.Helper()
-	creds := map[string]string{"username": name, "password": "password123"}
+	creds := map[string]string{"username": name, "password": "tea-kettle-42"}
 	p.must(http.StatusCreated, "POST", "/api/auth/register", "", creds, nil)
 	return p.login(name)
 }
@@ -236,7 +236,7 @@ func (p *pod) login(name string) string {
 	var out struct {
 		Token string `json:"token"`
 	}
-	p.must(http.StatusOK, "POST", "/api/auth/login", "", map[string]string{"username": name, "password": "password123"}, &out)
+	p.must(http.StatusOK, "POST", "/api/auth/login", "", map[string]string{"username": name, "password": "tea-kettle-42"}, &out)
 	return out.Token
 }
 
