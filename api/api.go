@@ -24,23 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Rate-limit classes of the contract.
-const (
-	ClassStandard = "standard"
-	ClassBatch    = "batch"
-	ClassSearch   = "search"
-)
-
-// Rates are the per-minute budgets of the rate-limit classes.
-type Rates struct {
-	Standard int
-	Batch    int
-	Search   int
-}
-
-// DefaultRates are the contract's budgets: 100, 10 and 30 per minute.
-var DefaultRates = Rates{Standard: 100, Batch: 10, Search: 30}
-
 // DefaultBodyLimit is the largest request body accepted unless configured.
 const DefaultBodyLimit = 1 << 20
 
@@ -52,16 +35,6 @@ const DefaultBodyLimit = 1 << 20
 // WebSocket holds one: it is not larger.
 const DefaultHeaderLimit = 8 << 10
 
-// RateWindow is the length of the sliding window of every rate limit.
-const RateWindow = time.Minute
-
-// AuthCookie is the name of the cookie that carries the session token.
-const AuthCookie = "auth_token"
-
-// ClaimsKey is the c.Locals key under which authenticated requests hold
-// their aoba.Claims.
-const ClaimsKey = "claims"
-
 // routeKey is the c.Locals key holding the route template, for metrics.
 const routeKey = "aoba.route"
 
@@ -69,7 +42,7 @@ const routeKey = "aoba.route"
 type Config struct {
 	Service *aoba.Service
 	Limiter aoba.RateLimiter
-	Rates   Rates
+	Rates   aoba.Rates
 	// Pingers are checked by /health, by name.
 	Pingers map[string]aoba.Pinger
 	// Mode is reported by /health ("embedded" or "scaled-out").
@@ -110,7 +83,7 @@ type Server struct {
 	app      *fiber.App
 	svc      *aoba.Service
 	limiter  aoba.RateLimiter
-	rates    Rates
+	rates    aoba.Rates
 	pingers  map[string]aoba.Pinger
 	mode     string
 	store    string
@@ -143,15 +116,7 @@ func New(cfg Config) *Server {
 	if cfg.HeaderLimit <= 0 {
 		cfg.HeaderLimit = DefaultHeaderLimit
 	}
-	if cfg.Rates.Standard <= 0 {
-		cfg.Rates.Standard = DefaultRates.Standard
-	}
-	if cfg.Rates.Batch <= 0 {
-		cfg.Rates.Batch = DefaultRates.Batch
-	}
-	if cfg.Rates.Search <= 0 {
-		cfg.Rates.Search = DefaultRates.Search
-	}
+	cfg.Rates = cfg.Rates.WithDefaults()
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -238,9 +203,9 @@ func (s *Server) handle(method, path string, handlers ...fiber.Handler) {
 
 // routes registers every route of the contract.
 func (s *Server) routes() {
-	std := s.limit(ClassStandard, s.rates.Standard)
-	batch := s.limit(ClassBatch, s.rates.Batch)
-	search := s.limit(ClassSearch, s.rates.Search)
+	std := s.limit(aoba.ClassStandard, s.rates.Standard)
+	batch := s.limit(aoba.ClassBatch, s.rates.Batch)
+	search := s.limit(aoba.ClassSearch, s.rates.Search)
 	auth := s.authenticate
 
 	s.handle(fiber.MethodGet, "/health", s.health)
@@ -371,7 +336,7 @@ func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
 
 // claimsOf returns the claims of an authenticated request.
 func claimsOf(c *fiber.Ctx) (aoba.Claims, bool) {
-	cl, ok := c.Locals(ClaimsKey).(aoba.Claims)
+	cl, ok := c.Locals(aoba.ClaimsLocal).(aoba.Claims)
 	return cl, ok
 }
 
@@ -383,7 +348,7 @@ func tokenOf(c *fiber.Ctx) string {
 			return strings.TrimSpace(h[7:])
 		}
 	}
-	if t := c.Cookies(AuthCookie); t != "" {
+	if t := c.Cookies(aoba.AuthCookie); t != "" {
 		return t
 	}
 	return c.Query("token")
@@ -395,7 +360,7 @@ func cookieAuthenticated(c *fiber.Ctx) bool {
 	if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 		return false
 	}
-	return c.Cookies(AuthCookie) != ""
+	return c.Cookies(aoba.AuthCookie) != ""
 }
 
 // crossSite refuses with 403 a request from a page of another site (see
@@ -437,37 +402,28 @@ func (s *Server) upgrade(c *fiber.Ctx) error {
 }
 
 // limit enforces the class's budget per user (or per client IP before
-// login) and sets the rate-limit headers.
+// login), by the one rule of aoba.Limit, and sets the rate-limit headers.
 func (s *Server) limit(class string, n int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		// The key of a user's budget is class:userID, the same key the
-		// WebSocket channel counts message.send frames under.
-		key := class + ":"
+		key := aoba.IPRateKey(class, s.clientIP(c))
 		if cl, ok := claimsOf(c); ok {
-			key += cl.UserID
-		} else {
-			key += "ip:" + s.clientIP(c)
+			key = aoba.UserRateKey(class, cl.UserID)
 		}
-		res, err := s.limiter.Allow(c.UserContext(), key, n, RateWindow)
-		if err != nil {
+		res, err := aoba.Limit(c.UserContext(), s.limiter, key, n)
+		if aoba.ErrorCode(err) == aoba.EUNAVAILABLE {
 			s.log.Warn("rate limiter failed", "class", class, "err", err)
-			return aoba.Errorf(aoba.EUNAVAILABLE, "The rate limiter is unavailable.")
+			return err
 		}
 		c.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit))
 		c.Set("X-RateLimit-Remaining", strconv.Itoa(max(res.Remaining, 0)))
 		reset := res.Reset
 		if reset.IsZero() {
-			reset = time.Now().Add(RateWindow)
+			reset = time.Now().Add(aoba.RateWindow)
 		}
 		c.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixMilli())/1000)), 10))
-		if !res.Allowed {
+		if err != nil {
 			s.refusals.WithLabelValues(class).Inc()
-			retry := int(math.Ceil(res.RetryAfter.Seconds()))
-			if retry < 1 {
-				retry = 1
-			}
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
-			return aoba.Errorf(aoba.ERATELIMIT, "Too many requests; try again in %d seconds.", retry)
+			return err
 		}
 		return c.Next()
 	}

@@ -175,8 +175,9 @@ func queryInt(c *fiber.Ctx, name string, def int) (int, error) {
 	return n, nil
 }
 
-// splitList splits a comma-separated query value, dropping blanks.
-func splitList(raw string) []string {
+// SplitList splits a comma-separated value (a query parameter, an
+// environment variable), trimming spaces and dropping blanks.
+func SplitList(raw string) []string {
 	var out []string
 	for _, p := range strings.Split(raw, ",") {
 		if p = strings.TrimSpace(p); p != "" {

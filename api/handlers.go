@@ -55,7 +55,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 // hands out a session token sets its cookie with it.
 func (s *Server) setAuthCookie(c *fiber.Ctx, token string, expires time.Time) {
 	c.Cookie(&fiber.Cookie{
-		Name: AuthCookie, Value: token, Path: "/", Expires: expires,
+		Name: aoba.AuthCookie, Value: token, Path: "/", Expires: expires,
 		HTTPOnly: true, Secure: s.secure || s.viaHTTPS(c), SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
@@ -64,7 +64,7 @@ func (s *Server) setAuthCookie(c *fiber.Ctx, token string, expires time.Time) {
 // attributes as setAuthCookie.
 func (s *Server) clearCookie(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{
-		Name: AuthCookie, Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
+		Name: aoba.AuthCookie, Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
 		HTTPOnly: true, Secure: s.secure || s.viaHTTPS(c), SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
@@ -150,7 +150,7 @@ type searchResponse struct {
 }
 
 func (s *Server) searchUsers(c *fiber.Ctx) error {
-	q := aoba.UserSearch{Query: c.Query("q"), Exclude: splitList(c.Query("exclude"))}
+	q := aoba.UserSearch{Query: c.Query("q"), Exclude: SplitList(c.Query("exclude"))}
 	var err error
 	if q.Page, err = queryInt(c, "page", 1); err != nil {
 		return err

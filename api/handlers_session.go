@@ -74,19 +74,18 @@ const authLimitClass = "auth"
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	cl, err := s.authenticateRequest(c)
 	if err == nil {
-		c.Locals(ClaimsKey, cl)
+		c.Locals(aoba.ClaimsLocal, cl)
 		return c.Next()
 	} else if aoba.ErrorCode(err) != aoba.EUNAUTHORIZED {
 		return err
 	}
-	res, lerr := s.limiter.Allow(c.UserContext(), authLimitClass+":ip:"+s.clientIP(c), s.rates.Standard, RateWindow)
-	if lerr != nil {
+	_, lerr := aoba.Limit(c.UserContext(), s.limiter, aoba.IPRateKey(authLimitClass, s.clientIP(c)), s.rates.Standard)
+	switch aoba.ErrorCode(lerr) {
+	case aoba.EUNAVAILABLE:
 		s.log.Warn("rate limiter failed", "class", authLimitClass, "err", lerr)
-		return err
-	}
-	if !res.Allowed {
+	case aoba.ERATELIMIT:
 		s.refusals.WithLabelValues(authLimitClass).Inc()
-		return &aoba.RetryError{Err: aoba.Errorf(aoba.ERATELIMIT, "Too many failed authentications; try again later."), RetryAfter: res.RetryAfter}
+		return lerr
 	}
 	return err
 }

@@ -108,11 +108,8 @@ func (c *conn) messageSend(ctx context.Context, f aoba.Frame) error {
 		return err
 	}
 	if c.n.limiter != nil {
-		res, err := c.n.limiter.Allow(ctx, "standard:"+c.claims.UserID, c.n.cfg.RateStandard, time.Minute)
-		if err != nil {
-			return aoba.Errorf(aoba.EUNAVAILABLE, "The rate limiter is unavailable.")
-		} else if !res.Allowed {
-			return aoba.Errorf(aoba.ERATELIMIT, "Rate limit exceeded; retry in %d seconds.", int(res.RetryAfter.Seconds()+0.999))
+		if _, err := aoba.Limit(ctx, c.n.limiter, aoba.UserRateKey(aoba.ClassStandard, c.claims.UserID), c.n.cfg.RateStandard); err != nil {
+			return err
 		}
 	}
 	m, err := c.n.svc.SendMessage(ctx, c.claims, in, c.id)

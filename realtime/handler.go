@@ -12,15 +12,8 @@ import (
 	"github.com/aoba-chat/aoba"
 )
 
-// ClaimsKey is the Fiber Locals key under which the authentication
-// middleware leaves the caller's aoba.Claims (or *aoba.Claims).
-const ClaimsKey = "claims"
-
-// AuthCookie is the name of the session cookie.
-const AuthCookie = "auth_token"
-
 // Handler returns the Fiber handler of GET /ws. It must run after the
-// authentication middleware has stored the caller's claims under ClaimsKey.
+// authentication middleware has stored the caller's claims under aoba.ClaimsLocal.
 // Before the upgrade it answers, in this order, 401 without claims, 403 for
 // a forbidden Origin, 426 to a request that is not a WebSocket upgrade, and
 // 503 once Shutdown has begun or before SetBroker, each with the contract's
@@ -50,7 +43,7 @@ const AuthCookie = "auth_token"
 // serves the socket itself, as contrib expects.
 func (n *Node) Handler() fiber.Handler {
 	upgrade := contrib.New(func(ws *contrib.Conn) {
-		claims, _ := claimsOf(ws.Locals(ClaimsKey))
+		claims, _ := claimsOf(ws.Locals(aoba.ClaimsLocal))
 		conn := ws.Conn
 		if !n.detach {
 			n.serve(conn, claims)
@@ -81,7 +74,7 @@ func (n *Node) Handler() fiber.Handler {
 	})
 	return func(c *fiber.Ctx) error {
 		n.detachOnce.Do(func() { n.detach = c.App().Server().KeepHijackedConns })
-		if _, ok := claimsOf(c.Locals(ClaimsKey)); !ok {
+		if _, ok := claimsOf(c.Locals(aoba.ClaimsLocal)); !ok {
 			return httpError(c, http.StatusUnauthorized, "Authentication required.")
 		}
 		if !n.originAllowed(c) {
@@ -128,7 +121,7 @@ func httpError(c *fiber.Ctx, status int, msg string) error {
 
 // originAllowed applies the Origin policy documented on Handler.
 func (n *Node) originAllowed(c *fiber.Ctx) bool {
-	if c.Cookies(AuthCookie) == "" {
+	if c.Cookies(aoba.AuthCookie) == "" {
 		return true
 	}
 	return !n.origins.Foreign(c.Get(fiber.HeaderOrigin), c.Get("Sec-Fetch-Site"), c.Hostname())

@@ -40,7 +40,7 @@ func TestHandlerRefusals(t *testing.T) {
 			t.Fatalf("status %d, want 401", got)
 		}
 	})
-	cookie := http.Header{"Cookie": {realtime.AuthCookie + "=" + tok}}
+	cookie := http.Header{"Cookie": {aoba.AuthCookie + "=" + tok}}
 	for name, tc := range map[string]struct {
 		origin string
 		header http.Header

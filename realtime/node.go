@@ -46,7 +46,6 @@ const (
 	DefaultIdleTimeout   = 60 * time.Second
 	DefaultMaxFrameBytes = 64 << 10
 	DefaultWriteTimeout  = 10 * time.Second
-	DefaultRateStandard  = 100
 )
 
 // MaxWatched is the largest number of users one socket may watch the
@@ -190,7 +189,7 @@ func New(cfg Config) *Node {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.RateStandard <= 0 {
-		cfg.RateStandard = DefaultRateStandard
+		cfg.RateStandard = aoba.DefaultRates.Standard
 	}
 	n := &Node{
 		cfg: cfg, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,

@@ -112,7 +112,7 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 	app.Use("/ws", func(c *fiber.Ctx) error {
 		token := c.Query("token")
 		if token == "" {
-			token = c.Cookies(realtime.AuthCookie)
+			token = c.Cookies(aoba.AuthCookie)
 		}
 		if token == "" {
 			return c.Next()
@@ -121,7 +121,7 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 		if err != nil {
 			return c.Status(http.StatusUnauthorized).SendString("bad token")
 		}
-		c.Locals(realtime.ClaimsKey, cl)
+		c.Locals(aoba.ClaimsLocal, cl)
 		return c.Next()
 	})
 	app.Get("/ws", node.Handler())

@@ -104,7 +104,7 @@ type Config struct {
 	JWTSecret      string
 	DataDir        string
 	Domain         string
-	Rates          api.Rates
+	Rates          aoba.Rates
 	LoginFailures  int
 	AllowedOrigins []string
 	TrustedProxies []string
@@ -121,7 +121,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
-		Rates: api.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
+		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
 		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo,
 	}
 }
@@ -280,13 +280,13 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_LOG_LEVEL must be debug, info, warn or error, got %q", v)
 		}
 	}
-	c.AllowedOrigins = splitList(getenv("AOBA_ALLOWED_ORIGINS"))
+	c.AllowedOrigins = api.SplitList(getenv("AOBA_ALLOWED_ORIGINS"))
 	for _, o := range c.AllowedOrigins {
 		if err := checkOrigin(o); err != nil {
 			return fmt.Errorf("AOBA_ALLOWED_ORIGINS: %q %v", o, err)
 		}
 	}
-	c.TrustedProxies = splitList(getenv("AOBA_TRUSTED_PROXIES"))
+	c.TrustedProxies = api.SplitList(getenv("AOBA_TRUSTED_PROXIES"))
 	for _, p := range c.TrustedProxies {
 		if _, err := api.ParseProxies([]string{p}); err != nil {
 			return fmt.Errorf("AOBA_TRUSTED_PROXIES: %w", err)
@@ -322,17 +322,6 @@ func checkOrigin(o string) error {
 		return errors.New("has an empty port")
 	}
 	return nil
-}
-
-// splitList splits a comma-separated value, dropping blanks.
-func splitList(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // embedded reports whether the store is the embedded one.

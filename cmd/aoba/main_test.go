@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aoba-chat/aoba"
 	"github.com/aoba-chat/aoba/api"
 	main "github.com/aoba-chat/aoba/cmd/aoba"
 	"github.com/aoba-chat/aoba/internal/mongotest"
@@ -187,7 +188,7 @@ type opt func(*http.Request)
 func withHeader(k, v string) opt { return func(r *http.Request) { r.Header.Set(k, v) } }
 
 func withCookie(token string) opt {
-	return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: api.AuthCookie, Value: token}) }
+	return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: aoba.AuthCookie, Value: token}) }
 }
 
 // do sends a request with an optional bearer token and body (a []byte or
