@@ -3,77 +3,15 @@ package aoba_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aoba-chat/aoba"
-	"github.com/aoba-chat/aoba/auth"
-	"github.com/aoba-chat/aoba/hub"
-	"github.com/aoba-chat/aoba/sqlitestore"
 )
 
-// recordingHasher is a cheap argon2id that records the length of every
-// password it is given.
-type recordingHasher struct {
-	*auth.Argon2id
-	mu      sync.Mutex
-	longest int
-	dummies int
-}
-
-func (h *recordingHasher) saw(pw string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.longest = max(h.longest, len(pw))
-}
-
-func (h *recordingHasher) Hash(pw string) (string, error) { h.saw(pw); return h.Argon2id.Hash(pw) }
-
-func (h *recordingHasher) Verify(hash, pw string) (bool, error) {
-	h.saw(pw)
-	return h.Argon2id.Verify(hash, pw)
-}
-
-func (h *recordingHasher) Dummy() {
-	h.mu.Lock()
-	h.dummies++
-	h.mu.Unlock()
-	h.Argon2id.Dummy()
-}
-
-// newSessionService returns a Service on a fresh embedded store and the
-// in-process hub, with a recording hasher.
-func newSessionService(t *testing.T) (*aoba.Service, *recordingHasher) {
-	t.Helper()
-	store, err := sqlitestore.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	tokens, err := auth.NewTokens([]byte(strings.Repeat("k", 32)), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	argon, err := auth.NewArgon2id(auth.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &recordingHasher{Argon2id: argon}
-	sessions := hub.NewMemorySessions()
-	broker := hub.NewMemoryBroker(func(string, aoba.Envelope) {})
-	t.Cleanup(func() { _ = broker.Close() })
-	presence := hub.NewMemoryPresence(func(aoba.Presence) {}, hub.PresenceOptions{})
-	t.Cleanup(func() { _ = presence.Close() })
-	svc := aoba.NewService(aoba.ServiceConfig{
-		Store: store, Broker: broker, Presence: presence, Sessions: sessions, Tickets: sessions,
-		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: 3, Tokens: tokens, Hasher: h,
-	})
-	return svc, h
-}
-
 func TestLoginNeverHashesAnOverlongPassword(t *testing.T) {
-	svc, h := newSessionService(t)
+	ts := newService(t, withLoginFailures(3))
+	svc, h := ts.Service, ts.Hasher
 	ctx := context.Background()
 	if _, err := svc.Register(ctx, "alice", "a fine passphrase"); err != nil {
 		t.Fatal(err)
@@ -93,7 +31,7 @@ func TestLoginNeverHashesAnOverlongPassword(t *testing.T) {
 }
 
 func TestSessionRules(t *testing.T) {
-	svc, _ := newSessionService(t)
+	svc := newService(t, withLoginFailures(3))
 	ctx := context.Background()
 	if _, err := svc.Register(ctx, "alice", "a fine passphrase"); err != nil {
 		t.Fatal(err)
