@@ -61,6 +61,7 @@ func roles(ms []*aoba.Member) map[string]aoba.Role {
 }
 
 func TestService_CreateGroup(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	alice := ts.MustRegister(t, "alice")
@@ -150,6 +151,7 @@ func TestService_CreateGroup(t *testing.T) {
 }
 
 func TestService_GroupPermissions(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	owner := ts.MustRegister(t, "owner")
@@ -250,6 +252,7 @@ func TestService_GroupPermissions(t *testing.T) {
 func second[T any](_ T, err error) error { return err }
 
 func TestService_GroupMembers(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	owner := ts.MustRegister(t, "owner")
@@ -418,6 +421,7 @@ func TestService_GroupMembers(t *testing.T) {
 }
 
 func TestService_TransferAndDeleteGroup(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	owner := ts.MustRegister(t, "owner")

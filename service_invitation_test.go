@@ -8,6 +8,7 @@ import (
 )
 
 func TestService_Invitations(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	owner := ts.MustRegister(t, "owner")

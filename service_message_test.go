@@ -9,6 +9,7 @@ import (
 )
 
 func TestService_SendMessage(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	alice := ts.MustRegister(t, "alice")
@@ -160,6 +161,7 @@ func TestService_SendMessage(t *testing.T) {
 }
 
 func TestService_History(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	alice := ts.MustRegister(t, "alice")

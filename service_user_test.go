@@ -9,6 +9,7 @@ import (
 )
 
 func TestService_Register(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 
@@ -66,6 +67,7 @@ func TestService_Register(t *testing.T) {
 }
 
 func TestService_ChangeUsername(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	alice := ts.MustRegister(t, "alice")
@@ -104,6 +106,7 @@ func TestService_ChangeUsername(t *testing.T) {
 }
 
 func TestService_ChangePassword(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	const next = "another fine passphrase"
@@ -161,6 +164,7 @@ func TestService_ChangePassword(t *testing.T) {
 }
 
 func TestService_DeleteAccount(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 
@@ -326,6 +330,7 @@ func TestService_DeleteAccount(t *testing.T) {
 }
 
 func TestService_FindUsers(t *testing.T) {
+	t.Parallel()
 	ts := newService(t)
 	ctx := context.Background()
 	// Registered out of order and in mixed case: search orders by name,
