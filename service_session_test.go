@@ -104,3 +104,91 @@ func TestSessionRules(t *testing.T) {
 		}
 	})
 }
+
+func TestService_EndSessions(t *testing.T) {
+	t.Parallel()
+	ts := newService(t)
+	ctx := context.Background()
+	alice := ts.MustRegister(t, "alice")
+	bob := ts.MustRegister(t, "bob")
+	ts.Subscribe(t, aoba.UserTopic(alice.ID))
+
+	t.Run("Sessions", func(t *testing.T) {
+		other := ts.MustLogin(t, "alice")
+		views, err := ts.Sessions(ctx, alice.Claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current := map[string]bool{}
+		for _, v := range views {
+			current[v.ID] = v.Current
+		}
+		if len(views) != 2 || !current[alice.SessionID] || current[other.SessionID] {
+			t.Fatalf("sessions %+v, want two, the caller's marked current", views)
+		}
+		if err := ts.Logout(ctx, other.Claims); err != nil {
+			t.Fatal(err)
+		}
+		if views, err := ts.Sessions(ctx, alice.Claims); err != nil || len(views) != 1 {
+			t.Fatalf("sessions after a logout: %+v, %v; want one", views, err)
+		}
+	})
+	t.Run("Logout", func(t *testing.T) {
+		a := ts.MustLogin(t, "alice")
+		ticket, _, err := ts.IssueTicket(ctx, a.Claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.Forget(t)
+		if err := ts.Logout(ctx, a.Claims); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ts.Authenticate(ctx, a.Token)
+		wantCode(t, err, aoba.EUNAUTHORIZED)
+		_, err = ts.RedeemTicket(ctx, ticket)
+		wantCode(t, err, aoba.EUNAUTHORIZED)
+		if _, err := ts.Authenticate(ctx, alice.Token); err != nil {
+			t.Fatalf("another session after a logout: %v", err)
+		}
+		envs := ts.Published(t, aoba.UserTopic(alice.ID))
+		if len(envs) != 1 || envs[0].Close == nil || envs[0].Close.Code != 4001 || envs[0].Close.Session != a.SessionID {
+			t.Fatalf("published %+v, want one close order 4001 for session %s", envs, a.SessionID)
+		}
+	})
+	t.Run("EndSession", func(t *testing.T) {
+		a := ts.MustLogin(t, "alice")
+		if err := ts.EndSession(ctx, alice.Claims, a.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ts.Authenticate(ctx, a.Token)
+		wantCode(t, err, aoba.EUNAUTHORIZED)
+		wantCode(t, ts.EndSession(ctx, alice.Claims, a.SessionID), aoba.ENOTFOUND)
+	})
+	t.Run("EndSessionErrNotFound", func(t *testing.T) {
+		// Someone else's session is no session at all.
+		wantCode(t, ts.EndSession(ctx, alice.Claims, bob.SessionID), aoba.ENOTFOUND)
+		wantCode(t, ts.EndSession(ctx, alice.Claims, aoba.NewID()), aoba.ENOTFOUND)
+		if _, err := ts.Authenticate(ctx, bob.Token); err != nil {
+			t.Fatalf("bob's session after alice tried to end it: %v", err)
+		}
+	})
+	t.Run("EndSessionErrIDInvalid", func(t *testing.T) {
+		wantCode(t, ts.EndSession(ctx, alice.Claims, "current"), aoba.EINVALID)
+	})
+	t.Run("LoginAfterPasswordChange", func(t *testing.T) {
+		const next = "another fine passphrase"
+		if err := ts.ChangePassword(ctx, bob.Claims, testPassword, next); err != nil {
+			t.Fatal(err)
+		}
+		// User-wide revocations cut at the millisecond: a login in a later
+		// one opens a session that works.
+		time.Sleep(2 * time.Millisecond)
+		tok, _, _, err := ts.Login(ctx, "bob", next, aoba.Device{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ts.Authenticate(ctx, tok); err != nil {
+			t.Fatalf("a session opened after the change: %v", err)
+		}
+	})
+}
