@@ -28,7 +28,7 @@ func wantOrderThenEvent(t testing.TB, envs []aoba.Envelope, groupID string, join
 			continue
 		}
 		if !ordered {
-			t.Fatalf("the %s event came before the Join/Leave order (join %v): %+v", event, join, envs)
+			t.Fatalf("the %s event came before the Join/Leave order (join %v): %s", event, join, describe(envs))
 		}
 		return ev
 	}
@@ -99,7 +99,7 @@ func TestService_CreateGroup(t *testing.T) {
 		// invitation.
 		envs := ts.Published(t, aoba.UserTopic(alice.ID))
 		if len(envs) != 1 || envs[0].Join != g.ID {
-			t.Fatalf("owner topic: %+v, want one Join order", envs)
+			t.Fatalf("owner topic: %s, want one Join order", describe(envs))
 		}
 		for _, a := range []Account{bob, carol} {
 			envs := ts.Published(t, aoba.UserTopic(a.ID))

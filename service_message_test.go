@@ -37,7 +37,7 @@ func TestService_SendMessage(t *testing.T) {
 		}{{bob, ""}, {alice, "conn-1"}} {
 			envs := ts.Published(t, aoba.UserTopic(tt.a.ID))
 			if len(envs) != 1 || envs[0].ExceptConn != tt.exceptConn || envs[0].ExceptUser != "" {
-				t.Fatalf("%s topic: %+v, want one frame except connection %q", tt.a.Username, envs, tt.exceptConn)
+				t.Fatalf("%s topic: %s, want one frame except connection %q", tt.a.Username, describe(envs), tt.exceptConn)
 			}
 			if got := dataOf[aoba.MessageView](t, envs[0], aoba.FrameMessage); got.ID != v.ID || got.Content != "hi bob" {
 				t.Fatalf("%s got %+v", tt.a.Username, got)
@@ -67,7 +67,7 @@ func TestService_SendMessage(t *testing.T) {
 		// members' topics.
 		envs := ts.Published(t, aoba.GroupTopic(g.ID))
 		if len(envs) != 1 || envs[0].ExceptConn != "conn-2" || envs[0].ExceptUser != "" {
-			t.Fatalf("group topic: %+v, want one frame except connection conn-2", envs)
+			t.Fatalf("group topic: %s, want one frame except connection conn-2", describe(envs))
 		}
 		if got := dataOf[aoba.MessageView](t, envs[0], aoba.FrameMessage); got.ID != v.ID {
 			t.Fatalf("group frame %+v", got)
@@ -147,7 +147,7 @@ func TestService_SendMessage(t *testing.T) {
 			}
 			envs := ts.Published(t, aoba.GroupTopic(g.ID))
 			if len(envs) != 1 || envs[0].ExceptUser != carol.ID {
-				t.Fatalf("group topic: %+v, want one frame except the typist's sockets", envs)
+				t.Fatalf("group topic: %s, want one frame except the typist's sockets", describe(envs))
 			}
 		})
 		t.Run("ErrStateInvalid", func(t *testing.T) {

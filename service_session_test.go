@@ -152,7 +152,7 @@ func TestService_EndSessions(t *testing.T) {
 		}
 		envs := ts.Published(t, aoba.UserTopic(alice.ID))
 		if len(envs) != 1 || envs[0].Close == nil || envs[0].Close.Code != 4001 || envs[0].Close.Session != a.SessionID {
-			t.Fatalf("published %+v, want one close order 4001 for session %s", envs, a.SessionID)
+			t.Fatalf("published %s, want one close order 4001 for session %s", describe(envs), a.SessionID)
 		}
 	})
 	t.Run("EndSession", func(t *testing.T) {

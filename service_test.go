@@ -328,6 +328,31 @@ func framesOf(t testing.TB, envs []aoba.Envelope, typ string) []aoba.Envelope {
 	return out
 }
 
+// describe returns a short account of envs for failure messages: what each
+// carries, in order.
+func describe(envs []aoba.Envelope) string {
+	out := make([]string, len(envs))
+	for i, env := range envs {
+		switch {
+		case env.Close != nil:
+			out[i] = "close " + strconv.Itoa(env.Close.Code)
+		case env.Join != "":
+			out[i] = "join " + env.Join
+		case env.Leave != "":
+			out[i] = "leave " + env.Leave
+		default:
+			out[i] = "frame " + string(env.Frame)
+			if env.ExceptConn != "" {
+				out[i] += " except conn " + env.ExceptConn
+			}
+			if env.ExceptUser != "" {
+				out[i] += " except user " + env.ExceptUser
+			}
+		}
+	}
+	return "[" + strings.Join(out, "; ") + "]"
+}
+
 // wantCode fails the test unless err has the domain error code want ("" for
 // nil).
 func wantCode(t testing.TB, err error, want string) {

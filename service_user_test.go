@@ -126,7 +126,7 @@ func TestService_ChangePassword(t *testing.T) {
 
 		envs := ts.Published(t, aoba.UserTopic(here.ID))
 		if len(envs) != 1 || envs[0].Close == nil {
-			t.Fatalf("published %+v, want one close order", envs)
+			t.Fatalf("published %s, want one close order", describe(envs))
 		}
 		if o := envs[0].Close; o.Code != 4001 || o.KeepSession != here.SessionID || o.Session != "" {
 			t.Fatalf("close order %+v, want code 4001 sparing session %s", o, here.SessionID)
@@ -187,7 +187,7 @@ func TestService_DeleteAccount(t *testing.T) {
 
 		envs := ts.Published(t, aoba.UserTopic(here.ID))
 		if len(envs) != 1 || envs[0].Close == nil {
-			t.Fatalf("published %+v, want one close order", envs)
+			t.Fatalf("published %s, want one close order", describe(envs))
 		}
 		if o := envs[0].Close; o.Code != aoba.CloseSessionRevoked || o.Session != "" || o.KeepSession != "" {
 			t.Fatalf("close order %+v, want code 4001 for every session", o)
