@@ -3,77 +3,15 @@ package aoba_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aoba-chat/aoba"
-	"github.com/aoba-chat/aoba/auth"
-	"github.com/aoba-chat/aoba/hub"
-	"github.com/aoba-chat/aoba/sqlitestore"
 )
 
-// recordingHasher is a cheap argon2id that records the length of every
-// password it is given.
-type recordingHasher struct {
-	*auth.Argon2id
-	mu      sync.Mutex
-	longest int
-	dummies int
-}
-
-func (h *recordingHasher) saw(pw string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.longest = max(h.longest, len(pw))
-}
-
-func (h *recordingHasher) Hash(pw string) (string, error) { h.saw(pw); return h.Argon2id.Hash(pw) }
-
-func (h *recordingHasher) Verify(hash, pw string) (bool, error) {
-	h.saw(pw)
-	return h.Argon2id.Verify(hash, pw)
-}
-
-func (h *recordingHasher) Dummy() {
-	h.mu.Lock()
-	h.dummies++
-	h.mu.Unlock()
-	h.Argon2id.Dummy()
-}
-
-// newSessionService returns a Service on a fresh embedded store and the
-// in-process hub, with a recording hasher.
-func newSessionService(t *testing.T) (*aoba.Service, *recordingHasher) {
-	t.Helper()
-	store, err := sqlitestore.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	tokens, err := auth.NewTokens([]byte(strings.Repeat("k", 32)), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	argon, err := auth.NewArgon2id(auth.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &recordingHasher{Argon2id: argon}
-	sessions := hub.NewMemorySessions()
-	broker := hub.NewMemoryBroker(func(string, aoba.Envelope) {})
-	t.Cleanup(func() { _ = broker.Close() })
-	presence := hub.NewMemoryPresence(func(aoba.Presence) {}, hub.PresenceOptions{})
-	t.Cleanup(func() { _ = presence.Close() })
-	svc := aoba.NewService(aoba.ServiceConfig{
-		Store: store, Broker: broker, Presence: presence, Sessions: sessions, Tickets: sessions,
-		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: 3, Tokens: tokens, Hasher: h,
-	})
-	return svc, h
-}
-
 func TestLoginNeverHashesAnOverlongPassword(t *testing.T) {
-	svc, h := newSessionService(t)
+	ts := newService(t, withLoginFailures(3))
+	svc, h := ts.Service, ts.Hasher
 	ctx := context.Background()
 	if _, err := svc.Register(ctx, "alice", "a fine passphrase"); err != nil {
 		t.Fatal(err)
@@ -93,7 +31,7 @@ func TestLoginNeverHashesAnOverlongPassword(t *testing.T) {
 }
 
 func TestSessionRules(t *testing.T) {
-	svc, _ := newSessionService(t)
+	svc := newService(t, withLoginFailures(3))
 	ctx := context.Background()
 	if _, err := svc.Register(ctx, "alice", "a fine passphrase"); err != nil {
 		t.Fatal(err)
@@ -163,6 +101,94 @@ func TestSessionRules(t *testing.T) {
 		_, _, _, err := svc.Login(ctx, "alice", "a fine passphrase", aoba.Device{})
 		if d, ok := aoba.RetryAfter(err); aoba.ErrorCode(err) != aoba.ERATELIMIT || !ok || d <= 0 {
 			t.Fatalf("login over the budget = %v (retry %v)", err, d)
+		}
+	})
+}
+
+func TestService_EndSessions(t *testing.T) {
+	t.Parallel()
+	ts := newService(t)
+	ctx := context.Background()
+	alice := ts.MustRegister(t, "alice")
+	bob := ts.MustRegister(t, "bob")
+	ts.Subscribe(t, aoba.UserTopic(alice.ID))
+
+	t.Run("Sessions", func(t *testing.T) {
+		other := ts.MustLogin(t, "alice")
+		views, err := ts.Sessions(ctx, alice.Claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current := map[string]bool{}
+		for _, v := range views {
+			current[v.ID] = v.Current
+		}
+		if len(views) != 2 || !current[alice.SessionID] || current[other.SessionID] {
+			t.Fatalf("sessions %+v, want two, the caller's marked current", views)
+		}
+		if err := ts.Logout(ctx, other.Claims); err != nil {
+			t.Fatal(err)
+		}
+		if views, err := ts.Sessions(ctx, alice.Claims); err != nil || len(views) != 1 {
+			t.Fatalf("sessions after a logout: %+v, %v; want one", views, err)
+		}
+	})
+	t.Run("Logout", func(t *testing.T) {
+		a := ts.MustLogin(t, "alice")
+		ticket, _, err := ts.IssueTicket(ctx, a.Claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.Forget(t)
+		if err := ts.Logout(ctx, a.Claims); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ts.Authenticate(ctx, a.Token)
+		wantCode(t, err, aoba.EUNAUTHORIZED)
+		_, err = ts.RedeemTicket(ctx, ticket)
+		wantCode(t, err, aoba.EUNAUTHORIZED)
+		if _, err := ts.Authenticate(ctx, alice.Token); err != nil {
+			t.Fatalf("another session after a logout: %v", err)
+		}
+		envs := ts.Published(t, aoba.UserTopic(alice.ID))
+		if len(envs) != 1 || envs[0].Close == nil || envs[0].Close.Code != 4001 || envs[0].Close.Session != a.SessionID {
+			t.Fatalf("published %s, want one close order 4001 for session %s", describe(envs), a.SessionID)
+		}
+	})
+	t.Run("EndSession", func(t *testing.T) {
+		a := ts.MustLogin(t, "alice")
+		if err := ts.EndSession(ctx, alice.Claims, a.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ts.Authenticate(ctx, a.Token)
+		wantCode(t, err, aoba.EUNAUTHORIZED)
+		wantCode(t, ts.EndSession(ctx, alice.Claims, a.SessionID), aoba.ENOTFOUND)
+	})
+	t.Run("EndSessionErrNotFound", func(t *testing.T) {
+		// Someone else's session is no session at all.
+		wantCode(t, ts.EndSession(ctx, alice.Claims, bob.SessionID), aoba.ENOTFOUND)
+		wantCode(t, ts.EndSession(ctx, alice.Claims, aoba.NewID()), aoba.ENOTFOUND)
+		if _, err := ts.Authenticate(ctx, bob.Token); err != nil {
+			t.Fatalf("bob's session after alice tried to end it: %v", err)
+		}
+	})
+	t.Run("EndSessionErrIDInvalid", func(t *testing.T) {
+		wantCode(t, ts.EndSession(ctx, alice.Claims, "current"), aoba.EINVALID)
+	})
+	t.Run("LoginAfterPasswordChange", func(t *testing.T) {
+		const next = "another fine passphrase"
+		if err := ts.ChangePassword(ctx, bob.Claims, testPassword, next); err != nil {
+			t.Fatal(err)
+		}
+		// User-wide revocations cut at the millisecond: a login in a later
+		// one opens a session that works.
+		time.Sleep(2 * time.Millisecond)
+		tok, _, _, err := ts.Login(ctx, "bob", next, aoba.Device{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ts.Authenticate(ctx, tok); err != nil {
+			t.Fatalf("a session opened after the change: %v", err)
 		}
 	})
 }
