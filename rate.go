@@ -69,6 +69,27 @@ func Limit(ctx context.Context, l RateLimiter, key string, limit int) (RateResul
 	return res, nil
 }
 
+// RateResult is the outcome of one rate-limit check.
+type RateResult struct {
+	Allowed    bool
+	Limit      int
+	Remaining  int
+	Reset      time.Time     // when the oldest counted request leaves the window
+	RetryAfter time.Duration // zero when allowed
+}
+
+// RateLimiter counts requests in a sliding window shared by every pod.
+type RateLimiter interface {
+	// Allow counts one request for key if fewer than limit were counted in
+	// the last window, atomically. A refused request is not counted.
+	Allow(ctx context.Context, key string, limit int, window time.Duration) (RateResult, error)
+	// Peek reports what Allow would answer for key now, without counting
+	// anything: a budget that only failures spend (failed logins) is
+	// checked with Peek before the attempt and spent with Allow after a
+	// failure.
+	Peek(ctx context.Context, key string, limit int, window time.Duration) (RateResult, error)
+}
+
 // AuthCookie is the name of the cookie that carries a browser's session
 // token.
 const AuthCookie = "auth_token"
