@@ -3,11 +3,9 @@ package main_test
 import (
 	"bytes"
 	"compress/gzip"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aoba-chat/aoba"
 	"github.com/fasthttp/websocket"
@@ -280,15 +278,6 @@ func TestWebSocketInvalidUTF8(t *testing.T) {
 		if err := c.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")); err != nil {
 			t.Fatal(err)
 		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			if _, _, err = c.ReadMessage(); err != nil {
-				break
-			}
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != websocket.CloseInvalidFramePayloadData {
-			t.Fatalf("close = %v, want 1007", err)
-		}
+		wantClose(t, c, websocket.CloseInvalidFramePayloadData)
 	})
 }

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -90,16 +89,7 @@ func TestWebSocket(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- s.m.Close() }()
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			for {
-				if _, _, err = c.ReadMessage(); err != nil {
-					break
-				}
-			}
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != aoba.CloseGoingAway {
-				t.Fatalf("close = %v, want 1001", err)
-			}
+			wantClose(t, c, aoba.CloseGoingAway)
 			if err := <-done; err != nil {
 				t.Fatalf("Close: %v", err)
 			}
