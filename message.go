@@ -8,6 +8,14 @@ import (
 // MessageMaxLen is the largest message content, in characters.
 const MessageMaxLen = 10240
 
+// ClientIDMaxLen is the longest client id of a message, in characters.
+const ClientIDMaxLen = 64
+
+// ClientIDWindow is how long a sender's client id is remembered at least:
+// within it, a send with a client id already used returns the message first
+// stored with it. The stores keep the id as long as the message.
+const ClientIDWindow = 24 * time.Hour
+
 // MessageType says whether a message goes to a user or to a group.
 type MessageType string
 
@@ -21,7 +29,9 @@ const (
 // is the recipient's user id; for groupchat it is the group id.
 // Conversation is the key of its conversation (DirectConversation or
 // GroupConversation). FromName and ToName are the names at sending time,
-// used when the sender or the recipient no longer exists.
+// used when the sender or the recipient no longer exists. ClientID, when
+// not empty, is the sender's idempotency key: the stores keep at most one
+// message per (FromID, ClientID).
 type Message struct {
 	ID           string
 	Conversation string
@@ -32,6 +42,7 @@ type Message struct {
 	Content      string
 	Type         MessageType
 	Timestamp    time.Time
+	ClientID     string
 }
 
 // DirectConversation returns the conversation key of the 1:1 conversation
@@ -63,11 +74,35 @@ type MessageFilter struct {
 	Limit         int
 }
 
+// DuplicateMessageError is the error of MessageStore.CreateMessage when the
+// sender already has a message with the same ClientID: Message is that
+// message, as stored, and the new one was not stored. Its code is
+// ECONFLICT, so a caller that does not look for it still sees a refusal.
+type DuplicateMessageError struct {
+	Message *Message
+}
+
+// Error implements the error interface.
+func (e *DuplicateMessageError) Error() string { return e.Unwrap().Error() }
+
+// Unwrap returns the ECONFLICT domain error, so ErrorCode and ErrorMessage
+// see it.
+func (e *DuplicateMessageError) Unwrap() error {
+	return Errorf(ECONFLICT, "A message with this client_id already exists.")
+}
+
 // MessageStore persists message history, the source of truth for every
 // client that reconnects.
 type MessageStore interface {
 	// CreateMessage stores m durably before returning; once it returns nil
-	// the message is in history.
+	// the message is in history. When m.ClientID is not empty and the
+	// sender m.FromID already has a message with that ClientID, m is not
+	// stored and CreateMessage returns a *DuplicateMessageError holding the
+	// stored message, also when the two calls race: of concurrent calls
+	// with the same (FromID, ClientID), exactly one stores its message and
+	// every other gets that one. The uniqueness lasts at least
+	// ClientIDWindow. An empty ClientID never conflicts. It returns a plain
+	// ECONFLICT error when a message with m.ID exists.
 	CreateMessage(ctx context.Context, m *Message) error
 	// FindMessages returns one page of messages matching f and the total
 	// number of messages matching f without Offset and Limit.

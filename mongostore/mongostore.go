@@ -9,7 +9,9 @@
 // _id groupID+":"+userID; a pending invitation holds a slot document keyed
 // by group and invitee; an invitation's response and each ownership
 // transfer are claimed by inserting a document with a predictable _id
-// before the change is written. A crash between the claim and the change
+// before the change is written, and so is a sender's client id before the
+// message that carries it (collection message_claims, _id
+// "<from_id>:<client_id>"). A crash between the claim and the change
 // leaves a claim that the next caller detects and repairs (a username claim
 // once it is a minute old). Sessions are the one exception: a rotation is
 // a filtered update, atomic on MongoDB but not on FerretDB, where the later
@@ -47,6 +49,7 @@ const (
 	colInvitationResponses = "invitation_responses"
 	colOwnerTransfers      = "owner_transfers"
 	colSessions            = "sessions"
+	colMessageClaims       = "message_claims"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -69,6 +72,7 @@ type Store struct {
 	responses       *mongo.Collection
 	transfers       *mongo.Collection
 	messages        *mongo.Collection
+	messageClaims   *mongo.Collection
 	sessions        *mongo.Collection
 }
 
@@ -107,6 +111,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		responses:       db.Collection(colInvitationResponses),
 		transfers:       db.Collection(colOwnerTransfers),
 		messages:        db.Collection(colMessages),
+		messageClaims:   db.Collection(colMessageClaims),
 		sessions:        db.Collection(colSessions),
 	}
 	if err := s.createIndexes(ctx); err != nil {

@@ -2,6 +2,7 @@ package mongostore_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -10,6 +11,9 @@ import (
 	"github.com/aoba-chat/aoba/internal/mongotest"
 	"github.com/aoba-chat/aoba/mongostore"
 	"github.com/aoba-chat/aoba/storetest"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 func TestMain(m *testing.M) { os.Exit(mongotest.Run(m)) }
@@ -125,6 +129,87 @@ func TestPing(t *testing.T) {
 		_, err := s.FindUserByID(context.Background(), aoba.NewID())
 		if msg := aoba.ErrorMessage(err); msg != "User not found." {
 			t.Fatalf("message = %q, want a client-safe sentence", msg)
+		}
+	})
+}
+
+// TestMessageClaims covers what the contract suite cannot reach: a client id
+// claim whose message is not stored yet, or never will be.
+func TestMessageClaims(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	uri, db := mongotest.New(t)
+	s, err := mongostore.Open(ctx, uri, db)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	defer client.Disconnect(context.Background())
+	claims, messages := client.Database(db).Collection("message_claims"), client.Database(db).Collection("messages")
+	a, b := aoba.NewID(), aoba.NewID()
+	conv := aoba.DirectConversation(a, b)
+	msg := func(content, clientID string) *aoba.Message {
+		return &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: a, ToID: b, FromName: "a", ToName: "b",
+			Content: content, Type: aoba.MessageChat, Timestamp: aoba.Now(), ClientID: clientID}
+	}
+	// claim inserts the claim a claimer makes before its message.
+	claim := func(clientID, messageID string, at time.Time) {
+		t.Helper()
+		if _, err := claims.InsertOne(ctx, bson.D{{Key: "_id", Value: a + ":" + clientID}, {Key: "message_id", Value: messageID}, {Key: "timestamp", Value: at}}); err != nil {
+			t.Fatalf("insert claim: %v", err)
+		}
+	}
+	duplicateOf := func(err error) *aoba.Message {
+		t.Helper()
+		var dup *aoba.DuplicateMessageError
+		if !errors.As(err, &dup) {
+			t.Fatalf("CreateMessage with a claimed client id: %v, want a DuplicateMessageError", err)
+		}
+		return dup.Message
+	}
+
+	t.Run("CrashLeftoverIsRepaired", func(t *testing.T) {
+		// The claimer died a minute ago between its two inserts: the retry
+		// stores its own content under the claimed id and time.
+		id, at := aoba.NewID(), aoba.Now().Add(-time.Minute)
+		claim("crashed", id, at)
+		got := duplicateOf(s.CreateMessage(ctx, msg("retried", "crashed")))
+		if got.ID != id || !got.Timestamp.Equal(at) || got.Content != "retried" {
+			t.Fatalf("repaired message %+v, want id %s at %v with the retry's content", got, id, at)
+		}
+		if again := duplicateOf(s.CreateMessage(ctx, msg("again", "crashed"))); again.ID != id || again.Content != "retried" {
+			t.Fatalf("second retry got %+v, want the repaired message", again)
+		}
+		ms, _, err := s.FindMessages(ctx, aoba.MessageFilter{Conversations: []string{conv}})
+		if err != nil || len(ms) != 1 || ms[0].ID != id {
+			t.Fatalf("FindMessages = %+v, %v; want the repaired message only", ms, err)
+		}
+	})
+	t.Run("FreshClaimWaitsForItsClaimer", func(t *testing.T) {
+		// The claimer is between its two inserts: the retry waits for its
+		// message and returns it, content included.
+		first := msg("first", "inflight")
+		claim("inflight", first.ID, first.Timestamp)
+		done := make(chan error, 1)
+		go func() { done <- s.CreateMessage(ctx, msg("retried", "inflight")) }()
+		time.Sleep(200 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("CreateMessage returned %v before the claimer stored its message", err)
+		default:
+		}
+		if _, err := messages.InsertOne(ctx, bson.D{{Key: "_id", Value: first.ID}, {Key: "conversation", Value: conv},
+			{Key: "from_id", Value: a}, {Key: "to_id", Value: b}, {Key: "from_name", Value: "a"}, {Key: "to_name", Value: "b"},
+			{Key: "content", Value: "first"}, {Key: "type", Value: "chat"}, {Key: "timestamp", Value: first.Timestamp},
+			{Key: "client_id", Value: "inflight"}}); err != nil {
+			t.Fatalf("insert the claimer's message: %v", err)
+		}
+		if got := duplicateOf(<-done); got.ID != first.ID || got.Content != "first" {
+			t.Fatalf("retry got %+v, want the claimer's message", got)
 		}
 	})
 }

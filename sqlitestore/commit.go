@@ -12,8 +12,14 @@ import (
 // commit, and the wait of the first caller in it, stays short.
 const maxBatch = 256
 
-// insertMessageSQL inserts one row of messageColumns.
-const insertMessageSQL = "INSERT INTO messages (" + messageColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+// insertMessageSQL inserts one row of messageColumns, unless its sender
+// already has a message with its client id: then it inserts nothing and
+// fails nothing. A duplicate id still fails the statement.
+const insertMessageSQL = "INSERT INTO messages (" + messageColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" +
+	" ON CONFLICT (from_id, client_id) WHERE client_id IS NOT NULL DO NOTHING"
+
+// findByClientIDSQL reads the message of a sender with a client id.
+const findByClientIDSQL = "SELECT " + messageColumns + " FROM messages WHERE from_id = ? AND client_id = ?"
 
 // messageWrite is one CreateMessage call handed to the committer.
 type messageWrite struct {
@@ -65,6 +71,9 @@ func (s *Store) commitLoop() {
 // (one sync to disk) and answers every caller. A row that violates a
 // uniqueness constraint is answered with ECONFLICT and the others are still
 // committed: SQLite undoes only the failed statement, not the transaction.
+// A row whose client id its sender already used is not inserted; the
+// message stored with it, read in the same transaction (it may be a row of
+// this batch), is that row's answer, in an aoba.DuplicateMessageError.
 // Any other failure of a row may have rolled the whole transaction back, so
 // that row is answered with its error and the other rows are returned, to
 // be committed again by the caller in a new transaction. A failure to
@@ -76,11 +85,11 @@ func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
 	// write is committed or failed, whatever its caller does meanwhile.
 	ctx := context.Background()
 	if len(batch) == 1 {
-		err := execInsertMessage(ctx, s.insertMessage, batch[0].m)
+		err := insertOrFind(ctx, s.write, s.insertMessage, batch[0].m)
 		if err == nil {
 			s.commits.Add(1)
 		}
-		batch[0].done <- translate(err, "create message", "", "Message already exists.")
+		batch[0].done <- err
 		return nil
 	}
 	tx, err := s.write.BeginTx(ctx, nil)
@@ -90,15 +99,14 @@ func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
 	}
 	defer tx.Rollback()
 	stmt := tx.StmtContext(ctx, s.insertMessage)
-	var conflicts []int
+	answers := make([]error, len(batch))
 	for i, w := range batch {
-		err := execInsertMessage(ctx, stmt, w.m)
-		switch {
-		case err == nil:
-		case isUniqueViolation(err):
-			conflicts = append(conflicts, i)
+		err := insertOrFind(ctx, tx, stmt, w.m)
+		switch code := aoba.ErrorCode(err); {
+		case code == "" || code == aoba.ECONFLICT:
+			answers[i] = err
 		default:
-			w.done <- internal("create message", err)
+			w.done <- err
 			return append(batch[:i:i], batch[i+1:]...)
 		}
 	}
@@ -108,21 +116,36 @@ func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
 	}
 	s.commits.Add(1)
 	for i, w := range batch {
-		if len(conflicts) > 0 && conflicts[0] == i {
-			conflicts = conflicts[1:]
-			w.done <- aoba.Errorf(aoba.ECONFLICT, "Message already exists.")
-			continue
-		}
-		w.done <- nil
+		w.done <- answers[i]
 	}
 	return nil
 }
 
-// execInsertMessage inserts m with stmt, a statement of insertMessageSQL.
-func execInsertMessage(ctx context.Context, stmt *sql.Stmt, m *aoba.Message) error {
-	_, err := stmt.ExecContext(ctx, m.ID, m.Conversation, m.FromID, m.ToID, m.FromName, m.ToName, m.Content,
-		string(m.Type), millis(m.Timestamp))
-	return err
+// insertOrFind inserts m with stmt, a statement of insertMessageSQL on q's
+// connection. It returns nil when m was inserted, an
+// aoba.DuplicateMessageError with the stored message, read through q, when
+// the sender already used m.ClientID, ECONFLICT when m.ID is taken, and
+// EINTERNAL on any other failure.
+func insertOrFind(ctx context.Context, q queryer, stmt *sql.Stmt, m *aoba.Message) error {
+	var clientID sql.NullString
+	if m.ClientID != "" {
+		clientID = sql.NullString{String: m.ClientID, Valid: true}
+	}
+	res, err := stmt.ExecContext(ctx, m.ID, m.Conversation, m.FromID, m.ToID, m.FromName, m.ToName, m.Content,
+		string(m.Type), millis(m.Timestamp), clientID)
+	if err != nil {
+		return translate(err, "create message", "", "Message already exists.")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return internal("create message", err)
+	} else if n == 1 {
+		return nil
+	}
+	stored, err := scanMessage(q.QueryRowContext(ctx, findByClientIDSQL, m.FromID, m.ClientID))
+	if err != nil {
+		return internal("find message by client id", err)
+	}
+	return &aoba.DuplicateMessageError{Message: stored}
 }
 
 // answerAll answers every write of batch with err.

@@ -237,6 +237,76 @@ func TestGroupCommit(t *testing.T) {
 		}
 	})
 
+	t.Run("ClientIDDuplicateInOneBatch", func(t *testing.T) {
+		// One batch: fresh messages, a reuse of a stored client id, and
+		// three callers with one new client id. Each duplicate gets the
+		// message stored with its client id, the batch commits once.
+		dir := t.TempDir()
+		s := mustOpen(t, dir)
+		ctx := testCtx(t)
+		existing := newMessage(conv, "original")
+		existing.ClientID = "stored"
+		if err := s.CreateMessage(ctx, existing); err != nil {
+			t.Fatalf("CreateMessage: %v", err)
+		}
+		release, blocker := blockCommitter(t, ctx, s, dir, conv)
+		commits := sqlitestore.MessageCommits(s)
+
+		var fresh, triplets []<-chan result
+		for i := range 5 {
+			fresh = append(fresh, createAsync(ctx, s, newMessage(conv, fmt.Sprintf("fresh %d", i))))
+		}
+		reuse := newMessage(conv, "reuse")
+		reuse.ClientID = "stored"
+		reused := createAsync(ctx, s, reuse)
+		for i := range 3 {
+			m := newMessage(conv, fmt.Sprintf("triplet %d", i))
+			m.ClientID = "new"
+			triplets = append(triplets, createAsync(ctx, s, m))
+		}
+		waitFor(t, "9 queued callers", func() bool { return sqlitestore.MessagesWaiting(s) == 9 })
+		release()
+
+		if r := <-blocker; r.err != nil {
+			t.Fatalf("blocker: %v", r.err)
+		}
+		var dup *aoba.DuplicateMessageError
+		if r := <-reused; !errors.As(r.err, &dup) || dup.Message.ID != existing.ID || dup.Message.Content != "original" {
+			t.Fatalf("reuse of a stored client id: %v, want the stored message", r.err)
+		}
+		var winner *aoba.Message
+		var dups []*aoba.Message
+		for _, ch := range triplets {
+			switch r := <-ch; {
+			case r.err == nil && winner == nil:
+				winner = r.m
+			case errors.As(r.err, &dup):
+				dups = append(dups, dup.Message)
+			default:
+				t.Fatalf("triplet %q: %v, want one stored and two duplicates", r.m.Content, r.err)
+			}
+		}
+		if winner == nil || len(dups) != 2 {
+			t.Fatalf("triplets: stored %v, %d duplicates; want one stored and two duplicates", winner, len(dups))
+		}
+		for _, d := range dups {
+			if d.ID != winner.ID || d.Content != winner.Content || d.ClientID != "new" {
+				t.Fatalf("duplicate %+v, want the stored %+v", d, winner)
+			}
+		}
+		for _, ch := range fresh {
+			if r := <-ch; r.err != nil {
+				t.Fatalf("batch-mate %q of the duplicates: %v", r.m.Content, r.err)
+			}
+		}
+		if n := sqlitestore.MessageCommits(s) - commits; n != 2 {
+			t.Fatalf("%d commits after the lock, want 2 (the blocker's, then one for all 9)", n)
+		}
+		if stored := storedContents(t, s, conv); len(stored) != 1+1+1+len(fresh) || stored[winner.ID] != winner.Content {
+			t.Fatalf("stored %v", stored)
+		}
+	})
+
 	t.Run("OtherRowFailureRetriesTheRest", func(t *testing.T) {
 		// A trigger fails one row with an error that is not a uniqueness
 		// violation: its caller gets EINTERNAL, its batch-mates, before

@@ -8,18 +8,20 @@ import (
 	"github.com/aoba-chat/aoba"
 )
 
-const messageColumns = "id, conversation, from_id, to_id, from_name, to_name, content, type, ts"
+const messageColumns = "id, conversation, from_id, to_id, from_name, to_name, content, type, ts, client_id"
 
 // scanMessage reads one row of messageColumns.
 func scanMessage(r rowScanner) (*aoba.Message, error) {
 	var m aoba.Message
 	var typ string
 	var ts int64
-	if err := r.Scan(&m.ID, &m.Conversation, &m.FromID, &m.ToID, &m.FromName, &m.ToName, &m.Content, &typ, &ts); err != nil {
+	var clientID sql.NullString
+	if err := r.Scan(&m.ID, &m.Conversation, &m.FromID, &m.ToID, &m.FromName, &m.ToName, &m.Content, &typ, &ts, &clientID); err != nil {
 		return nil, err
 	}
 	m.Type = aoba.MessageType(typ)
 	m.Timestamp = fromMillis(ts)
+	m.ClientID = clientID.String
 	return &m, nil
 }
 
@@ -32,12 +34,16 @@ func scanMessage(r rowScanner) (*aoba.Message, error) {
 // takes m together with every other message whose caller is already
 // waiting (up to 256), inserts them in one transaction and syncs once, then
 // answers each caller with the result of its own row. A row's failure is
-// its caller's alone: a duplicate id fails only that call. When ctx ends
+// its caller's alone: a duplicate id fails only that call, and so does a
+// client id that the sender already used, whose caller gets the message
+// stored with it (see aoba.MessageStore). When ctx ends
 // before the committer takes m, CreateMessage returns ctx.Err() and m is
 // not written; once taken, m is committed or failed whatever ctx does, and
 // CreateMessage waits for that outcome.
 //
-// It returns ECONFLICT when a message with that id exists, EUNAVAILABLE
+// It returns an *aoba.DuplicateMessageError when the sender has a message
+// with m.ClientID (kept as long as that message), ECONFLICT when a message
+// with that id exists, EUNAVAILABLE
 // when the store is closed before m is taken, ctx.Err() as described
 // above, and EINTERNAL on any other failure.
 func (s *Store) CreateMessage(ctx context.Context, m *aoba.Message) error {

@@ -26,7 +26,12 @@
 //
 // A batch is not all-or-nothing. A duplicate id fails that row's statement
 // only (SQLite undoes the failed statement and keeps the transaction), and
-// its caller alone gets ECONFLICT. Any other failure of a row may have
+// its caller alone gets ECONFLICT. A row whose sender already has a message
+// with its client id (stored earlier, or earlier in the same batch) is not
+// inserted (ON CONFLICT DO NOTHING on the partial unique index of
+// migration 3): the committer reads that message in the same transaction
+// and its caller alone gets it in an aoba.DuplicateMessageError, once the
+// batch is committed. Any other failure of a row may have
 // rolled the transaction back, so that row's caller gets the error and the
 // rest of the batch is committed again in a new transaction. A failed
 // commit fails every row of its batch: none of them is acknowledged.
@@ -295,6 +300,12 @@ CREATE INDEX sessions_user ON sessions (user_id, created_at, id);
 
 DROP TABLE revoked_sessions;
 DROP TABLE revoked_user_sessions;
+`,
+	// 3: idempotent sends: a sender's client id names at most one message,
+	// for as long as that message exists.
+	`
+ALTER TABLE messages ADD COLUMN client_id TEXT;
+CREATE UNIQUE INDEX messages_client_id ON messages (from_id, client_id) WHERE client_id IS NOT NULL;
 `,
 }
 

@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -947,6 +948,68 @@ func runMessageTests(t *testing.T, open OpenFunc) {
 			t.Fatalf("FindMessages = %+v, %v", ms, err)
 		}
 	})
+	t.Run("CreateMessage/ClientID", func(t *testing.T) {
+		s := open(t)
+		a, b, c := aoba.NewID(), aoba.NewID(), aoba.NewID()
+		msg := func(from, to, content, clientID string) *aoba.Message {
+			return &aoba.Message{ID: aoba.NewID(), Conversation: aoba.DirectConversation(from, to), FromID: from, ToID: to,
+				FromName: "from", ToName: "to", Content: content, Type: aoba.MessageChat, Timestamp: aoba.Now(), ClientID: clientID}
+		}
+		first := msg(a, b, "first", "device-1:42")
+		if err := s.CreateMessage(ctx(t), first); err != nil {
+			t.Fatalf("CreateMessage: %v", err)
+		}
+
+		// A retry, even with other content, a later time and another
+		// recipient, gets the first message and stores nothing.
+		retry := msg(a, c, "edited", first.ClientID)
+		retry.Timestamp = first.Timestamp.Add(time.Hour)
+		err := s.CreateMessage(ctx(t), retry)
+		wantCode(t, err, aoba.ECONFLICT)
+		var dup *aoba.DuplicateMessageError
+		if !errors.As(err, &dup) {
+			t.Fatalf("CreateMessage with a used client id: %v, want a DuplicateMessageError", err)
+		}
+		got := dup.Message
+		if got.ID != first.ID || got.Content != "first" || got.ToID != b || got.ClientID != first.ClientID ||
+			got.Conversation != first.Conversation || got.FromID != a {
+			t.Fatalf("duplicate of %+v, want %+v", got, first)
+		}
+		wantTime(t, "duplicate's Timestamp", got.Timestamp, first.Timestamp)
+		ms, total, err := s.FindMessages(ctx(t), aoba.MessageFilter{ParticipantID: a})
+		if err != nil || total != 1 || len(ms) != 1 || ms[0].ID != first.ID || ms[0].ClientID != first.ClientID {
+			t.Fatalf("FindMessages = %+v, %d, %v; want the first message only, with its client id", ms, total, err)
+		}
+
+		// Client ids are per sender; no client id means no deduplication.
+		other := msg(b, a, "first", first.ClientID)
+		if err := s.CreateMessage(ctx(t), other); err != nil {
+			t.Fatalf("CreateMessage by another sender with the same client id: %v", err)
+		}
+		for range 2 {
+			if err := s.CreateMessage(ctx(t), msg(a, b, "same", "")); err != nil {
+				t.Fatalf("CreateMessage without a client id: %v", err)
+			}
+		}
+		ms, total, err = s.FindMessages(ctx(t), aoba.MessageFilter{Conversations: []string{first.Conversation}})
+		if err != nil || total != 4 {
+			t.Fatalf("FindMessages = %d messages, %v; want 4", total, err)
+		}
+		for _, m := range ms {
+			if want := map[string]string{first.ID: first.ClientID, other.ID: other.ClientID}[m.ID]; m.ClientID != want {
+				t.Fatalf("message %s client id = %q, want %q", m.ID, m.ClientID, want)
+			}
+		}
+
+		// A reused message id is still a plain conflict.
+		sameID := msg(a, b, "x", "device-1:43")
+		sameID.ID = first.ID
+		err = s.CreateMessage(ctx(t), sameID)
+		wantCode(t, err, aoba.ECONFLICT)
+		if errors.As(err, &dup) {
+			t.Fatalf("CreateMessage with a used id returned the duplicate %+v", dup.Message)
+		}
+	})
 	t.Run("FindMessages/Conversation", func(t *testing.T) {
 		f := setup(t)
 		ids, total := find(t, f.s, aoba.MessageFilter{Conversations: []string{aoba.DirectConversation(f.b, f.a)}})
@@ -1282,6 +1345,29 @@ func runConcurrencyTests(t *testing.T, open OpenFunc) {
 		_, total, err := s.FindMessages(c, aoba.MessageFilter{Conversations: []string{conv}, Limit: 1})
 		if err != nil || total != Concurrency {
 			t.Fatalf("total = %d, %v; want %d", total, err, Concurrency)
+		}
+	})
+	t.Run("CreateMessageClientID", func(t *testing.T) {
+		s := open(t)
+		c := ctx(t)
+		a, b := aoba.NewID(), aoba.NewID()
+		conv := aoba.DirectConversation(a, b)
+		msgs := make([]*aoba.Message, Concurrency)
+		errs := race(func(i int) error {
+			msgs[i] = &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: a, ToID: b, FromName: "a", ToName: "b",
+				Content: fmt.Sprint(i), Type: aoba.MessageChat, Timestamp: aoba.Now(), ClientID: "same"}
+			return s.CreateMessage(c, msgs[i])
+		})
+		w := wantOneWinner(t, errs)
+		for i, err := range errs {
+			var dup *aoba.DuplicateMessageError
+			if i != w && (!errors.As(err, &dup) || dup.Message.ID != msgs[w].ID || dup.Message.Content != msgs[w].Content) {
+				t.Fatalf("call %d: %v, want the winner's message %s", i, err, msgs[w].ID)
+			}
+		}
+		ms, total, err := s.FindMessages(c, aoba.MessageFilter{Conversations: []string{conv}})
+		if err != nil || total != 1 || ms[0].ID != msgs[w].ID {
+			t.Fatalf("FindMessages = %d messages, %v; want only the winner's", total, err)
 		}
 	})
 }
