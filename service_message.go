@@ -2,16 +2,40 @@ package aoba
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"unicode/utf8"
 )
 
 // SendInput is a message to send: To is a username for chat and a group id
-// for groupchat; Type defaults to chat.
+// for groupchat; Type defaults to chat. ClientID, when not nil, is the
+// sender's idempotency key for this message (see SendMessage); nil (the
+// field omitted or null) means none.
 type SendInput struct {
-	To      string      `json:"to"`
-	Content string      `json:"content"`
-	Type    MessageType `json:"type"`
+	To       string      `json:"to"`
+	Content  string      `json:"content"`
+	Type     MessageType `json:"type"`
+	ClientID *string     `json:"client_id,omitempty"`
+}
+
+// ClientID returns a pointer to id, for SendInput.ClientID.
+func ClientID(id string) *string { return &id }
+
+// validClientID reports whether id is a valid client id: 1 to
+// ClientIDMaxLen characters, each an ASCII letter or digit or one of
+// "._:-" (enough for UUIDs, ULIDs and "device:counter" keys).
+func validClientID(id string) bool {
+	if id == "" || len(id) > ClientIDMaxLen {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', strings.ContainsRune("._:-", r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // target is the resolved recipient of a message or typing notice.
@@ -53,9 +77,30 @@ func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ Me
 // connection exceptConn (empty for REST) gets no copy: it gets the returned
 // message as its acknowledgement. Once stored, a publication failure does
 // not fail the call: history has the message.
+//
+// With a ClientID, the send is idempotent: when the sender already has a
+// message with that client id (sent at most ClientIDWindow ago, or longer:
+// the stores remember it as long as the message), on this pod or any
+// other, SendMessage stores and publishes nothing and returns that message
+// as it was first stored (same id, timestamp and content), exactly as a
+// fresh send would return it. The recipients got the first send's frame,
+// or find the message in history, so a retry never shows them a second
+// copy. The earlier message is returned even when the retry's content,
+// recipient or type differ: a client that reuses a client id means the
+// same message, and answering with what was stored lets it reconcile its
+// outgoing message rather than fail it. The retry is still validated and
+// authorized like a fresh send. It returns EINVALID for a client id that is
+// empty, longer than ClientIDMaxLen or has characters outside
+// [A-Za-z0-9._:-].
 func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, exceptConn string) (*MessageView, error) {
 	if in.Type == "" {
 		in.Type = MessageChat
+	}
+	var clientID string
+	if in.ClientID != nil {
+		if clientID = *in.ClientID; !validClientID(clientID) {
+			return nil, Errorf(EINVALID, "client_id must be 1 to %d characters among A-Z, a-z, 0-9 and ._:-", ClientIDMaxLen)
+		}
 	}
 	if strings.TrimSpace(in.Content) == "" {
 		return nil, Errorf(EINVALID, "content is required.")
@@ -73,8 +118,11 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 		return nil, err
 	}
 	m := &Message{ID: NewID(), Conversation: t.conversation, FromID: me.ID, ToID: t.toID, FromName: me.Username,
-		ToName: t.toName, Content: in.Content, Type: t.typ, Timestamp: Now()}
-	if err := s.store.CreateMessage(ctx, m); err != nil {
+		ToName: t.toName, Content: in.Content, Type: t.typ, Timestamp: Now(), ClientID: clientID}
+	var dup *DuplicateMessageError
+	if err := s.store.CreateMessage(ctx, m); errors.As(err, &dup) {
+		return messageView(dup.Message, nil), nil
+	} else if err != nil {
 		return nil, err
 	}
 	v := messageView(m, nil)
@@ -90,7 +138,7 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 // names where known and the names at sending time otherwise.
 func messageView(m *Message, names map[string]string) *MessageView {
 	v := &MessageView{ID: m.ID, FromID: m.FromID, ToID: m.ToID, From: m.FromName, To: m.ToName,
-		Content: m.Content, Type: m.Type, Timestamp: m.Timestamp, Status: "sent"}
+		Content: m.Content, Type: m.Type, Timestamp: m.Timestamp, Status: "sent", ClientID: m.ClientID}
 	if n, ok := names[m.FromID]; ok {
 		v.From = n
 	}

@@ -84,15 +84,58 @@ func TestService_SendMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("ClientID", func(t *testing.T) {
+		ts.Forget(t)
+		in := aoba.SendInput{To: "bob", Content: "once", ClientID: aoba.ClientID("3f2a-b9:c.d_E")}
+		v, err := ts.SendMessage(ctx, alice.Claims, in, "conn-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.ClientID != *in.ClientID {
+			t.Fatalf("client id = %q, want %q", v.ClientID, *in.ClientID)
+		}
+		if envs := ts.Published(t, aoba.UserTopic(bob.ID)); len(envs) != 1 {
+			t.Fatalf("%d envelopes to the peer, want one", len(envs))
+		}
+		ts.Forget(t)
+		// A retry, from another socket, with other content and another
+		// recipient, returns the first message and publishes nothing.
+		for _, retry := range []aoba.SendInput{in, {To: "carol", Content: "twice", ClientID: in.ClientID}} {
+			again, err := ts.SendMessage(ctx, alice.Claims, retry, "conn-2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *again != *v {
+				t.Fatalf("retry got %+v, want %+v", again, v)
+			}
+		}
+		for _, a := range []Account{alice, bob, carol} {
+			if envs := ts.Published(t, aoba.UserTopic(a.ID)); len(envs) != 0 {
+				t.Fatalf("a retry published %s on %s's topic", describe(envs), a.Username)
+			}
+		}
+		// Per sender: bob may use the same client id.
+		if w, err := ts.SendMessage(ctx, bob.Claims, aoba.SendInput{To: "alice", Content: "mine", ClientID: in.ClientID}, ""); err != nil || w.ID == v.ID {
+			t.Fatalf("another sender's send with the same client id = %+v, %v; want a new message", w, err)
+		}
+		if _, err := ts.SendMessage(ctx, alice.Claims, aoba.SendInput{To: "bob", Content: "max", ClientID: aoba.ClientID(strings.Repeat("x", aoba.ClientIDMaxLen))}, ""); err != nil {
+			t.Fatalf("client id of %d characters: %v", aoba.ClientIDMaxLen, err)
+		}
+	})
 	t.Run("ErrInvalid", func(t *testing.T) {
 		for name, in := range map[string]aoba.SendInput{
-			"ContentRequired": {To: "bob"},
-			"ContentBlank":    {To: "bob", Content: " \n\t "},
-			"ContentTooLong":  {To: "bob", Content: strings.Repeat("x", aoba.MessageMaxLen+1)},
-			"ContentNotUTF8":  {To: "bob", Content: "caf\xe9"},
-			"TypeUnknown":     {To: "bob", Content: "hi", Type: "broadcast"},
-			"ToRequired":      {Content: "hi"},
-			"GroupIDInvalid":  {To: "trio", Content: "hi", Type: aoba.MessageGroupChat},
+			"ClientIDEmpty":    {To: "bob", Content: "hi", ClientID: aoba.ClientID("")},
+			"ClientIDTooLong":  {To: "bob", Content: "hi", ClientID: aoba.ClientID(strings.Repeat("x", aoba.ClientIDMaxLen+1))},
+			"ClientIDSpace":    {To: "bob", Content: "hi", ClientID: aoba.ClientID("a b")},
+			"ClientIDNonASCII": {To: "bob", Content: "hi", ClientID: aoba.ClientID("café")},
+			"ClientIDSlash":    {To: "bob", Content: "hi", ClientID: aoba.ClientID("a/b")},
+			"ContentRequired":  {To: "bob"},
+			"ContentBlank":     {To: "bob", Content: " \n\t "},
+			"ContentTooLong":   {To: "bob", Content: strings.Repeat("x", aoba.MessageMaxLen+1)},
+			"ContentNotUTF8":   {To: "bob", Content: "caf\xe9"},
+			"TypeUnknown":      {To: "bob", Content: "hi", Type: "broadcast"},
+			"ToRequired":       {Content: "hi"},
+			"GroupIDInvalid":   {To: "trio", Content: "hi", Type: aoba.MessageGroupChat},
 		} {
 			_, err := ts.SendMessage(ctx, alice.Claims, in, "")
 			if aoba.ErrorCode(err) != aoba.EINVALID {

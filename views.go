@@ -5,7 +5,8 @@ import "time"
 // The JSON shapes of the contract that both the REST API and the WebSocket
 // channel send. Field names are exactly the contract's.
 
-// MessageView is a Message as clients see it.
+// MessageView is a Message as clients see it. ClientID is the sender's
+// client id, omitted when the message was sent without one.
 type MessageView struct {
 	ID        string      `json:"id"`
 	FromID    string      `json:"from_id"`
@@ -16,6 +17,7 @@ type MessageView struct {
 	Type      MessageType `json:"type"`
 	Timestamp time.Time   `json:"timestamp"`
 	Status    string      `json:"status"`
+	ClientID  string      `json:"client_id,omitempty"`
 }
 
 // Member is one member of a group as clients see it. Status is set only in
