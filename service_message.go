@@ -99,7 +99,7 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 	var clientID string
 	if in.ClientID != nil {
 		if clientID = *in.ClientID; !validClientID(clientID) {
-			return nil, Errorf(EINVALID, "client_id must be 1 to %d characters among A-Z, a-z, 0-9 and ._:-", ClientIDMaxLen)
+			return nil, Errorf(EINVALID, "client_id must be 1 to %d ASCII letters, digits, dots, underscores, colons or hyphens.", ClientIDMaxLen)
 		}
 	}
 	if strings.TrimSpace(in.Content) == "" {

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aoba-chat/aoba"
+	"github.com/fasthttp/websocket"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -357,6 +359,115 @@ func TestMessages(t *testing.T) {
 				s.do(t, "GET", "/api/messages?"+q, alice.Token, nil).want(t, 400)
 			}
 			s.do(t, "GET", "/api/messages", "", nil).want(t, 401)
+		})
+	})
+}
+
+func TestIdempotentSend(t *testing.T) {
+	forEachMode(t, func(t *testing.T, start func(env) *server) {
+		s := start(nil)
+		alice := s.register(t, "alice")
+		bob := s.register(t, "bob")
+		carol := s.register(t, "carol")
+		bs, _, err := s.dial(t, "?token="+bob.Token, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		as, _, err := s.dial(t, "?token="+alice.Token, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		for _, c := range []*websocket.Conn{as, bs} {
+			if err := c.WriteJSON(aoba.Frame{Type: "ping", ID: "p"}); err != nil {
+				t.Fatal(err)
+			}
+			readFrame(t, c, aoba.FramePong)
+		}
+		const cid = "5b1d4c2e-8a7f-4e3b-9c6d-0f1e2d3c4b5a"
+		send := map[string]any{"to": bob.Name, "content": "exactly once", "client_id": cid}
+
+		var first aoba.MessageView
+		s.do(t, "POST", "/api/messages", alice.Token, send).want(t, 201).decode(t, &first)
+		if first.ClientID != cid || first.Content != "exactly once" {
+			t.Fatalf("first send = %+v", first)
+		}
+
+		t.Run("RESTRetry", func(t *testing.T) {
+			var again aoba.MessageView
+			s.do(t, "POST", "/api/messages", alice.Token, send).want(t, 201).decode(t, &again)
+			if again != first {
+				t.Fatalf("retry = %+v, want %+v", again, first)
+			}
+			// Other content and recipient: still the first message.
+			changed := map[string]any{"to": carol.Name, "content": "changed my mind", "client_id": cid}
+			s.do(t, "POST", "/api/messages", alice.Token, changed).want(t, 201).decode(t, &again)
+			if again != first {
+				t.Fatalf("retry with other content = %+v, want %+v", again, first)
+			}
+		})
+		t.Run("WebSocketRetry", func(t *testing.T) {
+			if err := as.WriteJSON(map[string]any{"type": "message.send", "id": "s1", "data": send}); err != nil {
+				t.Fatal(err)
+			}
+			ack := readFrame(t, as, aoba.FrameAck)
+			var got aoba.MessageView
+			if err := json.Unmarshal(ack.Data, &got); err != nil || ack.ID != "s1" || got != first {
+				t.Fatalf("ack %s %s (%v), want the first message %+v", ack.ID, ack.Data, err, first)
+			}
+		})
+		t.Run("OneStoredOneDelivered", func(t *testing.T) {
+			var out struct {
+				Messages []aoba.MessageView `json:"messages"`
+				Total    int                `json:"total"`
+			}
+			s.do(t, "GET", "/api/messages?with="+bob.Name, alice.Token, nil).want(t, 200).decode(t, &out)
+			if out.Total != 1 || len(out.Messages) != 1 || out.Messages[0] != first {
+				t.Fatalf("history = %+v, want the first message only", out)
+			}
+			s.do(t, "GET", "/api/messages?with="+carol.Name, alice.Token, nil).want(t, 200).decode(t, &out)
+			if out.Total != 0 {
+				t.Fatalf("history with carol = %+v, want nothing", out)
+			}
+			// Bob got the first send's frame, then the marker's: no retry's.
+			s.do(t, "POST", "/api/messages", alice.Token, map[string]string{"to": bob.Name, "content": "marker"}).want(t, 201)
+			for _, want := range []string{first.ID, ""} {
+				var m aoba.MessageView
+				if err := json.Unmarshal(readFrame(t, bs, aoba.FrameMessage).Data, &m); err != nil {
+					t.Fatal(err)
+				}
+				if want != "" && m.ID != want || want == "" && m.Content != "marker" {
+					t.Fatalf("bob got %+v, want the first message once, then the marker", m)
+				}
+			}
+		})
+		t.Run("PerSender", func(t *testing.T) {
+			var m aoba.MessageView
+			s.do(t, "POST", "/api/messages", bob.Token, map[string]any{"to": alice.Name, "content": "mine", "client_id": cid}).want(t, 201).decode(t, &m)
+			if m.ID == first.ID || m.From != bob.Name {
+				t.Fatalf("bob's send with alice's client id = %+v, want a message of his own", m)
+			}
+		})
+		t.Run("Validation", func(t *testing.T) {
+			for name, id := range map[string]any{"TooLong": strings.Repeat("a", 65), "Empty": "", "Space": "a b", "NotString": 7} {
+				r := s.do(t, "POST", "/api/messages", alice.Token, map[string]any{"to": bob.Name, "content": "x", "client_id": id})
+				if r.Status != 400 {
+					t.Errorf("%s client_id: status %d, want 400", name, r.Status)
+				}
+			}
+			if err := as.WriteJSON(map[string]any{"type": "message.send", "id": "s2",
+				"data": map[string]any{"to": bob.Name, "content": "x", "client_id": strings.Repeat("a", 65)}}); err != nil {
+				t.Fatal(err)
+			}
+			if f := readFrame(t, as, aoba.FrameError); f.ID != "s2" || !strings.Contains(string(f.Data), `"Bad Request"`) {
+				t.Fatalf("error frame %s %s, want Bad Request", f.ID, f.Data)
+			}
+			// 64 characters are fine, and null means none.
+			s.do(t, "POST", "/api/messages", alice.Token, map[string]any{"to": bob.Name, "content": "x", "client_id": strings.Repeat("a", 64)}).want(t, 201)
+			var m aoba.MessageView
+			r := s.do(t, "POST", "/api/messages", alice.Token, map[string]any{"to": bob.Name, "content": "x", "client_id": nil}).want(t, 201)
+			if r.decode(t, &m); m.ClientID != "" || strings.Contains(string(r.Body), "client_id") {
+				t.Fatalf("message without a client id: %s", r.Body)
+			}
 		})
 	})
 }
