@@ -35,6 +35,57 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("IdempotentSendAcrossPods", func(t *testing.T) {
+		alice := a.signup("idemalice")
+		bob := a.signup("idembob")
+		bs := a.dial(bob)
+		in := aoba.SendInput{To: "idembob", Content: "once across pods", ClientID: aoba.ClientID("phone:1")}
+		var first aoba.MessageView
+		a.must(http.StatusCreated, "POST", "/api/messages", alice, in, &first)
+		if got := decode[aoba.MessageView](t, bs.expect(aoba.FrameMessage, 5*time.Second)); got.ID != first.ID {
+			t.Fatalf("bob got %+v, want %s", got, first.ID)
+		}
+		// The retry reaches pod B, by REST and by socket.
+		var again aoba.MessageView
+		b.must(http.StatusCreated, "POST", "/api/messages", alice, in, &again)
+		if again != first {
+			t.Fatalf("REST retry on B = %+v, want %+v", again, first)
+		}
+		as := b.dial(alice)
+		as.send("message.send", "retry", in)
+		if ack := as.expect(aoba.FrameAck, 5*time.Second); ack.ID != "retry" || decode[aoba.MessageView](t, ack) != first {
+			t.Fatalf("socket retry on B: ack %s %s, want %+v", ack.ID, ack.Data, first)
+		}
+		// Two pods racing with a new client id: one message, one id.
+		race := aoba.SendInput{To: "idembob", Content: "raced", ClientID: aoba.ClientID("phone:2")}
+		var got [2]aoba.MessageView
+		var wg sync.WaitGroup
+		for i, p := range []*pod{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if status, err := p.do("POST", "/api/messages", alice, race, &got[i]); err != nil || status != http.StatusCreated {
+					t.Errorf("racing send on %s: status %d, err %v", p.name, status, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got[0].ID == "" || got[0] != got[1] {
+			t.Fatalf("racing sends got %+v and %+v, want one message", got[0], got[1])
+		}
+		hist := b.history(alice, "idembob", "")
+		if len(hist) != 2 || hist[0].ID != got[0].ID || hist[1].ID != first.ID {
+			t.Fatalf("history = %+v, want the two messages once each", hist)
+		}
+		// Bob's socket got the raced message once: next comes the marker.
+		a.must(http.StatusCreated, "POST", "/api/messages", alice, aoba.SendInput{To: "idembob", Content: "marker"}, nil)
+		for _, want := range []string{"raced", "marker"} {
+			if m := decode[aoba.MessageView](t, bs.expect(aoba.FrameMessage, 5*time.Second)); m.Content != want {
+				t.Fatalf("bob got %q, want %q", m.Content, want)
+			}
+		}
+	})
+
 	t.Run("GroupMessageAcrossPods", func(t *testing.T) {
 		owner := a.signup("gowner")
 		m1, m2 := a.signup("gmember1"), a.signup("gmember2")
