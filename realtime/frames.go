@@ -101,7 +101,9 @@ func decode(raw json.RawMessage, v any) error {
 }
 
 // messageSend counts the frame against the sender's standard budget, then
-// sends the message and acknowledges it with the stored message.
+// sends the message and acknowledges it with the stored message: for a
+// client_id the sender already used, the message first stored with it
+// (aoba.Service.SendMessage).
 func (c *conn) messageSend(ctx context.Context, f aoba.Frame) error {
 	var in aoba.SendInput
 	if err := decode(f.Data, &in); err != nil {

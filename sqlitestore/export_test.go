@@ -9,3 +9,6 @@ func MessagesTaken(s *Store) int64 { return s.taken.Load() }
 
 // MessageCommits returns how many message transactions s has committed.
 func MessageCommits(s *Store) int64 { return s.commits.Load() }
+
+// Migration returns the schema step of version v (1-based).
+func Migration(v int) string { return migrations[v-1] }

@@ -519,3 +519,43 @@ func BenchmarkFindMessages(b *testing.B) {
 		}
 	}
 }
+
+func TestClientIDMigration(t *testing.T) {
+	// A database of schema version 2 with a message gets the client id
+	// column: the old message reads with none, new ones are deduplicated.
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlitestore.FileName))
+	if err != nil {
+		t.Fatalf("sql.Open: %v", err)
+	}
+	steps := []string{"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+		sqlitestore.Migration(1), sqlitestore.Migration(2), "INSERT INTO schema_migrations VALUES (1, 0), (2, 0)",
+		"INSERT INTO messages (id, conversation, from_id, to_id, from_name, to_name, content, type, ts) VALUES ('" +
+			aoba.NewID() + "', 'd:a:b', 'a', 'b', 'a', 'b', 'old', 'chat', 0)"}
+	for _, step := range steps {
+		if _, err := db.ExecContext(ctx, step); err != nil {
+			t.Fatalf("%.40s: %v", step, err)
+		}
+	}
+	db.Close()
+
+	s := mustOpen(t, dir)
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 3 {
+		t.Fatalf("SchemaVersion = %d, %v; want >= 3", v, err)
+	}
+	m := newMessage("d:a:b", "new")
+	m.ClientID = "k"
+	if err := s.CreateMessage(ctx, m); err != nil {
+		t.Fatalf("CreateMessage: %v", err)
+	}
+	retry := newMessage("d:a:b", "retry")
+	retry.ClientID = "k"
+	if err := s.CreateMessage(ctx, retry); aoba.ErrorCode(err) != aoba.ECONFLICT {
+		t.Fatalf("CreateMessage with a used client id: %v, want %s", err, aoba.ECONFLICT)
+	}
+	ms, _, err := s.FindMessages(ctx, aoba.MessageFilter{Conversations: []string{"d:a:b"}, AfterID: "0"})
+	if err != nil || len(ms) != 2 || ms[0].Content != "old" || ms[0].ClientID != "" || ms[1].ClientID != "k" {
+		t.Fatalf("FindMessages = %+v, %v; want the old message without a client id, then the new one", ms, err)
+	}
+}
