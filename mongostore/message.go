@@ -83,8 +83,10 @@ func errMessageIDTaken() error {
 	return aoba.Errorf(aoba.ECONFLICT, "A message with this id already exists.")
 }
 
-// CreateMessage stores m with the server's acknowledgement. It returns
-// ECONFLICT when the message id is in use.
+// CreateMessage stores m with the server's acknowledgement. It returns an
+// *aoba.DuplicateMessageError holding the stored message when the sender
+// already claimed m.ClientID (claims are kept as long as their message,
+// beyond aoba.ClientIDWindow), and ECONFLICT when the message id is in use.
 //
 // A message with a ClientID first claims it (a messageClaimDoc naming m.ID
 // and m.Timestamp), then is inserted. A caller that finds the claim taken
