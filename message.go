@@ -53,7 +53,8 @@ func GroupConversation(groupID string) string {
 // read as well. AfterID returns only messages with a greater id, oldest
 // first (a reconnecting client's catch-up); otherwise messages are newest
 // first, and BeforeID returns only messages with a smaller id. Offset and
-// Limit page the result; Limit 0 means no limit.
+// Limit page the result; Limit 0 means no limit. SkipTotal spares the
+// count of every match: FindMessages then returns 0 as the total.
 type MessageFilter struct {
 	Conversations []string
 	ParticipantID string
@@ -61,6 +62,7 @@ type MessageFilter struct {
 	BeforeID      string
 	Offset        int
 	Limit         int
+	SkipTotal     bool
 }
 
 // MessageStore persists message history, the source of truth for every

@@ -47,6 +47,7 @@ const (
 	colInvitationResponses = "invitation_responses"
 	colOwnerTransfers      = "owner_transfers"
 	colSessions            = "sessions"
+	colEvents              = "events"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -70,6 +71,7 @@ type Store struct {
 	transfers       *mongo.Collection
 	messages        *mongo.Collection
 	sessions        *mongo.Collection
+	events          *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -108,6 +110,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		transfers:       db.Collection(colOwnerTransfers),
 		messages:        db.Collection(colMessages),
 		sessions:        db.Collection(colSessions),
+		events:          db.Collection(colEvents),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())
@@ -144,6 +147,9 @@ var indexes = map[string][]index{
 		{"to_type_id", []string{"to_id", "type", "-_id"}},
 	},
 	colSessions: {{"user_created", []string{"user_id", "created_at", "_id"}}},
+	// Events are read by an _id range (see eventDoc); this one serves the
+	// retention sweep.
+	colEvents: {{"created", []string{"created_at"}}},
 }
 
 // createIndexes creates the indexes that are missing. It does not re-create
