@@ -37,13 +37,14 @@ type Pinger interface {
 }
 
 // Store is the whole persistence layer: users, groups, memberships,
-// invitations and message history. mongostore and the embedded store
-// implement it.
+// invitations, message history and the events of GET /api/sync. mongostore
+// and the embedded store implement it.
 type Store interface {
 	UserStore
 	GroupStore
 	InvitationStore
 	MessageStore
+	EventStore
 	SessionStore
 	Pinger
 	// Close releases the store's resources.
@@ -74,6 +75,8 @@ const (
 	FrameAck        = "ack"
 	FrameError      = "error"
 	FramePong       = "pong"
+	// FrameHello is the first frame of every socket (data Hello).
+	FrameHello = "hello"
 )
 
 // EncodeFrame returns the JSON encoding of a frame of type typ with the

@@ -64,7 +64,8 @@ func GroupConversation(groupID string) string {
 // read as well. AfterID returns only messages with a greater id, oldest
 // first (a reconnecting client's catch-up); otherwise messages are newest
 // first, and BeforeID returns only messages with a smaller id. Offset and
-// Limit page the result; Limit 0 means no limit.
+// Limit page the result; Limit 0 means no limit. SkipTotal spares the
+// count of every match: FindMessages then returns 0 as the total.
 type MessageFilter struct {
 	Conversations []string
 	ParticipantID string
@@ -72,6 +73,7 @@ type MessageFilter struct {
 	BeforeID      string
 	Offset        int
 	Limit         int
+	SkipTotal     bool
 }
 
 // DuplicateMessageError is the error of MessageStore.CreateMessage when the

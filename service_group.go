@@ -70,14 +70,15 @@ func memberIDs(ms []*Membership) []string {
 	return ids
 }
 
-// publishGroupEvent sends a `group` frame to every current member of the
-// group and to extra users (a removed member, say).
+// publishGroupEvent stores a `group` event for every current member of the
+// group and for extra users (a removed member, say), then sends them the
+// frame (see publishEvent).
 func (s *Service) publishGroupEvent(ctx context.Context, ev GroupEvent, extra ...string) {
 	ms, err := s.store.FindMembershipsByGroup(ctx, ev.GroupID)
 	if err != nil {
 		s.log.Warn("group event: members lookup failed", "group", ev.GroupID, "err", err)
 	}
-	s.publishFrame(ctx, FrameGroup, ev, append(memberIDs(ms), extra...), "", "")
+	s.publishEvent(ctx, FrameGroup, ev, append(memberIDs(ms), extra...))
 }
 
 // CreateGroupResult is the outcome of CreateGroup.
@@ -192,7 +193,7 @@ func (s *Service) DeleteGroup(ctx context.Context, c Claims, groupID string) err
 	s.publishMembership(ctx, groupID, false, memberIDs(ms)...)
 	me, _ := s.usernames(ctx, []string{c.UserID})
 	ev := GroupEvent{Event: GroupDeleted, GroupID: groupID, GroupName: acc.group.Name, By: me[c.UserID]}
-	s.publishFrame(ctx, FrameGroup, ev, memberIDs(ms), "", "")
+	s.publishEvent(ctx, FrameGroup, ev, memberIDs(ms))
 	return nil
 }
 

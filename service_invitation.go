@@ -33,7 +33,7 @@ func (s *Service) invitationViews(ctx context.Context, invs []*Invitation) ([]*I
 }
 
 // invite creates a pending invitation of username to g from inviter and
-// pushes it to the invitee. It returns ENOTFOUND for an unknown user and
+// pushes it to the invitee, through an event stored for GET /api/sync. It returns ENOTFOUND for an unknown user and
 // ECONFLICT for a member or a user already invited.
 func (s *Service) invite(ctx context.Context, g *Group, inviter *User, username string) (*InvitationView, error) {
 	u, err := s.FindUserByUsername(ctx, username)
@@ -54,7 +54,7 @@ func (s *Service) invite(ctx context.Context, g *Group, inviter *User, username 
 	}
 	v := &InvitationView{ID: inv.ID, GroupID: g.ID, GroupName: g.Name, InviterUsername: inviter.Username,
 		InviteeUsername: u.Username, Status: inv.Status, CreatedAt: inv.CreatedAt}
-	s.publishFrame(ctx, FrameInvitation, v, []string{u.ID}, "", "")
+	s.publishEvent(ctx, FrameInvitation, v, []string{u.ID})
 	return v, nil
 }
 

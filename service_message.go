@@ -204,6 +204,17 @@ func (s *Service) History(ctx context.Context, c Claims, q HistoryQuery) ([]*Mes
 	if err != nil {
 		return nil, 0, err
 	}
+	out, err := s.messageViews(ctx, msgs)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// messageViews returns the client views of msgs, in their order, with
+// current usernames. It returns the store's error when the names cannot be
+// read.
+func (s *Service) messageViews(ctx context.Context, msgs []*Message) ([]*MessageView, error) {
 	var ids []string
 	for _, m := range msgs {
 		ids = append(ids, m.FromID)
@@ -213,13 +224,13 @@ func (s *Service) History(ctx context.Context, c Claims, q HistoryQuery) ([]*Mes
 	}
 	names, err := s.usernames(ctx, ids)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	out := make([]*MessageView, len(msgs))
 	for i, m := range msgs {
 		out[i] = messageView(m, names)
 	}
-	return out, total, nil
+	return out, nil
 }
 
 // Typing states.

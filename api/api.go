@@ -255,6 +255,8 @@ func (s *Server) routes() {
 
 	s.handle(fiber.MethodPost, "/api/messages", auth, std, s.sendMessage)
 	s.handle(fiber.MethodGet, "/api/messages", auth, std, s.history)
+
+	s.handle(fiber.MethodGet, "/api/sync", auth, std, s.sync)
 }
 
 // observe is the outermost middleware: it turns errors into responses,

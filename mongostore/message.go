@@ -242,8 +242,8 @@ func messageFilter(f aoba.MessageFilter) bson.D {
 }
 
 // FindMessages returns one page of messages matching f and the number of
-// messages matching f without Offset and Limit: oldest first after
-// f.AfterID, newest first otherwise. A filter without conversations or
+// messages matching f without Offset and Limit (0 with f.SkipTotal):
+// oldest first after f.AfterID, newest first otherwise. A filter without conversations or
 // participant matches nothing.
 func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba.Message, int, error) {
 	filter := messageFilter(f)
@@ -268,6 +268,9 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 	msgs, err := findAll(ctx, cur, toMessage, "messages")
 	if err != nil {
 		return nil, 0, err
+	}
+	if f.SkipTotal {
+		return msgs, 0, nil
 	}
 	total, err := countPage(ctx, s.messages, filter, f.Offset, f.Limit, len(msgs))
 	if err != nil {

@@ -50,6 +50,7 @@ const (
 	colOwnerTransfers      = "owner_transfers"
 	colSessions            = "sessions"
 	colMessageClaims       = "message_claims"
+	colEvents              = "events"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -74,6 +75,7 @@ type Store struct {
 	messages        *mongo.Collection
 	messageClaims   *mongo.Collection
 	sessions        *mongo.Collection
+	events          *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -113,6 +115,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		messages:        db.Collection(colMessages),
 		messageClaims:   db.Collection(colMessageClaims),
 		sessions:        db.Collection(colSessions),
+		events:          db.Collection(colEvents),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())
@@ -149,6 +152,9 @@ var indexes = map[string][]index{
 		{"to_type_id", []string{"to_id", "type", "-_id"}},
 	},
 	colSessions: {{"user_created", []string{"user_id", "created_at", "_id"}}},
+	// Events are read by an _id range (see eventDoc); this one serves the
+	// retention sweep.
+	colEvents: {{"created", []string{"created_at"}}},
 }
 
 // createIndexes creates the indexes that are missing. It does not re-create

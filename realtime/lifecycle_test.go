@@ -215,3 +215,22 @@ func TestSlowClient(t *testing.T) {
 		t.Fatalf("slow client close code %d, want %d", code, aoba.CloseTooSlow)
 	}
 }
+
+func TestHello(t *testing.T) {
+	e := newEnv(t, realtime.Config{PingInterval: 20 * time.Second})
+	tok, cl := e.user("alice")
+	before := time.Now()
+	c := e.dial(tok) // dial checks that hello is the first frame
+	after := time.Now()
+	var h aoba.Hello
+	if err := json.Unmarshal(c.hello.Data, &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.SessionID != cl.SessionID || h.Heartbeat != 20 {
+		t.Fatalf("hello = %+v, want session %s and heartbeat 20", h, cl.SessionID)
+	}
+	if lo, hi := aoba.SyncCursorAt(before), aoba.SyncCursorAt(after); h.Sync < lo || h.Sync > hi {
+		t.Fatalf("hello sync = %s, want the cursor of the connection time (%s..%s)", h.Sync, lo, hi)
+	}
+	c.quiet()
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -138,24 +139,30 @@ func rawDial(tb testing.TB, addr, token string) net.Conn {
 	if _, err := c.Write(frame); err != nil {
 		tb.Fatal(err)
 	}
-	hdr := make([]byte, 2)
-	if _, err := r.Read(hdr[:1]); err != nil {
-		tb.Fatal(err)
+	if body := rawFrame(tb, r); !bytes.Contains(body, []byte(`"hello"`)) {
+		tb.Fatalf("got %q, want the hello", body)
 	}
-	if _, err := r.Read(hdr[1:]); err != nil {
-		tb.Fatal(err)
-	}
-	body := make([]byte, hdr[1]&0x7f)
-	for n := 0; n < len(body); {
-		k, err := r.Read(body[n:])
-		if err != nil {
-			tb.Fatal(err)
-		}
-		n += k
-	}
-	if !bytes.Contains(body, []byte(`"pong"`)) {
+	if body := rawFrame(tb, r); !bytes.Contains(body, []byte(`"pong"`)) {
 		tb.Fatalf("got %q, want the pong", body)
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c
+}
+
+// rawFrame reads one unmasked server text frame shorter than 126 bytes and
+// returns its payload.
+func rawFrame(tb testing.TB, r *bufio.Reader) []byte {
+	tb.Helper()
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		tb.Fatal(err)
+	}
+	if hdr[1]&0x7f >= 126 {
+		tb.Fatalf("frame of %d bytes or more, want a short one", 126)
+	}
+	body := make([]byte, hdr[1]&0x7f)
+	if _, err := io.ReadFull(r, body); err != nil {
+		tb.Fatal(err)
+	}
+	return body
 }

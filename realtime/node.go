@@ -621,13 +621,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 }
 
-// track registers c as open, or reports false once Shutdown has begun.
+// track registers c as open and queues its `hello` frame, or reports false
+// once Shutdown has begun. Hello is queued under n.mu before c is in
+// n.conns, so no ping, no shutdown close and no delivery (the socket joins
+// its user's topic only after track) can come before it.
 func (n *Node) track(c *conn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closing {
 		return false
 	}
+	c.send(aoba.FrameHello, "", aoba.Hello{
+		SessionID: c.claims.SessionID,
+		Sync:      aoba.SyncCursorAt(time.Now()),
+		Heartbeat: int((n.cfg.PingInterval + time.Second - 1) / time.Second),
+	})
 	if n.stopPings == nil {
 		n.stopPings = make(chan struct{})
 		go n.pinger(n.stopPings)

@@ -166,6 +166,8 @@ func (e *testEnv) login(name string) (string, aoba.Claims) {
 type client struct {
 	t  testing.TB
 	ws *websocket.Conn
+	// hello is the first frame the socket got, which dial checked.
+	hello aoba.Frame
 }
 
 func (e *testEnv) dialer() *websocket.Dialer {
@@ -185,6 +187,8 @@ func (e *testEnv) dial(token string) *client {
 	}
 	c := &client{t: e.t, ws: ws}
 	e.t.Cleanup(func() { _ = ws.Close() })
+	c.hello = c.expect(aoba.FrameHello)
+	_ = ws.SetReadDeadline(time.Time{})
 	return c
 }
 

@@ -53,8 +53,9 @@ func (s *Store) CreateMessage(ctx context.Context, m *aoba.Message) error {
 // FindMessages returns one page of the messages matching f and the total
 // number of matches without f.Offset and f.Limit. With f.AfterID the page
 // is oldest first, otherwise newest first; both AfterID and BeforeID bound
-// the ids when set. A filter with neither Conversations nor ParticipantID
-// matches nothing. It returns EINTERNAL when the query fails.
+// the ids when set; with f.SkipTotal the total is 0. A filter with neither
+// Conversations nor ParticipantID matches nothing. It returns EINTERNAL
+// when the query fails.
 func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba.Message, int, error) {
 	var or []string
 	var args []any
@@ -92,8 +93,10 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 	var msgs []*aoba.Message
 	var total int
 	err := s.withReadTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE "+where, args...).Scan(&total); err != nil {
-			return internal("count messages", err)
+		if !f.SkipTotal {
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE "+where, args...).Scan(&total); err != nil {
+				return internal("count messages", err)
+			}
 		}
 		var err error
 		msgs, err = queryAll(ctx, tx, "find messages", scanMessage,

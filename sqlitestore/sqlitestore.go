@@ -67,7 +67,7 @@ import (
 const FileName = "aoba.db"
 
 // purgeInterval is how often sessions expired for longer than
-// sessionRetention are removed.
+// sessionRetention, and events older than aoba.EventRetention, are removed.
 const purgeInterval = 10 * time.Minute
 
 var _ aoba.Store = (*Store)(nil)
@@ -195,7 +195,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // purgeLoop removes the sessions expired for longer than sessionRetention
-// every purgeInterval until Close.
+// and the events older than aoba.EventRetention every purgeInterval until
+// Close.
 func (s *Store) purgeLoop() {
 	defer close(s.done)
 	t := time.NewTicker(purgeInterval)
@@ -207,6 +208,7 @@ func (s *Store) purgeLoop() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			_, _ = s.DeleteExpiredSessions(ctx, time.Now().Add(-sessionRetention))
+			_, _ = s.DeleteEventsBefore(ctx, time.Now().Add(-aoba.EventRetention))
 			cancel()
 		}
 	}
@@ -306,6 +308,19 @@ DROP TABLE revoked_user_sessions;
 	`
 ALTER TABLE messages ADD COLUMN client_id TEXT;
 CREATE UNIQUE INDEX messages_client_id ON messages (from_id, client_id) WHERE client_id IS NOT NULL;
+`,
+	// 4: the events of GET /api/sync, one row per (recipient, event),
+	// read by recipient after a cursor; the primary key is that index.
+	`
+CREATE TABLE events (
+	user_id    TEXT NOT NULL,
+	id         TEXT NOT NULL,
+	type       TEXT NOT NULL,
+	data       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (user_id, id)
+) WITHOUT ROWID;
+CREATE INDEX events_created ON events (created_at);
 `,
 }
 

@@ -153,7 +153,7 @@ type Main struct {
 	serveErr chan error
 	pprof    *http.Server
 
-	// sweepStop ends sweepSessions, which closes sweepDone (MongoDB only:
+	// sweepStop ends sweepExpired, which closes sweepDone (MongoDB only:
 	// the embedded store sweeps its own).
 	sweepStop, sweepDone chan struct{}
 
@@ -398,7 +398,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.store = st
 		m.sweepStop, m.sweepDone = make(chan struct{}), make(chan struct{})
-		go m.sweepSessions(st)
+		go m.sweepExpired(st)
 		log.Info("store: MongoDB", "database", c.MongoDB)
 	}
 
@@ -536,9 +536,11 @@ func (m *Main) jwtSecret() ([]byte, error) {
 // (listed nowhere, but kept for a day for the logs' sake).
 const sessionRetention = 24 * time.Hour
 
-// sweepSessions deletes, every hour, the sessions expired for longer than
-// sessionRetention. Every pod does it; the deletes are idempotent.
-func (m *Main) sweepSessions(st aoba.SessionStore) {
+// sweepExpired deletes, every hour, the sessions expired for longer than
+// sessionRetention and the events older than aoba.EventRetention. Every
+// pod does it; the deletes are idempotent. (The embedded store sweeps
+// itself.)
+func (m *Main) sweepExpired(st aoba.Store) {
 	defer close(m.sweepDone)
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -550,6 +552,9 @@ func (m *Main) sweepSessions(st aoba.SessionStore) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			if _, err := st.DeleteExpiredSessions(ctx, time.Now().Add(-sessionRetention)); err != nil {
 				m.Logger.Warn("sweep expired sessions", "err", err)
+			}
+			if _, err := st.DeleteEventsBefore(ctx, time.Now().Add(-aoba.EventRetention)); err != nil {
+				m.Logger.Warn("sweep old events", "err", err)
 			}
 			cancel()
 		}
