@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -25,10 +26,21 @@ const (
 const frameTimeout = 10 * time.Second
 
 // errorData is the data of an `error` frame and the body of a refused
-// upgrade.
+// upgrade: the HTTP status text, a sentence, the machine code (the domain
+// error code: invalid, unauthorized, forbidden, not_found, conflict,
+// rate_limited, unavailable...) and, for rate_limited, the seconds to wait.
 type errorData struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
+	Error      string `json:"error"`
+	Message    string `json:"message"`
+	Code       string `json:"code,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// subscribeResult is the data of the ack of a presence.subscribe: the
+// names or ids asked for that match no user (each known one gets a
+// `presence` event instead).
+type subscribeResult struct {
+	Unknown []string `json:"unknown"`
 }
 
 type typingData struct {
@@ -50,10 +62,17 @@ func (c *conn) sendError(id string, err error) {
 	if code == aoba.EINTERNAL {
 		c.n.log.Error("realtime: frame failed", "user", c.claims.UserID, "err", err)
 	}
-	c.send(aoba.FrameError, id, errorData{Error: http.StatusText(status), Message: aoba.ErrorMessage(err)})
+	e := errorData{Error: http.StatusText(status), Message: aoba.ErrorMessage(err), Code: code}
+	if d, ok := aoba.RetryAfter(err); ok {
+		e.RetryAfter = max(1, int(math.Ceil(d.Seconds())))
+	}
+	c.send(aoba.FrameError, id, e)
 }
 
-// handle serves one frame from the client.
+// handle serves one frame from the client. Every frame with an id gets
+// exactly one reply with that id: `pong` for a ping, `ack` (with the result
+// as data where the frame has one) or `error`. A frame without an id gets
+// an `error` when it fails and nothing when it succeeds.
 func (c *conn) handle(typ int, data []byte) {
 	if typ != websocket.TextMessage {
 		c.sendError("", aoba.Errorf(aoba.EINVALID, "Frames must be JSON text frames."))
@@ -73,21 +92,36 @@ func (c *conn) handle(typ int, data []byte) {
 			c.enqueue(&item{frame: b, at: time.Now()})
 		}
 	case FrameMessageSend:
-		err = c.messageSend(ctx, f)
+		if err = c.messageSend(ctx, f); err != nil {
+			c.sendError(f.ID, err)
+		}
 	case FrameTyping:
 		var in typingData
 		if err = decode(f.Data, &in); err == nil {
 			err = c.n.svc.Typing(ctx, c.claims, in.To, in.Type, in.State)
 		}
+		c.reply(f.ID, nil, err)
 	case FramePresenceSub:
-		err = c.presenceSubscribe(ctx, f)
+		var res *subscribeResult
+		res, err = c.presenceSubscribe(ctx, f)
+		c.reply(f.ID, res, err)
 	case FramePresenceUnsub:
-		err = c.presenceUnsubscribe(f)
+		c.reply(f.ID, nil, c.presenceUnsubscribe(f))
 	default:
-		err = aoba.Errorf(aoba.EINVALID, "Unknown frame type.")
+		c.sendError(f.ID, aoba.Errorf(aoba.EINVALID, "Unknown frame type %q.", f.Type))
 	}
-	if err != nil {
-		c.sendError(f.ID, err)
+}
+
+// reply answers frame id: an `error` for err, else an `ack` with data
+// (none when nil) when the frame has an id.
+func (c *conn) reply(id string, data any, err error) {
+	switch {
+	case err != nil:
+		c.sendError(id, err)
+	case id != "" && data == nil:
+		c.send(aoba.FrameAck, id, struct{}{})
+	case id != "":
+		c.send(aoba.FrameAck, id, data)
 	}
 }
 
@@ -125,10 +159,10 @@ func (c *conn) messageSend(ctx context.Context, f aoba.Frame) error {
 // presenceSubscribe watches the known users among the frame's usernames or
 // ids and sends their presence at once. The topics are subscribed before
 // the presence is read, so no change falls between the two.
-func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) error {
+func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) (*subscribeResult, error) {
 	var in presenceData
 	if err := decode(f.Data, &in); err != nil {
-		return err
+		return nil, err
 	}
 	var (
 		found []*aoba.UserPresence
@@ -136,19 +170,20 @@ func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) error {
 	)
 	switch {
 	case len(in.Usernames) > 0 && len(in.UserIDs) > 0:
-		return aoba.Errorf(aoba.EINVALID, "Give usernames or userIds, not both.")
+		return nil, aoba.Errorf(aoba.EINVALID, "Give usernames or userIds, not both.")
 	case len(in.Usernames) > 0:
 		found, err = c.n.svc.PresenceByUsernames(ctx, in.Usernames)
 	default:
 		found, err = c.n.svc.PresenceByIDs(ctx, in.UserIDs)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
+	res := &subscribeResult{Unknown: unknownOf(in, found)}
 	ids := make([]string, 0, len(found))
 	for _, p := range found {
 		if _, ok := c.watched[p.UserID]; !ok && len(c.watched) >= MaxWatched {
-			return aoba.Errorf(aoba.EINVALID, "A connection may watch at most %d users.", MaxWatched)
+			return nil, aoba.Errorf(aoba.EINVALID, "A connection may watch at most %d users.", MaxWatched)
 		}
 		if _, ok := c.watched[p.UserID]; !ok {
 			c.n.watch(ctx, c, p.UserID)
@@ -160,16 +195,40 @@ func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) error {
 		ids = append(ids, p.UserID)
 	}
 	if len(ids) == 0 {
-		return nil
+		return res, nil
 	}
 	now, err := c.n.svc.PresenceByIDs(ctx, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range now {
 		c.send(aoba.FramePresence, "", p)
 	}
-	return nil
+	return res, nil
+}
+
+// unknownOf returns the names (case-insensitively) or ids of in that match
+// none of found, in the order asked, each once.
+func unknownOf(in presenceData, found []*aoba.UserPresence) []string {
+	known := make(map[string]bool, len(found))
+	for _, p := range found {
+		known[p.UserID] = true
+		known[strings.ToLower(p.Username)] = true
+	}
+	asked := in.UserIDs
+	if len(in.Usernames) > 0 {
+		asked = in.Usernames
+	}
+	out := []string{}
+	seen := make(map[string]bool, len(asked))
+	for _, a := range asked {
+		k := strings.ToLower(a)
+		if !known[a] && !known[k] && !seen[k] {
+			seen[k] = true
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // presenceUnsubscribe stops watching the given users (usernames matched

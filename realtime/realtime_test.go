@@ -416,6 +416,14 @@ func TestNode(t *testing.T) {
 		if seen["carol"].Status != aoba.StatusOnline {
 			t.Fatalf("carol presence %+v", seen["carol"])
 		}
+		// The ack follows the events and names what matched nobody.
+		ack := b1.expect(aoba.FrameAck)
+		var res struct {
+			Unknown []string `json:"unknown"`
+		}
+		if err := json.Unmarshal(ack.Data, &res); err != nil || ack.ID != "s" || len(res.Unknown) != 1 || res.Unknown[0] != "nobody" {
+			t.Fatalf("subscribe ack = %s %s, want unknown [nobody]", ack.ID, ack.Data)
+		}
 		erinTok, _ := e.login("erin")
 		er := e.dial(erinTok)
 		p := decodeData[aoba.UserPresence](t, b1.expect(aoba.FramePresence))

@@ -25,17 +25,8 @@ func (s *server) dial(t *testing.T, query string, h http.Header) (*websocket.Con
 // readFrame reads frames until one of type typ arrives.
 func readFrame(t *testing.T, c *websocket.Conn, typ string) aoba.Frame {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
-		_, data, err := c.ReadMessage()
-		if err != nil {
-			t.Fatalf("read %s frame: %v", typ, err)
-		}
-		var f aoba.Frame
-		if err := json.Unmarshal(data, &f); err != nil {
-			t.Fatalf("frame %s: %v", data, err)
-		}
-		if f.Type == typ {
+		if f := readAny(t, c); f.Type == typ {
 			return f
 		}
 	}
@@ -95,4 +86,94 @@ func TestWebSocket(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestFrameReplies: every client frame with an id gets exactly one reply
+// with that id (pong, ack or error), errors carry a machine code, and a
+// rate_limited error says when to retry.
+func TestFrameReplies(t *testing.T) {
+	forEachMode(t, func(t *testing.T, start func(env) *server) {
+		s := start(env{"AOBA_RATE_STANDARD": "30"})
+		alice := s.register(t, "alice")
+		bob := s.register(t, "bob")
+		c, _, err := s.dial(t, "?token="+alice.Token, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		type reply struct {
+			typ  string
+			data map[string]any
+		}
+		ask := func(t *testing.T, frame string) reply {
+			t.Helper()
+			if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+				t.Fatal(err)
+			}
+			// Skip events (presence) until the reply to id "r".
+			for {
+				f := readAny(t, c)
+				if f.ID == "r" {
+					var d map[string]any
+					_ = json.Unmarshal(f.Data, &d)
+					return reply{f.Type, d}
+				}
+			}
+		}
+		for name, tc := range map[string]struct {
+			frame, typ, code string
+		}{
+			"Ping":               {`{"type":"ping","id":"r"}`, aoba.FramePong, ""},
+			"Typing":             {`{"type":"typing","id":"r","data":{"to":"` + bob.Name + `","state":"composing"}}`, aoba.FrameAck, ""},
+			"TypingBadState":     {`{"type":"typing","id":"r","data":{"to":"` + bob.Name + `","state":"shouting"}}`, aoba.FrameError, "invalid"},
+			"PresenceSubscribe":  {`{"type":"presence.subscribe","id":"r","data":{"usernames":["` + bob.Name + `"]}}`, aoba.FrameAck, ""},
+			"PresenceUnsub":      {`{"type":"presence.unsubscribe","id":"r","data":{"usernames":["` + bob.Name + `"]}}`, aoba.FrameAck, ""},
+			"Send":               {`{"type":"message.send","id":"r","data":{"to":"` + bob.Name + `","content":"hi"}}`, aoba.FrameAck, ""},
+			"SendUnknownUser":    {`{"type":"message.send","id":"r","data":{"to":"nobody_at_all","content":"hi"}}`, aoba.FrameError, "not_found"},
+			"UnknownType":        {`{"type":"teleport","id":"r"}`, aoba.FrameError, "invalid"},
+			"MalformedFrameData": {`{"type":"message.send","id":"r","data":"nope"}`, aoba.FrameError, "invalid"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				r := ask(t, tc.frame)
+				if r.typ != tc.typ || (tc.code != "" && r.data["code"] != tc.code) {
+					t.Fatalf("reply = %s %v, want %s with code %q", r.typ, r.data, tc.typ, tc.code)
+				}
+			})
+		}
+		t.Run("PresenceUnknownReported", func(t *testing.T) {
+			r := ask(t, `{"type":"presence.subscribe","id":"r","data":{"usernames":["`+bob.Name+`","nobody_at_all"]}}`)
+			if u, _ := r.data["unknown"].([]any); r.typ != aoba.FrameAck || len(u) != 1 || u[0] != "nobody_at_all" {
+				t.Fatalf("reply = %s %v, want unknown [nobody_at_all]", r.typ, r.data)
+			}
+		})
+		t.Run("RateLimited", func(t *testing.T) {
+			for i := 0; ; i++ {
+				r := ask(t, `{"type":"message.send","id":"r","data":{"to":"`+bob.Name+`","content":"flood"}}`)
+				if r.typ == aoba.FrameAck {
+					if i > 40 {
+						t.Fatal("no refusal after 40 sends with a budget of 30")
+					}
+					continue
+				}
+				if ra, _ := r.data["retry_after"].(float64); r.typ != aoba.FrameError || r.data["code"] != "rate_limited" || ra < 1 {
+					t.Fatalf("refusal = %s %v, want rate_limited with retry_after", r.typ, r.data)
+				}
+				return
+			}
+		})
+	})
+}
+
+// readAny reads the next frame of any type.
+func readAny(t *testing.T, c *websocket.Conn) aoba.Frame {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	var f aoba.Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatalf("frame %s: %v", data, err)
+	}
+	return f
 }
