@@ -79,6 +79,13 @@ const (
 	FrameHello = "hello"
 )
 
+// ServerFrameTypes lists every server-to-client frame type, for the tests
+// that hold the AsyncAPI document (api/asyncapi.json) to the code.
+var ServerFrameTypes = []string{
+	FrameHello, FrameMessage, FramePresence, FrameTyping, FrameInvitation,
+	FrameGroup, FrameAck, FrameError, FramePong,
+}
+
 // EncodeFrame returns the JSON encoding of a frame of type typ with the
 // given client id and data. It returns an EINTERNAL error when data cannot
 // be encoded.

@@ -22,6 +22,11 @@ const (
 	FramePresenceUnsub = "presence.unsubscribe"
 )
 
+// ClientFrameTypes lists every client-to-server frame type handle serves,
+// for the tests that hold the AsyncAPI document (api/asyncapi.json) to the
+// code.
+var ClientFrameTypes = []string{FramePing, FrameMessageSend, FrameTyping, FramePresenceSub, FramePresenceUnsub}
+
 // frameTimeout bounds the handling of one client frame.
 const frameTimeout = 10 * time.Second
 
