@@ -211,6 +211,7 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodGet, "/health", s.health)
 	s.handle(fiber.MethodGet, "/metrics", s.metrics())
 	s.handle(fiber.MethodGet, "/api/openapi.json", s.openAPI)
+	s.handle(fiber.MethodGet, "/api/asyncapi.json", s.asyncAPI)
 	s.handle(fiber.MethodGet, "/ws", auth, s.upgrade)
 
 	s.handle(fiber.MethodPost, "/api/auth/register", s.crossSite(true), std, s.register)
