@@ -61,14 +61,17 @@ func newSessionService(t *testing.T) (*aoba.Service, *recordingHasher) {
 	}
 	h := &recordingHasher{Argon2id: argon}
 	sessions := hub.NewMemorySessions()
-	broker := hub.NewMemoryBroker(func(string, aoba.Envelope) {})
+	broker := hub.NewMemoryBroker()
 	t.Cleanup(func() { _ = broker.Close() })
-	presence := hub.NewMemoryPresence(func(aoba.Presence) {}, hub.PresenceOptions{})
+	presence := hub.NewMemoryPresence(hub.PresenceOptions{})
 	t.Cleanup(func() { _ = presence.Close() })
 	svc := aoba.NewService(aoba.ServiceConfig{
 		Store: store, Broker: broker, Presence: presence, Sessions: sessions, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: 3, Tokens: tokens, Hasher: h,
 	})
+	// No sockets here: envelopes and presence changes go nowhere.
+	broker.RegisterDeliver(func(string, aoba.Envelope) {})
+	presence.RegisterChangeHandler(func(aoba.Presence) {})
 	return svc, h
 }
 

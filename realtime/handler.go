@@ -23,7 +23,7 @@ const AuthCookie = "auth_token"
 // authentication middleware has stored the caller's claims under ClaimsKey.
 // Before the upgrade it answers, in this order, 401 without claims, 403 for
 // a forbidden Origin, 426 to a request that is not a WebSocket upgrade, and
-// 503 once Shutdown has begun or before SetBroker, each with the contract's
+// 503 once Shutdown has begun, each with the contract's
 // error body. The upgrade itself is github.com/gofiber/contrib/websocket's.
 //
 // Origin policy: whenever the request carries the auth_token cookie,
@@ -90,7 +90,7 @@ func (n *Node) Handler() fiber.Handler {
 		if !contrib.IsWebSocketUpgrade(c) {
 			return httpError(c, http.StatusUpgradeRequired, "This endpoint only accepts WebSocket upgrades.")
 		}
-		if n.isClosing() || n.getBroker() == nil {
+		if n.isClosing() {
 			return httpError(c, http.StatusServiceUnavailable, "The server is shutting down.")
 		}
 		return upgrade(c)

@@ -56,6 +56,11 @@ const MaxWatched = 1000
 // Config holds the Node's dependencies and settings. Zero values take the
 // defaults above.
 type Config struct {
+	// Broker carries the node's topics between pods; the node subscribes
+	// it to the topics of its sockets. Required. The caller registers
+	// Node.Deliver on it (Broker.RegisterDeliver) before the node serves
+	// its first socket.
+	Broker   aoba.Broker
 	Service  *aoba.Service
 	Presence aoba.PresenceRegistry
 	Limiter  aoba.RateLimiter
@@ -91,7 +96,7 @@ type Node struct {
 	limiter  aoba.RateLimiter
 	log      *slog.Logger
 	origins  aoba.OriginPolicy
-	broker   atomic.Pointer[brokerRef]
+	broker   aoba.Broker
 	metrics  *metrics
 
 	// detach says whether sockets outlive the upgrade handler (the app's
@@ -118,8 +123,6 @@ type Node struct {
 	stopPings chan struct{}
 	handlers  sync.WaitGroup // one per socket, done when its goroutines have ended
 }
-
-type brokerRef struct{ b aoba.Broker }
 
 const shardCount = 16
 
@@ -168,9 +171,12 @@ type order struct {
 	env    aoba.Envelope
 }
 
-// New returns a Node with cfg; SetBroker must be called before the handler
-// serves its first socket. It never fails.
+// New returns a Node with cfg. It panics when cfg.Broker is nil, and
+// never fails otherwise.
 func New(cfg Config) *Node {
+	if cfg.Broker == nil {
+		panic("realtime: New without a Broker")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -193,7 +199,7 @@ func New(cfg Config) *Node {
 		cfg.RateStandard = DefaultRateStandard
 	}
 	n := &Node{
-		cfg: cfg, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,
+		cfg: cfg, broker: cfg.Broker, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,
 		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins), metrics: newMetrics(), conns: make(map[*conn]struct{}),
 		idleWriters: make(chan *conn),
 	}
@@ -203,19 +209,6 @@ func New(cfg Config) *Node {
 		n.groups[i].conns = make(map[string]map[*conn]struct{})
 	}
 	return n
-}
-
-// SetBroker sets the broker the node subscribes topics on. The broker is
-// built with Deliver as its DeliverFunc, hence after New.
-func (n *Node) SetBroker(b aoba.Broker) {
-	n.broker.Store(&brokerRef{b: b})
-}
-
-func (n *Node) getBroker() aoba.Broker {
-	if r := n.broker.Load(); r != nil {
-		return r.b
-	}
-	return nil
 }
 
 // hash is FNV-1a, without allocating.
@@ -575,22 +568,13 @@ func (n *Node) unwatch(ctx context.Context, c *conn, userID string) {
 }
 
 func (n *Node) subscribe(ctx context.Context, topic string) {
-	b := n.getBroker()
-	if b == nil {
-		n.log.Error("realtime: no broker set", "topic", topic)
-		return
-	}
-	if err := b.Subscribe(ctx, topic); err != nil {
+	if err := n.broker.Subscribe(ctx, topic); err != nil {
 		n.log.Warn("realtime: subscribe failed", "topic", topic, "err", err)
 	}
 }
 
 func (n *Node) unsubscribe(ctx context.Context, topic string) {
-	b := n.getBroker()
-	if b == nil {
-		return
-	}
-	if err := b.Unsubscribe(ctx, topic); err != nil {
+	if err := n.broker.Unsubscribe(ctx, topic); err != nil {
 		n.log.Warn("realtime: unsubscribe failed", "topic", topic, "err", err)
 	}
 }

@@ -61,7 +61,7 @@ func (l *countingLimiter) Peek(_ context.Context, key string, limit int, _ time.
 func newEnv(tb testing.TB, cfg realtime.Config) *testEnv {
 	tb.Helper()
 	store := openStore(tb)
-	return newPod(tb, cfg, store, func(deliver aoba.DeliverFunc) aoba.Broker { return hub.NewMemoryBroker(deliver) })
+	return newPod(tb, cfg, store, hub.NewMemoryBroker())
 }
 
 // openStore opens an embedded store closed when tb ends.
@@ -75,10 +75,10 @@ func openStore(tb testing.TB) aoba.Store {
 	return store
 }
 
-// newPod returns one pod on store whose Service and Node use the broker
-// that newBroker returns for the node's Deliver; the pod closes the broker
-// when tb ends. Pods sharing a store and a Redis are a cluster.
-func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func(aoba.DeliverFunc) aoba.Broker) *testEnv {
+// newPod returns one pod on store whose Service and Node use broker, wired
+// as the server wires them; the pod closes the broker when tb ends. Pods
+// sharing a store and a Redis are a cluster.
+func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, broker aoba.Broker) *testEnv {
 	tb.Helper()
 	ctx := context.Background()
 	tokens, err := auth.NewTokens([]byte(strings.Repeat("k", 32)), time.Hour)
@@ -90,22 +90,16 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, newBroker func
 		tb.Fatal(err)
 	}
 	sessions := hub.NewMemorySessions()
-	var svc *aoba.Service
-	presence := hub.NewMemoryPresence(func(p aoba.Presence) { svc.PresenceChanged(p) },
-		hub.PresenceOptions{Grace: 50 * time.Millisecond})
+	presence := hub.NewMemoryPresence(hub.PresenceOptions{Grace: 50 * time.Millisecond})
 	if cfg.Limiter == nil {
 		cfg.Limiter = &countingLimiter{seen: make(map[string]int)}
 	}
-	cfg.Presence = presence
-	// The broker delivers to the node, the Service publishes through the
-	// broker and the node calls the Service: a closure breaks the cycle.
-	var node *realtime.Node
-	broker := newBroker(func(topic string, env aoba.Envelope) { node.Deliver(topic, env) })
-	svc = aoba.NewService(aoba.ServiceConfig{Store: store, Broker: broker, Presence: presence, Sessions: sessions,
+	svc := aoba.NewService(aoba.ServiceConfig{Store: store, Broker: broker, Presence: presence, Sessions: sessions,
 		Tickets: sessions, Tokens: tokens, Hasher: hasher})
-	cfg.Service = svc
-	node = realtime.New(cfg)
-	node.SetBroker(broker)
+	cfg.Broker, cfg.Service, cfg.Presence = broker, svc, presence
+	node := realtime.New(cfg)
+	broker.RegisterDeliver(node.Deliver)
+	presence.RegisterChangeHandler(svc.PresenceChanged)
 	e := &testEnv{t: tb, svc: svc, store: store, tokens: tokens, node: node, claims: make(map[string]aoba.Claims)}
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
