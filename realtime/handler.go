@@ -43,7 +43,7 @@ const AuthCookie = "auth_token"
 // replaces it and always runs first.
 //
 // Memory: when the app's fasthttp server keeps hijacked connections
-// (KeepHijackedConns, see PrepareApp), the upgrade handler returns at once
+// (KeepHijackedConns, which api.New sets), the upgrade handler returns at once
 // and the socket runs on its own goroutine, so the request context and
 // contrib's per-request copies are freed instead of being held for the
 // socket's lifetime (about 6 KB per idle socket). Without it the handler
@@ -95,14 +95,6 @@ func (n *Node) Handler() fiber.Handler {
 		}
 		return upgrade(c)
 	}
-}
-
-// PrepareApp sets what Handler needs of app's server for the cheaper socket
-// lifetime: fasthttp keeps hijacked connections open after the hijack
-// handler returns, and the socket closes its connection itself. Call it
-// before the app serves.
-func PrepareApp(app *fiber.App) {
-	app.Server().KeepHijackedConns = true
 }
 
 // Buffer sizes of every socket, held for its lifetime.

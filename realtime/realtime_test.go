@@ -119,7 +119,8 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, broker aoba.Br
 		return c.Next()
 	})
 	app.Get("/ws", node.Handler())
-	realtime.PrepareApp(app)
+	// As api.New does: the sockets outlive the upgrade handler.
+	app.Server().KeepHijackedConns = true
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
