@@ -73,6 +73,7 @@ type Publication struct {
 
 // DeliverFunc receives every envelope published on a topic this pod is
 // subscribed to. It must not block: it hands the frame to bounded queues.
+// realtime.Node.Deliver is the one the server registers.
 type DeliverFunc func(topic string, env Envelope)
 
 // Broker moves envelopes between pods. Delivery is at most once and ordered
@@ -83,12 +84,18 @@ type DeliverFunc func(topic string, env Envelope)
 // topic it holds, a CloseOrder with CloseResync. The in-process broker
 // serves the single-binary mode, the Redis one many pods.
 type Broker interface {
+	// RegisterDeliver sets the function that receives the envelopes of the
+	// subscribed topics; the server registers the node's Deliver after
+	// constructing the node. It must be called once, before the first
+	// Subscribe: an envelope that arrives before it is dropped, and a
+	// second call panics.
+	RegisterDeliver(fn DeliverFunc)
 	// Publish sends each publication to every pod subscribed to its topic,
 	// in one round trip where the implementation can. It returns an
 	// EUNAVAILABLE error when the broker cannot be reached.
 	Publish(ctx context.Context, pubs ...Publication) error
 	// Subscribe makes this pod receive the topics' envelopes through the
-	// DeliverFunc given at construction. Subscribing twice is harmless.
+	// registered DeliverFunc. Subscribing twice is harmless.
 	Subscribe(ctx context.Context, topics ...string) error
 	// Unsubscribe stops receiving the topics. Unknown topics are ignored.
 	Unsubscribe(ctx context.Context, topics ...string) error
@@ -125,6 +132,11 @@ type PresenceChangeFunc func(p Presence)
 // last connection closes before the user goes offline, so that a page
 // reload does not flap.
 type PresenceRegistry interface {
+	// RegisterChangeHandler sets the function called for each change this
+	// pod reports; the server registers Service.PresenceChanged. It must be
+	// called once, before the first Connect: a change reported before it
+	// is dropped, and a second call panics.
+	RegisterChangeHandler(fn PresenceChangeFunc)
 	// Connect records an open connection (connID is unique per socket).
 	Connect(ctx context.Context, userID, connID string) error
 	// Disconnect records that the connection closed.

@@ -77,32 +77,21 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 		t.Fatal(err)
 	}
 	ts := &TestService{Store: store, Hasher: &recordingHasher{Argon2id: argon}, rec: newRecorder()}
-	ts.Broker = hub.NewMemoryBroker(ts.rec.deliver)
+	ts.Broker = hub.NewMemoryBroker()
+	ts.Broker.RegisterDeliver(ts.rec.deliver)
 	t.Cleanup(func() { _ = ts.Broker.Close() })
 	if err := ts.Broker.Subscribe(ctx, flushTopic); err != nil {
 		t.Fatal(err)
 	}
-	// The registry calls back into the Service, which needs the registry:
-	// the callback reads the Service once it exists, as main does.
-	var svc *aoba.Service
-	var svcMu sync.Mutex
-	ts.Presence = hub.NewMemoryPresence(func(p aoba.Presence) {
-		svcMu.Lock()
-		s := svc
-		svcMu.Unlock()
-		if s != nil {
-			s.PresenceChanged(p)
-		}
-	}, o.presence)
+	ts.Presence = hub.NewMemoryPresence(o.presence)
 	t.Cleanup(func() { _ = ts.Presence.Close() })
 	sessions := hub.NewMemorySessions()
 	ts.Service = aoba.NewService(aoba.ServiceConfig{
 		Store: store, Broker: ts.Broker, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
 	})
-	svcMu.Lock()
-	svc = ts.Service
-	svcMu.Unlock()
+	// The registry calls back into the Service, registered once both exist.
+	ts.Presence.RegisterChangeHandler(ts.Service.PresenceChanged)
 	return ts
 }
 

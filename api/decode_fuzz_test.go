@@ -36,12 +36,15 @@ func realServer(tb testing.TB) (*api.Server, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	broker := hub.NewMemoryBroker(func(string, aoba.Envelope) {})
-	presence := hub.NewMemoryPresence(func(aoba.Presence) {}, hub.PresenceOptions{})
+	broker := hub.NewMemoryBroker()
+	presence := hub.NewMemoryPresence(hub.PresenceOptions{})
 	tb.Cleanup(func() { _ = broker.Close(); _ = presence.Close() })
 	sessions := hub.NewMemorySessions()
 	svc := aoba.NewService(aoba.ServiceConfig{Store: store, Broker: broker, Presence: presence,
 		Sessions: sessions, Tickets: sessions, Tokens: tokens, Hasher: hasher})
+	// No sockets here: envelopes and presence changes go nowhere.
+	broker.RegisterDeliver(func(string, aoba.Envelope) {})
+	presence.RegisterChangeHandler(func(aoba.Presence) {})
 	if _, err := svc.Register(ctx, "fuzzer", "tea-kettle-42"); err != nil {
 		tb.Fatal(err)
 	}

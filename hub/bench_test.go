@@ -80,6 +80,7 @@ func BenchmarkPublish500(b *testing.B) {
 	}
 	run := func(b *testing.B, br aoba.Broker) {
 		defer br.Close()
+		br.RegisterDeliver(func(string, aoba.Envelope) {})
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -88,9 +89,9 @@ func BenchmarkPublish500(b *testing.B) {
 			}
 		}
 	}
-	b.Run("Memory", func(b *testing.B) { run(b, hub.NewMemoryBroker(func(string, aoba.Envelope) {})) })
+	b.Run("Memory", func(b *testing.B) { run(b, hub.NewMemoryBroker()) })
 	b.Run("Redis", func(b *testing.B) {
 		client := newClient(b, redistest.Shared(b))
-		run(b, hub.NewRedisBroker(client, redistest.Prefix(b), func(string, aoba.Envelope) {}))
+		run(b, hub.NewRedisBroker(client, redistest.Prefix(b)))
 	})
 }

@@ -11,31 +11,41 @@ var _ aoba.Broker = (*MemoryBroker)(nil)
 
 // MemoryBroker is the in-process Broker of the single-binary mode. One
 // goroutine delivers the envelopes in the order Publish queued them, so
-// deliver is never called concurrently and a DeliverFunc may itself call
-// the broker without deadlocking.
+// the registered DeliverFunc is never called concurrently and may itself
+// call the broker without deadlocking.
 type MemoryBroker struct {
-	deliver aoba.DeliverFunc
-
-	mu     sync.Mutex
-	topics map[string]struct{}
-	queue  []aoba.Publication
-	closed bool
+	mu      sync.Mutex
+	deliver aoba.DeliverFunc // nil until RegisterDeliver
+	topics  map[string]struct{}
+	queue   []aoba.Publication
+	closed  bool
 
 	wake chan struct{} // has a value when queue may be non-empty
 	done chan struct{} // closed when the delivery goroutine has returned
 }
 
-// NewMemoryBroker returns a MemoryBroker that hands every envelope published
-// on a subscribed topic to deliver. Close stops it. It never fails.
-func NewMemoryBroker(deliver aoba.DeliverFunc) *MemoryBroker {
+// NewMemoryBroker returns a MemoryBroker; RegisterDeliver must follow
+// before the first Subscribe. Close stops it. It never fails.
+func NewMemoryBroker() *MemoryBroker {
 	b := &MemoryBroker{
-		deliver: deliver,
-		topics:  make(map[string]struct{}),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		topics: make(map[string]struct{}),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 	go b.run()
 	return b
+}
+
+// RegisterDeliver sets the function that receives every envelope published
+// on a subscribed topic; envelopes queued before it are dropped. It panics
+// when called twice or with nil.
+func (b *MemoryBroker) RegisterDeliver(fn aoba.DeliverFunc) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if fn == nil || b.deliver != nil {
+		panic("hub: MemoryBroker.RegisterDeliver called twice or with nil")
+	}
+	b.deliver = fn
 }
 
 // Publish queues each publication whose topic is subscribed for delivery;
@@ -107,7 +117,7 @@ func (b *MemoryBroker) Ping(ctx context.Context) error {
 }
 
 // Close stops the broker, dropping undelivered envelopes, and waits for the
-// delivery goroutine to return (so it must not be called from deliver).
+// delivery goroutine to return (so it must not be called from the DeliverFunc).
 // Closing twice returns an EUNAVAILABLE error.
 func (b *MemoryBroker) Close() error {
 	b.mu.Lock()
@@ -130,13 +140,16 @@ func (b *MemoryBroker) run() {
 			b.mu.Lock()
 			batch := b.queue
 			b.queue = nil
-			closed := b.closed
+			closed, deliver := b.closed, b.deliver
 			b.mu.Unlock()
 			if closed || len(batch) == 0 {
 				break
 			}
+			if deliver == nil {
+				continue // not registered yet: dropped
+			}
 			for _, p := range batch {
-				b.deliver(p.Topic, p.Envelope)
+				deliver(p.Topic, p.Envelope)
 			}
 			metricDeliveries.WithLabelValues(implMemory).Add(float64(len(batch)))
 		}

@@ -16,14 +16,15 @@ var _ aoba.Broker = (*RedisBroker)(nil)
 
 // RedisBroker is the Broker of many pods, on Redis PUBLISH/SUBSCRIBE. Each
 // pod holds ONE pub/sub connection carrying a channel (prefix + topic) per
-// subscribed topic; one goroutine reads it and calls deliver, so delivery
-// is ordered per topic. When Redis restarts, go-redis reconnects the
+// subscribed topic; one goroutine reads it and calls the registered
+// DeliverFunc, so delivery is ordered per topic. That goroutine drops what
+// it reads while no DeliverFunc is registered. When Redis restarts, go-redis reconnects the
 // pub/sub connection and subscribes its channels again; envelopes published
 // meanwhile are lost, which the Broker contract allows.
 type RedisBroker struct {
 	client  *redis.Client
 	prefix  string
-	deliver aoba.DeliverFunc
+	deliver atomic.Pointer[aoba.DeliverFunc] // nil until RegisterDeliver
 	pubsub  *redis.PubSub
 
 	mu     sync.Mutex // serializes Subscribe, Unsubscribe and Close
@@ -41,14 +42,13 @@ type RedisBroker struct {
 const receiveBuffer = 1024
 
 // NewRedisBroker returns a RedisBroker on client whose channels start with
-// prefix (DefaultPrefix when empty) and which hands every envelope received
-// to deliver. It connects lazily, so it never fails: Ping tells whether
-// Redis can be reached.
-func NewRedisBroker(client *redis.Client, prefix string, deliver aoba.DeliverFunc) *RedisBroker {
+// prefix (DefaultPrefix when empty); RegisterDeliver must follow before the
+// first Subscribe. It connects lazily, so it never fails: Ping tells
+// whether Redis can be reached.
+func NewRedisBroker(client *redis.Client, prefix string) *RedisBroker {
 	b := &RedisBroker{
 		client:  client,
 		prefix:  prefixOr(prefix),
-		deliver: deliver,
 		topics:  make(map[string]struct{}),
 		waiters: make(map[string][]chan struct{}),
 		done:    make(chan struct{}),
@@ -56,6 +56,23 @@ func NewRedisBroker(client *redis.Client, prefix string, deliver aoba.DeliverFun
 	b.pubsub = client.Subscribe(context.Background())
 	go b.run(b.pubsub.ChannelWithSubscriptions(redis.WithChannelSize(receiveBuffer)))
 	return b
+}
+
+// RegisterDeliver sets the function that receives every envelope read from
+// the pub/sub connection; what is read before it is dropped. It panics
+// when called twice or with nil.
+func (b *RedisBroker) RegisterDeliver(fn aoba.DeliverFunc) {
+	if fn == nil || !b.deliver.CompareAndSwap(nil, &fn) {
+		panic("hub: RedisBroker.RegisterDeliver called twice or with nil")
+	}
+}
+
+// handOver passes env to the registered DeliverFunc, or drops it when none
+// is registered yet.
+func (b *RedisBroker) handOver(topic string, env aoba.Envelope) {
+	if d := b.deliver.Load(); d != nil {
+		(*d)(topic, env)
+	}
 }
 
 func (b *RedisBroker) run(ch <-chan any) {
@@ -96,7 +113,7 @@ func (b *RedisBroker) resubscribed(channel string) {
 		return
 	}
 	metricResyncs.Inc()
-	b.deliver(topic, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})
+	b.handOver(topic, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})
 }
 
 // wait registers a waiter for the confirmation of each channel.
@@ -143,7 +160,7 @@ func (b *RedisBroker) handle(msg *redis.Message) {
 		return
 	}
 	metricDeliveries.WithLabelValues(implRedis).Inc()
-	b.deliver(topic, env)
+	b.handOver(topic, env)
 }
 
 // envelopeKey identifies an envelope within one Publish call: the same
@@ -298,7 +315,7 @@ func (b *RedisBroker) Ping(ctx context.Context) error {
 }
 
 // Close closes the pub/sub connection and waits for the delivering
-// goroutine to return (so it must not be called from deliver). It leaves
+// goroutine to return (so it must not be called from the DeliverFunc). It leaves
 // the client open. Closing twice returns an EUNAVAILABLE error.
 func (b *RedisBroker) Close() error {
 	b.mu.Lock()

@@ -15,8 +15,8 @@ import (
 )
 
 func TestMemoryBroker(t *testing.T) {
-	hubtest.RunBrokerTests(t, func(t *testing.T, deliver aoba.DeliverFunc) aoba.Broker {
-		b := hub.NewMemoryBroker(deliver)
+	hubtest.RunBrokerTests(t, func(t *testing.T) aoba.Broker {
+		b := hub.NewMemoryBroker()
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
@@ -25,8 +25,8 @@ func TestMemoryBroker(t *testing.T) {
 func TestRedisBroker(t *testing.T) {
 	srv := redistest.Shared(t)
 	client := newClient(t, srv)
-	hubtest.RunBrokerTests(t, func(t *testing.T, deliver aoba.DeliverFunc) aoba.Broker {
-		b := hub.NewRedisBroker(client, redistest.Prefix(t), deliver)
+	hubtest.RunBrokerTests(t, func(t *testing.T) aoba.Broker {
+		b := hub.NewRedisBroker(client, redistest.Prefix(t))
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
@@ -35,11 +35,14 @@ func TestRedisBroker(t *testing.T) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t)
 		recA, recB := hubtest.NewRecorder(), hubtest.NewRecorder()
-		a := hub.NewRedisBroker(newClient(t, srv), prefix, recA.Deliver)
+		a := hub.NewRedisBroker(newClient(t, srv), prefix)
+		a.RegisterDeliver(recA.Deliver)
 		defer a.Close()
-		b := hub.NewRedisBroker(newClient(t, srv), prefix, recB.Deliver)
+		b := hub.NewRedisBroker(newClient(t, srv), prefix)
+		b.RegisterDeliver(recB.Deliver)
 		defer b.Close()
-		other := hub.NewRedisBroker(client, redistest.Prefix(t), func(string, aoba.Envelope) {
+		other := hub.NewRedisBroker(client, redistest.Prefix(t))
+		other.RegisterDeliver(func(string, aoba.Envelope) {
 			t.Error("a broker with another prefix received an envelope")
 		})
 		defer other.Close()
@@ -78,9 +81,11 @@ func TestRedisBroker(t *testing.T) {
 		ctx := context.Background()
 		own := redistest.Start(t)
 		rec := hubtest.NewRecorder()
-		pub := hub.NewRedisBroker(newClient(t, own), "", func(string, aoba.Envelope) {})
+		pub := hub.NewRedisBroker(newClient(t, own), "")
+		pub.RegisterDeliver(func(string, aoba.Envelope) {})
 		defer pub.Close()
-		sub := hub.NewRedisBroker(newClient(t, own), "", rec.Deliver)
+		sub := hub.NewRedisBroker(newClient(t, own), "")
+		sub.RegisterDeliver(rec.Deliver)
 		defer sub.Close()
 		if err := sub.Subscribe(ctx, aoba.UserTopic("alice")); err != nil {
 			t.Fatal(err)
@@ -137,7 +142,8 @@ func TestEnvelopeRoundTripAcrossPods(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Shared(t)
 	rec := hubtest.NewRecorder()
-	b := hub.NewRedisBroker(newClient(t, srv), redistest.Prefix(t), rec.Deliver)
+	b := hub.NewRedisBroker(newClient(t, srv), redistest.Prefix(t))
+	b.RegisterDeliver(rec.Deliver)
 	defer b.Close()
 	if err := b.Subscribe(ctx, "u:x"); err != nil {
 		t.Fatal(err)
@@ -182,8 +188,9 @@ func TestCollectors(t *testing.T) {
 		}
 		return 0
 	}
-	b := hub.NewMemoryBroker(func(string, aoba.Envelope) {})
+	b := hub.NewMemoryBroker()
 	defer b.Close()
+	b.RegisterDeliver(func(string, aoba.Envelope) {})
 	before := count()
 	pubs := []aoba.Publication{{Topic: "u:a"}, {Topic: "u:b"}, {Topic: "u:c"}}
 	if err := b.Publish(context.Background(), pubs...); err != nil {

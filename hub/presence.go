@@ -52,33 +52,41 @@ func (o PresenceOptions) withDefaults() PresenceOptions {
 	return o
 }
 
-// emitter calls a PresenceChangeFunc from one goroutine, in the order the
-// changes were queued, so that the callback never runs under a registry's
-// lock and may call the registry back.
+// emitter calls the registered PresenceChangeFunc from one goroutine, in
+// the order the changes were queued, so that the callback never runs under
+// a registry's lock and may call the registry back. Changes emitted before
+// a function is registered are dropped.
 type emitter struct {
-	fn aoba.PresenceChangeFunc
-
 	mu     sync.Mutex
+	fn     aoba.PresenceChangeFunc // nil until register
 	queue  []aoba.Presence
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
 }
 
-func newEmitter(fn aoba.PresenceChangeFunc) *emitter {
-	e := &emitter{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newEmitter() *emitter {
+	e := &emitter{wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go e.run()
 	return e
 }
 
-// emit queues p; it is dropped after close.
-func (e *emitter) emit(p aoba.Presence) {
-	if e.fn == nil {
-		return
-	}
+// register sets the function changes go to; it panics when called twice or
+// with nil.
+func (e *emitter) register(fn aoba.PresenceChangeFunc) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if fn == nil || e.fn != nil {
+		panic("hub: RegisterChangeHandler called twice or with nil")
+	}
+	e.fn = fn
+}
+
+// emit queues p; it is dropped before register and after close.
+func (e *emitter) emit(p aoba.Presence) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.fn == nil {
 		return
 	}
 	e.queue = append(e.queue, p)
@@ -112,14 +120,14 @@ func (e *emitter) run() {
 func (e *emitter) drain() {
 	for {
 		e.mu.Lock()
-		batch := e.queue
+		batch, fn := e.queue, e.fn
 		e.queue = nil
 		e.mu.Unlock()
 		if len(batch) == 0 {
 			return
 		}
 		for _, p := range batch {
-			e.fn(p)
+			fn(p)
 		}
 	}
 }

@@ -31,17 +31,22 @@ type memoryUser struct {
 	gen    uint64      // counts grace periods, so that a stale timer does nothing
 }
 
-// NewMemoryPresence returns a MemoryPresence that calls onChange (when not
-// nil) each time a user goes online or offline. Only opts.Grace is used. It
-// never fails.
-func NewMemoryPresence(onChange aoba.PresenceChangeFunc, opts PresenceOptions) *MemoryPresence {
+// NewMemoryPresence returns a MemoryPresence; the changes go to the function
+// RegisterChangeHandler sets, and are dropped until then. Only opts.Grace
+// is used. It never fails.
+func NewMemoryPresence(opts PresenceOptions) *MemoryPresence {
 	return &MemoryPresence{
 		grace:    opts.withDefaults().Grace,
-		emit:     newEmitter(onChange),
+		emit:     newEmitter(),
 		users:    make(map[string]*memoryUser),
 		lastSeen: make(map[string]time.Time),
 	}
 }
+
+// RegisterChangeHandler sets the function called each time a user goes
+// online or offline; changes before it are dropped. It panics when called
+// twice or with nil.
+func (p *MemoryPresence) RegisterChangeHandler(fn aoba.PresenceChangeFunc) { p.emit.register(fn) }
 
 // Connect records an open connection; the user's first one makes them go
 // online. It returns an EUNAVAILABLE error once the registry is closed.

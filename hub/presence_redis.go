@@ -49,16 +49,17 @@ type RedisPresence struct {
 
 // NewRedisPresence returns a RedisPresence for the pod podID (unique per
 // process) on client with keys starting with prefix (DefaultPrefix when
-// empty). It calls onChange (when not nil) on this pod for the changes this
-// pod detects, and starts the heartbeat and sweep loops that Close stops.
-// It never fails: Redis errors surface from the methods.
-func NewRedisPresence(client *redis.Client, prefix, podID string, onChange aoba.PresenceChangeFunc, opts PresenceOptions) *RedisPresence {
+// empty), and starts the heartbeat and sweep loops that Close stops; the
+// changes this pod detects go to the function RegisterChangeHandler sets,
+// and are dropped until then. It never fails: Redis errors surface from
+// the methods.
+func NewRedisPresence(client *redis.Client, prefix, podID string, opts PresenceOptions) *RedisPresence {
 	p := &RedisPresence{
 		client: client,
 		prefix: prefixOr(prefix),
 		podID:  podID,
 		opts:   opts.withDefaults(),
-		emit:   newEmitter(onChange),
+		emit:   newEmitter(),
 		conns:  make(map[string]string),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -66,6 +67,11 @@ func NewRedisPresence(client *redis.Client, prefix, podID string, onChange aoba.
 	go p.run()
 	return p
 }
+
+// RegisterChangeHandler sets the function called, on this pod, for each
+// change this pod detects; changes detected before it are dropped. It
+// panics when called twice or with nil.
+func (p *RedisPresence) RegisterChangeHandler(fn aoba.PresenceChangeFunc) { p.emit.register(fn) }
 
 func (p *RedisPresence) connsKey(userID string) string { return p.prefix + "presence:c:" + userID }
 func (p *RedisPresence) usersKey() string              { return p.prefix + "presence:users" }

@@ -20,8 +20,8 @@ var testPresenceOptions = hub.PresenceOptions{
 }
 
 func TestMemoryPresence(t *testing.T) {
-	hubtest.RunPresenceTests(t, func(t *testing.T, onChange aoba.PresenceChangeFunc) aoba.PresenceRegistry {
-		p := hub.NewMemoryPresence(onChange, testPresenceOptions)
+	hubtest.RunPresenceTests(t, func(t *testing.T) aoba.PresenceRegistry {
+		p := hub.NewMemoryPresence(testPresenceOptions)
 		t.Cleanup(func() { p.Close() })
 		return p
 	})
@@ -30,8 +30,8 @@ func TestMemoryPresence(t *testing.T) {
 func TestRedisPresence(t *testing.T) {
 	srv := redistest.Shared(t)
 	client := newClient(t, srv)
-	hubtest.RunPresenceTests(t, func(t *testing.T, onChange aoba.PresenceChangeFunc) aoba.PresenceRegistry {
-		p := hub.NewRedisPresence(client, redistest.Prefix(t), "pod-1", onChange, testPresenceOptions)
+	hubtest.RunPresenceTests(t, func(t *testing.T) aoba.PresenceRegistry {
+		p := hub.NewRedisPresence(client, redistest.Prefix(t), "pod-1", testPresenceOptions)
 		t.Cleanup(func() { p.Close() })
 		return p
 	})
@@ -42,9 +42,11 @@ func TestRedisPresence(t *testing.T) {
 	t.Run("TwoPods", func(t *testing.T) {
 		prefix := redistest.Prefix(t)
 		recA, recB := &hubtest.PresenceRecorder{}, &hubtest.PresenceRecorder{}
-		a := hub.NewRedisPresence(client, prefix, "pod-a", recA.OnChange, testPresenceOptions)
+		a := hub.NewRedisPresence(client, prefix, "pod-a", testPresenceOptions)
+		a.RegisterChangeHandler(recA.OnChange)
 		defer a.Close()
-		b := hub.NewRedisPresence(client, prefix, "pod-b", recB.OnChange, testPresenceOptions)
+		b := hub.NewRedisPresence(client, prefix, "pod-b", testPresenceOptions)
+		b.RegisterChangeHandler(recB.OnChange)
 		defer b.Close()
 
 		// The same connection id on two pods is two connections.
@@ -91,9 +93,11 @@ func TestRedisPresence(t *testing.T) {
 		prefix := redistest.Prefix(t)
 		deadClient := newClient(t, srv)
 		recDead, recLive := &hubtest.PresenceRecorder{}, &hubtest.PresenceRecorder{}
-		dead := hub.NewRedisPresence(deadClient, prefix, "pod-dead", recDead.OnChange, testPresenceOptions)
+		dead := hub.NewRedisPresence(deadClient, prefix, "pod-dead", testPresenceOptions)
+		dead.RegisterChangeHandler(recDead.OnChange)
 		defer dead.Close()
-		live := hub.NewRedisPresence(client, prefix, "pod-live", recLive.OnChange, testPresenceOptions)
+		live := hub.NewRedisPresence(client, prefix, "pod-live", testPresenceOptions)
+		live.RegisterChangeHandler(recLive.OnChange)
 		defer live.Close()
 
 		if err := dead.Connect(ctx, "bob", "c1"); err != nil {
@@ -131,7 +135,8 @@ func TestRedisPresence(t *testing.T) {
 	t.Run("RecoversAfterRedisRestart", func(t *testing.T) {
 		own := redistest.Start(t)
 		rec := &hubtest.PresenceRecorder{}
-		p := hub.NewRedisPresence(newClient(t, own), "", "pod-1", rec.OnChange, testPresenceOptions)
+		p := hub.NewRedisPresence(newClient(t, own), "", "pod-1", testPresenceOptions)
+		p.RegisterChangeHandler(rec.OnChange)
 		defer p.Close()
 		if err := p.Connect(ctx, "dave", "c1"); err != nil {
 			t.Fatal(err)
@@ -150,7 +155,7 @@ func TestRedisPresence(t *testing.T) {
 
 	t.Run("Unavailable", func(t *testing.T) {
 		own := redistest.Start(t)
-		p := hub.NewRedisPresence(newClient(t, own), "", "pod-1", nil, testPresenceOptions)
+		p := hub.NewRedisPresence(newClient(t, own), "", "pod-1", testPresenceOptions)
 		defer p.Close()
 		own.Stop()
 		down, cancel := context.WithTimeout(ctx, time.Second)

@@ -12,10 +12,10 @@ import (
 	"github.com/aoba-chat/aoba"
 )
 
-// NewBrokerFunc returns a new, empty broker that hands what it receives to
-// deliver. It closes the broker in t.Cleanup, ignoring the error of a
-// second Close.
-type NewBrokerFunc func(t *testing.T, deliver aoba.DeliverFunc) aoba.Broker
+// NewBrokerFunc returns a new, empty broker with no DeliverFunc registered
+// (the suite registers one). It closes the broker in t.Cleanup, ignoring
+// the error of a second Close.
+type NewBrokerFunc func(t *testing.T) aoba.Broker
 
 // Delivery is one call of a DeliverFunc.
 type Delivery struct {
@@ -89,7 +89,9 @@ func RunBrokerTests(t *testing.T, newBroker NewBrokerFunc) {
 	ctx := context.Background()
 	setup := func(t *testing.T) (aoba.Broker, *Recorder) {
 		rec := NewRecorder()
-		return newBroker(t, rec.Deliver), rec
+		b := newBroker(t)
+		b.RegisterDeliver(rec.Deliver)
+		return b, rec
 	}
 	// marker publishes a last envelope on a subscribed topic and waits for
 	// it: everything published before it on this pod was delivered by then,
@@ -108,6 +110,16 @@ func RunBrokerTests(t *testing.T, newBroker NewBrokerFunc) {
 		}
 		return got[:len(got)-1]
 	}
+
+	t.Run("RegisterTwicePanics", func(t *testing.T) {
+		b, _ := setup(t)
+		defer func() {
+			if recover() == nil {
+				t.Error("a second RegisterDeliver did not panic")
+			}
+		}()
+		b.RegisterDeliver(func(string, aoba.Envelope) {})
+	})
 
 	t.Run("DeliversEnvelope", func(t *testing.T) {
 		b, rec := setup(t)
@@ -283,17 +295,14 @@ func RunBrokerTests(t *testing.T, newBroker NewBrokerFunc) {
 
 	t.Run("DeliverMayCallBroker", func(t *testing.T) {
 		// A DeliverFunc that subscribes or publishes must not deadlock.
-		var b aoba.Broker
+		b := newBroker(t)
 		rec := NewRecorder()
-		ready := make(chan struct{})
-		b = newBroker(t, func(topic string, env aoba.Envelope) {
-			<-ready
+		b.RegisterDeliver(func(topic string, env aoba.Envelope) {
 			if topic == aoba.UserTopic("first") {
 				_ = b.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic("second"), Envelope: env})
 			}
 			rec.Deliver(topic, env)
 		})
-		close(ready)
 		if err := b.Subscribe(ctx, aoba.UserTopic("first"), aoba.UserTopic("second")); err != nil {
 			t.Fatalf("subscribe: %v", err)
 		}

@@ -19,9 +19,10 @@ const PresenceGrace = 200 * time.Millisecond
 const PresenceTimeout = 5 * time.Second
 
 // NewPresenceFunc returns a new, empty presence registry with a grace
-// period of PresenceGrace that calls onChange. It closes the registry in
-// t.Cleanup, ignoring the error of a second Close.
-type NewPresenceFunc func(t *testing.T, onChange aoba.PresenceChangeFunc) aoba.PresenceRegistry
+// period of PresenceGrace and no change handler registered (the suite
+// registers one). It closes the registry in t.Cleanup, ignoring the error
+// of a second Close.
+type NewPresenceFunc func(t *testing.T) aoba.PresenceRegistry
 
 // PresenceRecorder records presence changes; its OnChange method is an
 // aoba.PresenceChangeFunc.
@@ -86,7 +87,9 @@ func RunPresenceTests(t *testing.T, newPresence NewPresenceFunc) {
 	const on, off = aoba.StatusOnline, aoba.StatusOffline
 	setup := func(t *testing.T) (aoba.PresenceRegistry, *PresenceRecorder) {
 		rec := &PresenceRecorder{}
-		return newPresence(t, rec.OnChange), rec
+		p := newPresence(t)
+		p.RegisterChangeHandler(rec.OnChange)
+		return p, rec
 	}
 	find := func(t *testing.T, p aoba.PresenceRegistry, id string) aoba.Presence {
 		t.Helper()
@@ -108,6 +111,16 @@ func RunPresenceTests(t *testing.T, newPresence NewPresenceFunc) {
 			t.Fatalf("disconnect %s/%s: %v", user, conn, err)
 		}
 	}
+
+	t.Run("RegisterTwicePanics", func(t *testing.T) {
+		p, _ := setup(t)
+		defer func() {
+			if recover() == nil {
+				t.Error("a second RegisterChangeHandler did not panic")
+			}
+		}()
+		p.RegisterChangeHandler(func(aoba.Presence) {})
+	})
 
 	t.Run("OnlineThenOffline", func(t *testing.T) {
 		p, rec := setup(t)

@@ -103,11 +103,8 @@ type cluster struct {
 
 func newMemoryCluster(t *testing.T) *cluster {
 	store := openStore(t)
-	var br *countingBroker
-	e := newPod(t, realtime.Config{RateStandard: 1000}, store, func(deliver aoba.DeliverFunc) aoba.Broker {
-		br = newCountingBroker(hub.NewMemoryBroker(deliver))
-		return br
-	})
+	br := newCountingBroker(hub.NewMemoryBroker())
+	e := newPod(t, realtime.Config{RateStandard: 1000}, store, br)
 	return &cluster{a: e, b: e, brA: br, brB: br, sameBroker: true}
 }
 
@@ -122,12 +119,8 @@ func newRedisCluster(t *testing.T) *cluster {
 		}
 		client := redis.NewClient(opt)
 		t.Cleanup(func() { _ = client.Close() })
-		var br *countingBroker
-		e := newPod(t, realtime.Config{RateStandard: 1000}, store, func(deliver aoba.DeliverFunc) aoba.Broker {
-			br = newCountingBroker(hub.NewRedisBroker(client, prefix, deliver))
-			return br
-		})
-		return e, br
+		br := newCountingBroker(hub.NewRedisBroker(client, prefix))
+		return newPod(t, realtime.Config{RateStandard: 1000}, store, br), br
 	}
 	c := &cluster{}
 	c.a, c.brA = pod()

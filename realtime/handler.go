@@ -16,7 +16,7 @@ import (
 // authentication middleware has stored the caller's claims under aoba.ClaimsLocal.
 // Before the upgrade it answers, in this order, 401 without claims, 403 for
 // a forbidden Origin, 426 to a request that is not a WebSocket upgrade, and
-// 503 once Shutdown has begun or before SetBroker, each with the contract's
+// 503 once Shutdown has begun, each with the contract's
 // error body. The upgrade itself is github.com/gofiber/contrib/websocket's.
 //
 // Origin policy: whenever the request carries the auth_token cookie,
@@ -36,7 +36,7 @@ import (
 // replaces it and always runs first.
 //
 // Memory: when the app's fasthttp server keeps hijacked connections
-// (KeepHijackedConns, see PrepareApp), the upgrade handler returns at once
+// (KeepHijackedConns, which api.New sets), the upgrade handler returns at once
 // and the socket runs on its own goroutine, so the request context and
 // contrib's per-request copies are freed instead of being held for the
 // socket's lifetime (about 6 KB per idle socket). Without it the handler
@@ -83,19 +83,11 @@ func (n *Node) Handler() fiber.Handler {
 		if !contrib.IsWebSocketUpgrade(c) {
 			return httpError(c, http.StatusUpgradeRequired, "This endpoint only accepts WebSocket upgrades.")
 		}
-		if n.isClosing() || n.getBroker() == nil {
+		if n.isClosing() {
 			return httpError(c, http.StatusServiceUnavailable, "The server is shutting down.")
 		}
 		return upgrade(c)
 	}
-}
-
-// PrepareApp sets what Handler needs of app's server for the cheaper socket
-// lifetime: fasthttp keeps hijacked connections open after the hijack
-// handler returns, and the socket closes its connection itself. Call it
-// before the app serves.
-func PrepareApp(app *fiber.App) {
-	app.Server().KeepHijackedConns = true
 }
 
 // Buffer sizes of every socket, held for its lifetime.

@@ -30,10 +30,8 @@
 package realtime
 
 import (
-	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aoba-chat/aoba"
@@ -55,6 +53,11 @@ const MaxWatched = 1000
 // Config holds the Node's dependencies and settings. Zero values take the
 // defaults above.
 type Config struct {
+	// Broker carries the node's topics between pods; the node subscribes
+	// it to the topics of its sockets. Required. The caller registers
+	// Node.Deliver on it (Broker.RegisterDeliver) before the node serves
+	// its first socket.
+	Broker   aoba.Broker
 	Service  *aoba.Service
 	Presence aoba.PresenceRegistry
 	Limiter  aoba.RateLimiter
@@ -82,7 +85,12 @@ type Config struct {
 	AllowedOrigins []string
 }
 
-// Node is this pod's WebSocket hub. It is safe for concurrent use.
+// Node is this pod's WebSocket hub. It is safe for concurrent use. Its
+// state is split by job, each part with its own locks documented on its
+// type: the user and presence index (userShard, users.go), the group index
+// (groupShard, groups.go), the broker subscriptions (refTopics,
+// subscriptions.go), the Join/Leave order loop (orderLoop, orders.go) and
+// the open sockets (lifecycle, lifecycle.go).
 type Node struct {
 	cfg      Config
 	svc      *aoba.Service
@@ -90,7 +98,6 @@ type Node struct {
 	limiter  aoba.RateLimiter
 	log      *slog.Logger
 	origins  aoba.OriginPolicy
-	broker   atomic.Pointer[brokerRef]
 	metrics  *metrics
 
 	// detach says whether sockets outlive the upgrade handler (the app's
@@ -98,124 +105,18 @@ type Node struct {
 	detachOnce sync.Once
 	detach     bool
 
-	shards [shardCount]shard
+	shards [shardCount]userShard
 	groups [shardCount]groupShard
-
-	omu      sync.Mutex // guards orders and ordering
-	orders   []order    // Join/Leave orders and the envelopes queued behind them
-	ordering bool       // a goroutine is applying orders
+	topics *refTopics
+	orders orderLoop
+	life   lifecycle
 
 	// idleWriters hands a socket to a writer goroutine waiting for one
 	// (see startWriter); unbuffered.
 	idleWriters chan *conn
-
-	mu      sync.Mutex // guards closing, conns and stopPings
-	closing bool
-	conns   map[*conn]struct{}
-	// stopPings stops the pinger, which the first socket starts; nil
-	// until then.
-	stopPings chan struct{}
-	handlers  sync.WaitGroup // one per socket, done when its goroutines have ended
 }
-
-type brokerRef struct{ b aoba.Broker }
 
 const shardCount = 16
-
-// shard is one part of the local connection index.
-type shard struct {
-	// subMu serializes the broker (un)subscriptions of the shard's topics
-	// with the changes of the counts below that cause them, so that the
-	// broker's state always matches the index. It is held across broker
-	// calls; mu is not, so Deliver never waits for the network.
-	subMu sync.Mutex
-
-	mu       sync.RWMutex
-	users    map[string]*localUser         // user id → its sockets here
-	watchers map[string]map[*conn]struct{} // user id → sockets watching their presence
-}
-
-// localUser is a user with at least one socket on this pod.
-type localUser struct {
-	// conns are the user's sockets here; changed under the shard's subMu
-	// and mu, so either lock is enough to read them.
-	conns map[*conn]struct{}
-	// groups are the ids of the user's groups, and loaded tells whether
-	// they were read from the Service; both guarded by the shard's subMu.
-	groups map[string]struct{}
-	loaded bool
-	// queued counts the user's envelopes waiting in Node.orders: while
-	// some are, later ones queue behind them to keep the topic's order.
-	queued atomic.Int32
-}
-
-// groupShard is one part of the group index, sharded by group id.
-type groupShard struct {
-	// subMu serializes the broker (un)subscriptions of the shard's group
-	// topics with the changes of conns that cause them; held across broker
-	// calls, while mu is not.
-	subMu sync.Mutex
-
-	mu    sync.RWMutex
-	conns map[string]map[*conn]struct{} // group id → local sockets of its members
-}
-
-// order is an envelope of a user topic applied by the order goroutine.
-type order struct {
-	userID string
-	u      *localUser // whose queued count it holds
-	env    aoba.Envelope
-}
-
-// New returns a Node with cfg; SetBroker must be called before the handler
-// serves its first socket. It never fails.
-func New(cfg Config) *Node {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.SendQueue <= 0 {
-		cfg.SendQueue = DefaultSendQueue
-	}
-	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = DefaultPingInterval
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.MaxFrameBytes <= 0 {
-		cfg.MaxFrameBytes = DefaultMaxFrameBytes
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.RateStandard <= 0 {
-		cfg.RateStandard = aoba.DefaultRates.Standard
-	}
-	n := &Node{
-		cfg: cfg, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,
-		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins), metrics: newMetrics(), conns: make(map[*conn]struct{}),
-		idleWriters: make(chan *conn),
-	}
-	for i := range n.shards {
-		n.shards[i].users = make(map[string]*localUser)
-		n.shards[i].watchers = make(map[string]map[*conn]struct{})
-		n.groups[i].conns = make(map[string]map[*conn]struct{})
-	}
-	return n
-}
-
-// SetBroker sets the broker the node subscribes topics on. The broker is
-// built with Deliver as its DeliverFunc, hence after New.
-func (n *Node) SetBroker(b aoba.Broker) {
-	n.broker.Store(&brokerRef{b: b})
-}
-
-func (n *Node) getBroker() aoba.Broker {
-	if r := n.broker.Load(); r != nil {
-		return r.b
-	}
-	return nil
-}
 
 // hash is FNV-1a, without allocating.
 func hash(s string) uint32 {
@@ -226,12 +127,6 @@ func hash(s string) uint32 {
 	}
 	return h
 }
-
-// shardOf returns the shard of a user id.
-func (n *Node) shardOf(userID string) *shard { return &n.shards[hash(userID)%shardCount] }
-
-// groupShardOf returns the group index shard of a group id.
-func (n *Node) groupShardOf(groupID string) *groupShard { return &n.groups[hash(groupID)%shardCount] }
 
 // Deliver hands an envelope received on topic to the local sockets. On a
 // user or presence topic the frame is queued on every socket of the topic;
@@ -273,387 +168,4 @@ func fanout(set map[*conn]struct{}, env aoba.Envelope) {
 		}
 		c.enqueue(it)
 	}
-}
-
-// deliverGroup queues a group topic's frame on the local sockets of the
-// group's members.
-func (n *Node) deliverGroup(groupID string, env aoba.Envelope) {
-	g := n.groupShardOf(groupID)
-	g.mu.RLock()
-	fanout(g.conns[groupID], env)
-	g.mu.RUnlock()
-}
-
-// deliverUser hands an envelope of a user topic to the user's sockets. A
-// Join or Leave order, and any envelope arriving while one is waiting
-// (queued), go to the order goroutine instead, unless ordered is set: the
-// order goroutine itself is delivering.
-func (n *Node) deliverUser(userID string, env aoba.Envelope, ordered bool) {
-	s := n.shardOf(userID)
-	s.mu.RLock()
-	u := s.users[userID]
-	if u == nil {
-		s.mu.RUnlock()
-		return
-	}
-	if !ordered && (env.Join != "" || env.Leave != "" || u.queued.Load() > 0) {
-		u.queued.Add(1)
-		s.mu.RUnlock()
-		n.queueOrder(order{userID: userID, u: u, env: env})
-		return
-	}
-	defer s.mu.RUnlock()
-	if o := env.Close; o != nil {
-		for c := range u.conns {
-			if (o.Session != "" && c.claims.SessionID != o.Session) ||
-				(o.KeepSession != "" && c.claims.SessionID == o.KeepSession) {
-				continue
-			}
-			c.closeWith(o.Code, o.Reason, false)
-		}
-		return
-	}
-	fanout(u.conns, env)
-}
-
-// queueOrder appends o to the orders and starts the order goroutine unless
-// it runs.
-func (n *Node) queueOrder(o order) {
-	n.omu.Lock()
-	n.orders = append(n.orders, o)
-	start := !n.ordering
-	n.ordering = true
-	n.omu.Unlock()
-	if start {
-		go n.applyOrders()
-	}
-}
-
-// orderTimeout bounds the broker calls of one order.
-const orderTimeout = 10 * time.Second
-
-// applyOrders applies the queued orders, in order, until none is left.
-func (n *Node) applyOrders() {
-	for {
-		n.omu.Lock()
-		batch := n.orders
-		n.orders = nil
-		if len(batch) == 0 {
-			n.ordering = false
-			n.omu.Unlock()
-			return
-		}
-		n.omu.Unlock()
-		for _, o := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), orderTimeout)
-			if o.env.Join != "" {
-				n.join(ctx, o.userID, o.env.Join)
-			}
-			if o.env.Leave != "" {
-				n.leave(ctx, o.userID, o.env.Leave)
-			}
-			cancel()
-			n.deliverUser(o.userID, o.env, true)
-			o.u.queued.Add(-1)
-		}
-	}
-}
-
-// join makes the local sockets of userID receive the group's topic.
-func (n *Node) join(ctx context.Context, userID, groupID string) {
-	s := n.shardOf(userID)
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	u := s.users[userID] // users changes only under subMu
-	if u == nil {
-		return
-	}
-	if _, ok := u.groups[groupID]; ok {
-		return
-	}
-	if u.groups == nil {
-		u.groups = make(map[string]struct{})
-	}
-	u.groups[groupID] = struct{}{}
-	n.groupAdd(ctx, groupID, connsOf(u))
-}
-
-// leave undoes join.
-func (n *Node) leave(ctx context.Context, userID, groupID string) {
-	s := n.shardOf(userID)
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	u := s.users[userID]
-	if u == nil {
-		return
-	}
-	if _, ok := u.groups[groupID]; !ok {
-		return
-	}
-	delete(u.groups, groupID)
-	n.groupRemove(ctx, groupID, connsOf(u))
-}
-
-// connsOf returns the sockets of u; the caller holds the shard's subMu.
-func connsOf(u *localUser) []*conn {
-	cs := make([]*conn, 0, len(u.conns))
-	for c := range u.conns {
-		cs = append(cs, c)
-	}
-	return cs
-}
-
-// groupAdd adds cs to the group's local sockets and subscribes the group
-// topic when they are its first.
-func (n *Node) groupAdd(ctx context.Context, groupID string, cs []*conn) {
-	if len(cs) == 0 {
-		return
-	}
-	g := n.groupShardOf(groupID)
-	g.subMu.Lock()
-	defer g.subMu.Unlock()
-	g.mu.Lock()
-	set := g.conns[groupID]
-	first := set == nil
-	if first {
-		set = make(map[*conn]struct{}, len(cs))
-		g.conns[groupID] = set
-	}
-	for _, c := range cs {
-		set[c] = struct{}{}
-	}
-	g.mu.Unlock()
-	if first {
-		n.subscribe(ctx, aoba.GroupTopic(groupID))
-	}
-}
-
-// groupRemove undoes groupAdd, unsubscribing the group topic when no local
-// socket is left on it.
-func (n *Node) groupRemove(ctx context.Context, groupID string, cs []*conn) {
-	g := n.groupShardOf(groupID)
-	g.subMu.Lock()
-	defer g.subMu.Unlock()
-	g.mu.Lock()
-	set := g.conns[groupID]
-	if set == nil {
-		g.mu.Unlock()
-		return
-	}
-	for _, c := range cs {
-		delete(set, c)
-	}
-	last := len(set) == 0
-	if last {
-		delete(g.conns, groupID)
-	}
-	g.mu.Unlock()
-	if last {
-		n.unsubscribe(ctx, aoba.GroupTopic(groupID))
-	}
-}
-
-// addUser indexes c under its user and subscribes the user's topic when c
-// is the user's first local socket; it then reads the user's groups from
-// the Service, unless known, and adds c to them. A broker failure is
-// logged: the broker subscribes the topic again when it reconnects. It
-// returns the Service's error when the groups cannot be read; c is indexed
-// all the same, and removeUser must follow.
-func (n *Node) addUser(ctx context.Context, c *conn) error {
-	uid := c.claims.UserID
-	s := n.shardOf(uid)
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	s.mu.Lock()
-	u := s.users[uid]
-	first := u == nil
-	if first {
-		u = &localUser{conns: make(map[*conn]struct{}, 1)}
-		s.users[uid] = u
-	}
-	u.conns[c] = struct{}{}
-	s.mu.Unlock()
-	if first {
-		n.subscribe(ctx, aoba.UserTopic(uid))
-	}
-	if !u.loaded && n.svc != nil {
-		// Read after the user topic is subscribed: an order published
-		// after this read is applied after it; one published before is
-		// already reflected in it.
-		ids, err := n.svc.UserGroupIDs(ctx, uid)
-		if err != nil {
-			return err
-		}
-		now := make(map[string]struct{}, len(ids))
-		for _, id := range ids {
-			now[id] = struct{}{}
-		}
-		// Orders applied before a failed earlier read left u.groups
-		// partial: the read is authoritative.
-		others := connsOf(u)
-		for id := range u.groups {
-			if _, ok := now[id]; !ok {
-				n.groupRemove(ctx, id, others)
-			}
-		}
-		for id := range now {
-			if _, ok := u.groups[id]; !ok {
-				n.groupAdd(ctx, id, others)
-			}
-		}
-		u.groups, u.loaded = now, true
-	}
-	for id := range u.groups {
-		n.groupAdd(ctx, id, []*conn{c})
-	}
-	return nil
-}
-
-// removeUser undoes addUser.
-func (n *Node) removeUser(ctx context.Context, c *conn) {
-	uid := c.claims.UserID
-	s := n.shardOf(uid)
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	s.mu.Lock()
-	u := s.users[uid]
-	if u == nil {
-		s.mu.Unlock()
-		return
-	}
-	delete(u.conns, c)
-	last := len(u.conns) == 0
-	if last {
-		delete(s.users, uid)
-	}
-	s.mu.Unlock()
-	for id := range u.groups {
-		n.groupRemove(ctx, id, []*conn{c})
-	}
-	if last {
-		n.unsubscribe(ctx, aoba.UserTopic(uid))
-	}
-}
-
-// watch makes c receive the presence events of userID, subscribing the
-// presence topic when c is its first local watcher.
-func (n *Node) watch(ctx context.Context, c *conn, userID string) {
-	s := n.shardOf(userID)
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	s.mu.Lock()
-	set := s.watchers[userID]
-	if set == nil {
-		set = make(map[*conn]struct{})
-		s.watchers[userID] = set
-	}
-	set[c] = struct{}{}
-	first := len(set) == 1
-	s.mu.Unlock()
-	if first {
-		n.subscribe(ctx, aoba.PresenceTopic(userID))
-	}
-}
-
-// unwatch undoes watch.
-func (n *Node) unwatch(ctx context.Context, c *conn, userID string) {
-	s := n.shardOf(userID)
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	s.mu.Lock()
-	set := s.watchers[userID]
-	delete(set, c)
-	last := set != nil && len(set) == 0
-	if last {
-		delete(s.watchers, userID)
-	}
-	s.mu.Unlock()
-	if last {
-		n.unsubscribe(ctx, aoba.PresenceTopic(userID))
-	}
-}
-
-func (n *Node) subscribe(ctx context.Context, topic string) {
-	b := n.getBroker()
-	if b == nil {
-		n.log.Error("realtime: no broker set", "topic", topic)
-		return
-	}
-	if err := b.Subscribe(ctx, topic); err != nil {
-		n.log.Warn("realtime: subscribe failed", "topic", topic, "err", err)
-	}
-}
-
-func (n *Node) unsubscribe(ctx context.Context, topic string) {
-	b := n.getBroker()
-	if b == nil {
-		return
-	}
-	if err := b.Unsubscribe(ctx, topic); err != nil {
-		n.log.Warn("realtime: unsubscribe failed", "topic", topic, "err", err)
-	}
-}
-
-// Shutdown stops accepting sockets, closes every open one with
-// aoba.CloseGoingAway after its queued frames, and waits until every socket
-// is gone. It returns ctx's error if ctx ends first.
-func (n *Node) Shutdown(ctx context.Context) error {
-	n.mu.Lock()
-	n.closing = true
-	if n.stopPings != nil {
-		close(n.stopPings)
-		n.stopPings = nil
-	}
-	for c := range n.conns {
-		c.closeWith(aoba.CloseGoingAway, "server shutting down", true)
-	}
-	n.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		n.handlers.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// track registers c as open and queues its `hello` frame, or reports false
-// once Shutdown has begun. Hello is queued under n.mu before c is in
-// n.conns, so no ping, no shutdown close and no delivery (the socket joins
-// its user's topic only after track) can come before it.
-func (n *Node) track(c *conn) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closing {
-		return false
-	}
-	c.send(aoba.FrameHello, "", aoba.Hello{
-		SessionID: c.claims.SessionID,
-		Sync:      aoba.SyncCursorAt(time.Now()),
-		Heartbeat: int((n.cfg.PingInterval + time.Second - 1) / time.Second),
-	})
-	if n.stopPings == nil {
-		n.stopPings = make(chan struct{})
-		go n.pinger(n.stopPings)
-	}
-	n.conns[c] = struct{}{}
-	n.handlers.Add(1)
-	return true
-}
-
-func (n *Node) untrack(c *conn) {
-	n.mu.Lock()
-	delete(n.conns, c)
-	n.mu.Unlock()
-	n.handlers.Done()
-}
-
-func (n *Node) isClosing() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closing
 }

@@ -45,7 +45,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -402,24 +401,13 @@ func (m *Main) Run(ctx context.Context) error {
 		log.Info("store: MongoDB", "database", c.MongoDB)
 	}
 
-	// The hub. deliver and onChange forward to the node and the service,
-	// which need the hub to exist first.
-	var node atomic.Pointer[realtime.Node]
-	deliver := func(topic string, env aoba.Envelope) {
-		if n := node.Load(); n != nil {
-			n.Deliver(topic, env)
-		}
-	}
-	var svcRef atomic.Pointer[aoba.Service]
-	onChange := func(p aoba.Presence) {
-		if s := svcRef.Load(); s != nil {
-			s.PresenceChanged(p)
-		}
-	}
+	// The hub. Its broker and presence registry call back into the node
+	// and the Service, which need the hub first: the callbacks are
+	// registered below, once those exist.
 	pingers := map[string]aoba.Pinger{"store": m.store}
 	if c.RedisURL == "" {
-		m.broker = hub.NewMemoryBroker(deliver)
-		m.presence = hub.NewMemoryPresence(onChange, hub.PresenceOptions{})
+		m.broker = hub.NewMemoryBroker()
+		m.presence = hub.NewMemoryPresence(hub.PresenceOptions{})
 		m.limiter = hub.NewMemoryRateLimiter()
 		m.sessions = hub.NewMemorySessions()
 		log.Info("hub: in-process (single pod)")
@@ -429,8 +417,8 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("AOBA_REDIS_URL: %w", err)
 		}
 		m.rdb = redis.NewClient(opts)
-		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix, deliver)
-		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), onChange, hub.PresenceOptions{})
+		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix)
+		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
 		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
 		m.sessions = hub.NewRedisSessions(m.rdb, c.RedisPrefix)
 		pingers["redis"] = m.broker
@@ -441,13 +429,14 @@ func (m *Main) Run(ctx context.Context) error {
 		Store: m.store, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
 		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL, Logger: log,
 	})
-	svcRef.Store(m.svc)
 	m.node = realtime.New(realtime.Config{
-		Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
+		Broker: m.broker, Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
 		Logger: log, AllowedOrigins: c.AllowedOrigins,
 	})
-	m.node.SetBroker(m.broker)
-	node.Store(m.node)
+	// The loop node → presence → Service → broker → node closes here,
+	// before the node subscribes anything or a connection is counted.
+	m.broker.RegisterDeliver(m.node.Deliver)
+	m.presence.RegisterChangeHandler(m.svc.PresenceChanged)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
