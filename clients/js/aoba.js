@@ -31,7 +31,7 @@
 
 /**
  * @typedef {Object} AobaClientOptions
- * @property {string} [baseUrl] server origin, e.g. "https://chat.example.com"; defaults to the page's origin in a browser
+ * @property {string} [baseUrl] server origin (scheme, host and port); defaults to the page's origin in a browser
  * @property {string} [token] session token (from POST /api/auth/login): REST calls send it as a Bearer header, the socket opens with a ticket
  * @property {() => Promise<string>} [getTicket] returns a fresh ws-ticket; called before every (re)connect; throw an error with status 401 to stop
  * @property {'ticket'|'query'} [socketAuth='ticket'] with a token: fetch a ticket (POST /api/auth/ws-ticket) before each connect, or put the token in ?token=
