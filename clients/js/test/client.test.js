@@ -235,3 +235,24 @@ test('server SIGKILLed and restarted on the same port and data dir: reconnect, s
   assert.equal(m.content, 'after restart');
   c.close();
 });
+
+test('a send while the socket stays down goes through POST /api/messages with its client_id', async () => {
+  const alice = await server.user('alice');
+  const bob = await server.user('bob');
+  // A socket that never opens (a network that blocks WebSockets).
+  class DeadSocket {
+    addEventListener() {}
+    close() {}
+  }
+  const { c } = client({ token: alice.token, WebSocket: DeadSocket, restFallbackAfter: 100 });
+  c.connect();
+  const m = await c.send({ to: bob.username, content: 'over rest', client_id: 'fixed-client-id-1' });
+  assert.equal(m.content, 'over rest');
+  assert.equal(m.client_id, 'fixed-client-id-1');
+  // The same client_id again returns the same stored message.
+  const again = await c.send({ to: bob.username, content: 'over rest', client_id: 'fixed-client-id-1' });
+  assert.equal(again.id, m.id);
+  const hist = await server.api('GET', `/api/messages?with=${bob.username}&limit=100`, { token: alice.token });
+  assert.equal(hist.messages.filter((x) => x.content === 'over rest').length, 1);
+  c.close();
+});
