@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check of Aoba: go vet, govulncheck (scripts/vulncheck.sh: no known vulnerability may be reachable),
 # Go unit, contract and HTTP/WebSocket tests (both modes, real redis-server and an embedded FerretDB, nginx in
-# front for the proxy tests), then the browser end-to-end tests in headless Debian Chromium, then the AsyncAPI
-# document of the WebSocket channel through the official AsyncAPI parser (api/asyncapi-check).
+# front for the proxy tests), then the browser end-to-end tests in headless Debian Chromium, the JavaScript
+# client tests (clients/js) and the AsyncAPI document of the WebSocket channel through the official AsyncAPI parser
+# (api/asyncapi-check).
 # Installs what it needs on Debian when it is missing: redis-server, nginx-light, chromium, Node.js/npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +41,7 @@ go test -run '^$' -fuzz '^FuzzDecodeEnvelope$' -fuzztime 15s ./hub/
 go test -run '^$' -fuzz '^FuzzEnvelopeRoundTrip$' -fuzztime 15s ./hub/
 echo "== browser end-to-end tests"
 bash e2e/run.sh
+echo "== JavaScript client tests (clients/js, against the real server)"
+(cd clients/js && npm ci --no-audit --no-fund && npm test)
 echo "== AsyncAPI document (@asyncapi/parser)"
 (cd api/asyncapi-check && npm ci --no-audit --no-fund && node check.mjs)

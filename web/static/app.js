@@ -10,7 +10,7 @@
 //   #/profile             account settings
 
 import { api, ApiError, onUnauthorized } from './rest.js';
-import { Socket } from './socket.js';
+import { AobaClient } from './sdk/aoba.js';
 import { h, $, announce, relativeTime, clockTime, showFormError, confirmDialog } from './dom.js';
 
 const MAX_CONTENT = 10240;
@@ -31,7 +31,7 @@ const state = {
   routeKey: '',
 };
 
-let socket = null;
+let socket = null; // the AobaClient of the session (clients/js, served at /sdk/aoba.js)
 let presenceTicker = null;
 
 // ---------------------------------------------------------------- helpers
@@ -164,12 +164,8 @@ function watch(usernames) {
     state.watched.add(l);
     fresh.push(u);
   }
-  if (fresh.length && socket && socket.isOpen) socket.send('presence.subscribe', { usernames: fresh });
-}
-
-function resubscribePresence() {
-  const all = [...state.watched];
-  for (let i = 0; i < all.length; i += 100) socket.send('presence.subscribe', { usernames: all.slice(i, i + 100) });
+  // The client renews its subscriptions on every reconnection.
+  if (fresh.length && socket) socket.subscribePresence(fresh);
 }
 
 function onPresence(d) {
@@ -336,28 +332,6 @@ async function initialLoad() {
 
 // ---------------------------------------------------------- socket frames
 
-function onFrame(f) {
-  switch (f.type) {
-    case 'message':
-      addMessages([f.data], { live: true });
-      break;
-    case 'presence':
-      onPresence(f.data);
-      break;
-    case 'typing':
-      onTyping(f.data);
-      break;
-    case 'invitation':
-      onInvitation(f.data);
-      break;
-    case 'group':
-      onGroupEvent(f.data);
-      break;
-    default:
-      break;
-  }
-}
-
 function onInvitation(inv) {
   if (!inv || !inv.id) return;
   if (inv.status && inv.status !== 'pending') {
@@ -388,42 +362,60 @@ function paintConnState(s) {
   el.textContent = { connecting: 'Connecting…', online: 'Online', offline: 'Offline, reconnecting…' }[s] || s;
 }
 
+/**
+ * startSocket starts the session's AobaClient (cookie mode, same origin): it
+ * reconnects with backoff, catches up through GET /api/sync after every
+ * reconnection and delivers each message and event once, live or caught up.
+ */
 function startSocket() {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  socket = new Socket({
-    url: `${proto}//${location.host}/ws`,
-    onState: paintConnState,
-    onFrame,
-    onOpen: (isReconnect) => {
-      resubscribePresence();
-      if (isReconnect || state.loaded) {
-        catchUpAll().catch(() => {});
-        if (isReconnect) {
-          refreshGroups().catch(() => {});
-          refreshInvitations().catch(() => {});
-        }
-      }
-    },
-    onRevoked: () => endSession('Your session was ended. Please sign in again.'),
-    onRefused: () => {
-      const el = $('#conn-state');
-      el.dataset.state = 'offline';
-      el.textContent = 'Offline: the server refused the connection.';
-    },
-    onClosedUnexpectedly: async () => {
-      try {
-        await api.me();
-        return true;
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 401) {
-          endSession('Your session has ended. Please sign in again.');
-          return false;
-        }
-        return true;
-      }
-    },
+  const client = new AobaClient({ restFallbackAfter: 1000 });
+  socket = client;
+  client.on('message', (m) => addMessages([m], { live: true }));
+  client.on('presence', onPresence);
+  client.on('typing', onTyping);
+  client.on('invitation', onInvitation);
+  client.on('group', onGroupEvent);
+  let opened = false;
+  client.on('hello', () => {
+    const isReconnect = opened;
+    opened = true;
+    // The first socket may open after the initial load: fetch what came
+    // between the two. Later ones are caught up by the client's sync.
+    if (!isReconnect && state.loaded) catchUpAll().catch(() => {});
+    if (isReconnect) {
+      refreshGroups().catch(() => {});
+      refreshInvitations().catch(() => {});
+    }
   });
-  socket.start();
+  client.on('state', ({ state: s, reason }) => {
+    if (socket !== client) return;
+    switch (s) {
+      case 'connecting':
+        paintConnState('connecting');
+        break;
+      case 'open':
+        paintConnState('online');
+        break;
+      case 'stopped':
+        if (reason === 'revoked') {
+          endSession('Your session was ended. Please sign in again.');
+        } else if (reason === 'unauthorized') {
+          endSession('Your session has ended. Please sign in again.');
+        } else if (reason === 'policy' || reason === 'replaced') {
+          paintConnState('offline');
+          const el = $('#conn-state');
+          el.textContent = reason === 'replaced'
+            ? 'Offline: too many open tabs or devices; reload to reconnect.'
+            : 'Offline: the server refused the connection.';
+        } else {
+          paintConnState('offline');
+        }
+        break;
+      default:
+        paintConnState('offline');
+    }
+  });
+  client.connect();
 }
 
 // ------------------------------------------------------------- sidebar
@@ -609,7 +601,7 @@ async function viewConversation(conv, refresh) {
   let composing = false;
   let pauseTimer = null;
   const typingFrame = (s) => {
-    if (socket && socket.isOpen) socket.send('typing', { to: conv.target, type: conv.kind, state: s });
+    if (socket) socket.typing(conv.target, conv.kind, s);
   };
   const stopTyping = () => {
     clearTimeout(pauseTimer);
@@ -658,7 +650,9 @@ async function viewConversation(conv, refresh) {
     update();
     try {
       let msg;
-      if (socket && socket.isOpen) msg = await socket.request('message.send', { to: conv.target, content, type: conv.kind });
+      // The client sends with a client_id: retried after a reconnection
+      // (or through REST when the socket stays down), stored once.
+      if (socket && socket.state !== 'stopped') msg = await socket.send({ to: conv.target, content, type: conv.kind });
       else msg = await api.sendMessage(conv.target, content, conv.kind);
       addMessages([msg]);
       scrollToBottom(list);
@@ -988,12 +982,12 @@ function viewProfile(refresh) {
     h('button', { type: 'button', class: 'danger', id: 'delete-account', onclick: async () => {
       if (!(await confirmDialog(`Delete the account ${state.me.username} for good?`, 'Delete my account'))) return;
       try {
-        if (socket) socket.stop();
+        if (socket) socket.close();
         await api.deleteMe();
         endSession('Your account was deleted.');
       } catch (err) {
         showFormError(del, errText(err));
-        if (socket) socket.start();
+        if (socket) socket.connect();
       }
     } }, 'Delete my account'));
 
@@ -1075,7 +1069,7 @@ function bindAuthForms() {
     }
   });
   $('#signout').addEventListener('click', async () => {
-    if (socket) socket.stop();
+    if (socket) socket.close();
     try {
       await api.logout();
     } catch {
@@ -1117,8 +1111,9 @@ function startSession(me) {
 
 function endSession(notice) {
   if (socket) {
-    socket.stop();
+    const client = socket;
     socket = null;
+    client.close();
   }
   clearInterval(presenceTicker);
   localStorage.removeItem(SIGNED_IN_HINT);
