@@ -161,6 +161,7 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 			n.log.Warn("realtime: presence connect failed", "err", err)
 		}
 	}
+	n.openSocket(bctx, c)
 	bcancel()
 
 	code, reason := c.readLoop()
@@ -171,13 +172,54 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
-	for id := range c.watched {
-		n.unwatch(cctx, c, id)
-	}
+	n.unwatchAll(cctx, c)
 	n.removeUser(cctx, c)
+	if n.cfg.Sockets != nil {
+		if err := n.cfg.Sockets.Close(cctx, claims.UserID, c.id); err != nil {
+			n.log.Warn("realtime: socket registry close failed", "err", err)
+		}
+	}
 	if n.presence != nil {
 		if err := n.presence.Disconnect(cctx, claims.UserID, c.id); err != nil {
 			n.log.Warn("realtime: presence disconnect failed", "err", err)
+		}
+	}
+}
+
+// openSocket records c in the socket registry and, when its user now has
+// more than Config.MaxSockets sockets, orders the pods holding the oldest
+// ones to close them with aoba.CloseTooManySockets (an order on the user's
+// topic, which c's pod already follows). Failures are logged: the socket
+// stays open.
+func (n *Node) openSocket(ctx context.Context, c *conn) {
+	if n.cfg.Sockets == nil {
+		return
+	}
+	uid := c.claims.UserID
+	evicted, err := n.cfg.Sockets.Open(ctx, uid, c.id, n.cfg.MaxSockets)
+	if err != nil {
+		n.log.Warn("realtime: socket registry open failed", "err", err)
+		return
+	}
+	if len(evicted) == 0 {
+		return
+	}
+	order := &aoba.CloseOrder{Code: aoba.CloseTooManySockets, Reason: "too many sockets", Conns: evicted}
+	if err := n.cfg.Broker.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic(uid), Envelope: aoba.Envelope{Close: order}}); err != nil {
+		n.log.Warn("realtime: too-many-sockets close order failed", "err", err)
+	}
+}
+
+// unwatchAll stops every watch of c, when it closes.
+func (n *Node) unwatchAll(ctx context.Context, c *conn) {
+	ids := make([]string, 0, len(c.watched))
+	for id := range c.watched {
+		n.unwatch(ctx, c, id)
+		ids = append(ids, id)
+	}
+	if n.cfg.Watches != nil && len(ids) > 0 {
+		if err := n.cfg.Watches.Unwatch(ctx, c.claims.UserID, ids); err != nil {
+			n.log.Warn("realtime: watch registry unwatch failed", "err", err)
 		}
 	}
 }
