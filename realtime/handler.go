@@ -134,7 +134,11 @@ func claimsOf(v any) (aoba.Claims, bool) {
 // serve runs one socket: it is the reading goroutine.
 func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 	c := newConn(n, ws, claims)
+	// Recorded before hello, so that a socket opened after this one's
+	// hello is always the newer of the two.
+	evicted := n.openSocket(c)
 	if !n.track(c) {
+		n.closeSocket(c)
 		_ = ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(aoba.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		return
@@ -161,7 +165,7 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 			n.log.Warn("realtime: presence connect failed", "err", err)
 		}
 	}
-	n.openSocket(bctx, c)
+	n.evict(bctx, claims.UserID, evicted)
 	bcancel()
 
 	code, reason := c.readLoop()
@@ -174,11 +178,7 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 	defer ccancel()
 	n.unwatchAll(cctx, c)
 	n.removeUser(cctx, c)
-	if n.cfg.Sockets != nil {
-		if err := n.cfg.Sockets.Close(cctx, claims.UserID, c.id); err != nil {
-			n.log.Warn("realtime: socket registry close failed", "err", err)
-		}
-	}
+	n.closeSocket(c)
 	if n.presence != nil {
 		if err := n.presence.Disconnect(cctx, claims.UserID, c.id); err != nil {
 			n.log.Warn("realtime: presence disconnect failed", "err", err)
@@ -186,26 +186,45 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 	}
 }
 
-// openSocket records c in the socket registry and, when its user now has
-// more than Config.MaxSockets sockets, orders the pods holding the oldest
-// ones to close them with aoba.CloseTooManySockets (an order on the user's
-// topic, which c's pod already follows). Failures are logged: the socket
-// stays open.
-func (n *Node) openSocket(ctx context.Context, c *conn) {
+// openSocket records c in the socket registry and returns the ids of the
+// user's oldest sockets that c takes past Config.MaxSockets, which evict
+// closes once c follows its user's topic. A failure is logged: the socket
+// stays open and evicts nothing.
+func (n *Node) openSocket(c *conn) []string {
+	if n.cfg.Sockets == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	evicted, err := n.cfg.Sockets.Open(ctx, c.claims.UserID, c.id, n.cfg.MaxSockets)
+	if err != nil {
+		n.log.Warn("realtime: socket registry open failed", "err", err)
+		return nil
+	}
+	return evicted
+}
+
+// closeSocket removes c from the socket registry; a failure is logged.
+func (n *Node) closeSocket(c *conn) {
 	if n.cfg.Sockets == nil {
 		return
 	}
-	uid := c.claims.UserID
-	evicted, err := n.cfg.Sockets.Open(ctx, uid, c.id, n.cfg.MaxSockets)
-	if err != nil {
-		n.log.Warn("realtime: socket registry open failed", "err", err)
-		return
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.cfg.Sockets.Close(ctx, c.claims.UserID, c.id); err != nil {
+		n.log.Warn("realtime: socket registry close failed", "err", err)
 	}
+}
+
+// evict orders the pods holding the sockets evicted of userID to close
+// them with aoba.CloseTooManySockets: one close order on the user's topic.
+// A failure is logged.
+func (n *Node) evict(ctx context.Context, userID string, evicted []string) {
 	if len(evicted) == 0 {
 		return
 	}
 	order := &aoba.CloseOrder{Code: aoba.CloseTooManySockets, Reason: "too many sockets", Conns: evicted}
-	if err := n.cfg.Broker.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic(uid), Envelope: aoba.Envelope{Close: order}}); err != nil {
+	if err := n.cfg.Broker.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic(userID), Envelope: aoba.Envelope{Close: order}}); err != nil {
 		n.log.Warn("realtime: too-many-sockets close order failed", "err", err)
 	}
 }
