@@ -35,17 +35,20 @@ const (
 	CloseTooSlow         = 4002 // the send queue overflowed: reconnect and catch up from history
 	CloseIdle            = 4003 // no frame or pong within the idle timeout: reconnect
 	CloseResync          = 4004 // the pod lost its broker connection and may have missed events: reconnect and catch up
+	CloseTooManySockets  = 4005 // the user opened more sockets than allowed and this was their oldest: do not reconnect
 )
 
 // CloseOrder asks every pod to close some sockets of the user whose topic it
 // was published on. Session, when set, limits it to sockets authenticated
 // with that session (token id); KeepSession, when set, spares sockets of that
-// session.
+// session; Conns, when set, limits it to the sockets with those connection
+// ids (the oldest sockets of a user over the socket limit).
 type CloseOrder struct {
-	Code        int    `json:"code"`
-	Reason      string `json:"reason,omitempty"`
-	Session     string `json:"session,omitempty"`
-	KeepSession string `json:"keep_session,omitempty"`
+	Code        int      `json:"code"`
+	Reason      string   `json:"reason,omitempty"`
+	Session     string   `json:"session,omitempty"`
+	KeepSession string   `json:"keep_session,omitempty"`
+	Conns       []string `json:"conns,omitempty"`
 }
 
 // Envelope is what travels on a topic: a frame, already encoded once, to

@@ -15,6 +15,9 @@ const (
 	ClassStandard = "standard"
 	ClassBatch    = "batch"
 	ClassSearch   = "search"
+	// ClassTyping is the budget of typing frames: AOBA_RATE_STANDARD per
+	// minute per user, apart from the standard budget that messages spend.
+	ClassTyping = "typing"
 )
 
 // Rates are the per-minute budgets of the rate-limit classes.

@@ -1,6 +1,8 @@
 package aoba
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"strings"
@@ -239,9 +241,23 @@ const (
 	TypingPaused    = "paused"
 )
 
+// TypingInterval is the shortest time between two typing notices relayed
+// for the same sender and conversation.
+const TypingInterval = time.Second
+
+// TypingThrottleKey is the rate-limit key of the notices of userID in the
+// conversation conversationID (the peer's id or the group's id), of which
+// one per TypingInterval is relayed.
+func TypingThrottleKey(userID, conversationID string) string {
+	return ClassTyping + ":" + userID + ":" + conversationID
+}
+
 // Typing relays a typing notice to the peer or the group's other members;
-// it is never stored. It returns EINVALID for a bad state and the errors of
-// SendMessage for a bad recipient.
+// it is never stored. At most one notice per TypingInterval is relayed for
+// the same sender and conversation, across all pods: the others succeed
+// without being relayed. It returns EINVALID for a bad state, the errors of
+// SendMessage for a bad recipient and EUNAVAILABLE when the rate limiter
+// cannot be reached.
 func (s *Service) Typing(ctx context.Context, c Claims, to string, typ MessageType, state string) error {
 	if typ == "" {
 		typ = MessageChat
@@ -252,6 +268,15 @@ func (s *Service) Typing(ctx context.Context, c Claims, to string, typ MessageTy
 	t, err := s.resolveTarget(ctx, c, to, typ)
 	if err != nil {
 		return err
+	}
+	if s.limiter != nil {
+		res, err := s.limiter.Allow(ctx, TypingThrottleKey(c.UserID, t.toID), 1, TypingInterval)
+		if err != nil {
+			return Errorf(EUNAVAILABLE, "The rate limiter is unavailable.")
+		}
+		if !res.Allowed {
+			return nil
+		}
 	}
 	me, err := s.Me(ctx, c)
 	if err != nil {

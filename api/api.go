@@ -212,7 +212,7 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodGet, "/metrics", s.metrics())
 	s.handle(fiber.MethodGet, "/api/openapi.json", s.openAPI)
 	s.handle(fiber.MethodGet, "/api/asyncapi.json", s.asyncAPI)
-	s.handle(fiber.MethodGet, "/ws", auth, s.upgrade)
+	s.handle(fiber.MethodGet, "/ws", s.ipLimit(aoba.ClassStandard, s.rates.Standard), auth, s.upgrade)
 
 	s.handle(fiber.MethodPost, "/api/auth/register", s.crossSite(true), std, s.register)
 	s.handle(fiber.MethodPost, "/api/auth/login", s.crossSite(true), std, s.login)
@@ -464,6 +464,26 @@ func (s *Server) limit(class string, n int) fiber.Handler {
 		}
 		c.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixMilli())/1000)), 10))
 		if err != nil {
+			s.refusals.WithLabelValues(class).Inc()
+			return err
+		}
+		return c.Next()
+	}
+}
+
+// ipLimit counts every request against the client IP's budget in class,
+// signed in or not: each WebSocket upgrade spends the IP's standard budget,
+// so that one address cannot open sockets without bound. Over it the
+// request gets 429 with Retry-After (an ERATELIMIT error), and 503 (an
+// EUNAVAILABLE error) when the limiter cannot be reached.
+func (s *Server) ipLimit(class string, n int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		_, err := aoba.Limit(c.UserContext(), s.limiter, aoba.IPRateKey(class, s.clientIP(c)), n)
+		switch aoba.ErrorCode(err) {
+		case aoba.EUNAVAILABLE:
+			s.log.Warn("rate limiter failed", "class", class, "err", err)
+			return err
+		case aoba.ERATELIMIT:
 			s.refusals.WithLabelValues(class).Inc()
 			return err
 		}

@@ -89,7 +89,7 @@ func TestAsyncAPI(t *testing.T) {
 	})
 	t.Run("CloseCodes", func(t *testing.T) {
 		for _, c := range []int{aoba.CloseNormal, aoba.CloseGoingAway, aoba.CloseInvalidPayload, aoba.ClosePolicyViolation,
-			aoba.CloseTooLarge, aoba.CloseSessionRevoked, aoba.CloseTooSlow, aoba.CloseIdle, aoba.CloseResync} {
+			aoba.CloseTooLarge, aoba.CloseSessionRevoked, aoba.CloseTooSlow, aoba.CloseIdle, aoba.CloseResync, aoba.CloseTooManySockets} {
 			if !slices.Contains(d.CloseCodes, c) {
 				t.Errorf("close code %d is not in x-close-codes", c)
 			}

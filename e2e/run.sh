@@ -38,6 +38,9 @@ URL="http://127.0.0.1:$PORT"
 mkdir -p "$TMP/data" e2e/artifacts
 rm -f e2e/artifacts/*.png
 
+# Every browser of the run connects from 127.0.0.1, whose standard budget each
+# register, login and WebSocket upgrade spends: raise it above the default 100/min.
+AOBA_RATE_STANDARD=10000 \
 AOBA_ADDR="127.0.0.1:$PORT" \
 AOBA_DATA_DIR="$TMP/data" \
 AOBA_JWT_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d " \n")" \

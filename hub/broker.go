@@ -1,6 +1,7 @@
 // Package hub implements the parts of Aoba that pods share: the broker that
 // fans envelopes out to the pods holding a user's sockets, the presence
-// registry, the sliding-window rate limiter and the session revocation list.
+// registry, the sliding-window rate limiter, the session revocation list and
+// the per-user limits (watched users, open sockets: limits_*.go).
 //
 // Each has an in-process implementation for the single-binary mode
 // (broker_memory.go, presence_memory.go, ratelimit_memory.go,

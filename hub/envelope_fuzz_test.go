@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"unicode/utf8"
 
@@ -16,7 +17,14 @@ func sameEnvelope(a, b aoba.Envelope) bool {
 		a.Join != b.Join || a.Leave != b.Leave || (a.Close == nil) != (b.Close == nil) {
 		return false
 	}
-	return a.Close == nil || *a.Close == *b.Close
+	return a.Close == nil || sameClose(*a.Close, *b.Close)
+}
+
+// sameClose reports whether a and b are the same order (a nil and an empty
+// Conns are the same).
+func sameClose(a, b aoba.CloseOrder) bool {
+	return a.Code == b.Code && a.Reason == b.Reason && a.Session == b.Session &&
+		a.KeepSession == b.KeepSession && slices.Equal(a.Conns, b.Conns)
 }
 
 // FuzzDecodeEnvelope feeds arbitrary bytes to the envelope decoder: it
@@ -27,6 +35,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		{Frame: []byte(`{"type":"message","data":{"content":"hi"}}`), ExceptConn: "c1"},
 		{Frame: []byte(`{"type":"typing"}`), ExceptUser: "u1", Join: "g1", Leave: "g2"},
 		{Close: &aoba.CloseOrder{Code: aoba.CloseSessionRevoked, Reason: "logout", Session: "s1"}},
+		{Close: &aoba.CloseOrder{Code: aoba.CloseTooManySockets, Reason: "too many sockets", Conns: []string{"c1", "c2"}}},
 		{},
 	} {
 		b, err := encodeEnvelope(env)

@@ -10,7 +10,7 @@ import (
 func TestEnvelopeWireFormat(t *testing.T) {
 	t.Run("RoundTrip", func(t *testing.T) {
 		env := aoba.Envelope{Frame: []byte(`{"type":"typing"}`), ExceptConn: "c1", ExceptUser: "u1", Join: "g1", Leave: "g2",
-			Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "r"}}
+			Close: &aoba.CloseOrder{Code: aoba.CloseTooManySockets, Reason: "r", Conns: []string{"c1", "c2"}}}
 		b, err := encodeEnvelope(env)
 		if err != nil {
 			t.Fatal(err)
@@ -20,7 +20,7 @@ func TestEnvelopeWireFormat(t *testing.T) {
 			t.Fatal(err)
 		}
 		if string(got.Frame) != string(env.Frame) || got.ExceptConn != "c1" || got.ExceptUser != "u1" || got.Join != "g1" ||
-			got.Leave != "g2" || got.Close == nil || *got.Close != *env.Close {
+			got.Leave != "g2" || got.Close == nil || !sameClose(*got.Close, *env.Close) {
 			t.Fatalf("decoded %+v, want %+v", got, env)
 		}
 	})

@@ -1,6 +1,6 @@
 // Package hubtest holds the contract test suites of the hub interfaces
-// (aoba.Broker, aoba.PresenceRegistry, aoba.RateLimiter, aoba.SessionCache
-// and aoba.TicketStore). The hub package runs each against its in-process
+// (aoba.Broker, aoba.PresenceRegistry, aoba.RateLimiter, aoba.SessionCache,
+// aoba.TicketStore, aoba.WatchRegistry and aoba.SocketRegistry). The hub package runs each against its in-process
 // and its Redis implementation so that they cannot drift; any other
 // implementation can run them too.
 package hubtest

@@ -101,11 +101,7 @@ func (c *conn) handle(typ int, data []byte) {
 			c.sendError(f.ID, err)
 		}
 	case FrameTyping:
-		var in typingData
-		if err = decode(f.Data, &in); err == nil {
-			err = c.n.svc.Typing(ctx, c.claims, in.To, in.Type, in.State)
-		}
-		c.reply(f.ID, nil, err)
+		c.reply(f.ID, nil, c.typing(ctx, f))
 	case FramePresenceSub:
 		var res *subscribeResult
 		res, err = c.presenceSubscribe(ctx, f)
@@ -161,10 +157,37 @@ func (c *conn) messageSend(ctx context.Context, f aoba.Frame) error {
 	return nil
 }
 
-// presenceSubscribe watches the known users among the frame's usernames or
-// ids and sends their presence at once. The topics are subscribed before
-// the presence is read, so no change falls between the two.
+// typing counts the frame against the sender's typing budget (the standard
+// rate per minute, under its own key: typing does not spend the message
+// budget), then relays the notice: the Service relays at most one per
+// second per conversation and acknowledges the others without relaying
+// them. It returns an ERATELIMIT error over the budget.
+func (c *conn) typing(ctx context.Context, f aoba.Frame) error {
+	var in typingData
+	if err := decode(f.Data, &in); err != nil {
+		return err
+	}
+	if c.n.limiter != nil {
+		if _, err := aoba.Limit(ctx, c.n.limiter, aoba.UserRateKey(aoba.ClassTyping, c.claims.UserID), c.n.cfg.RateStandard); err != nil {
+			return err
+		}
+	}
+	return c.n.svc.Typing(ctx, c.claims, in.To, in.Type, in.State)
+}
+
+// presenceSubscribe counts the frame against the user's batch budget (the
+// key of the REST batch routes), then watches the known users among the
+// frame's usernames or ids and sends their presence at once. The topics
+// are subscribed before the presence is read, so no change falls between
+// the two. It returns an ERATELIMIT error over the budget and an EINVALID
+// error when the user would watch more users than the limit across their
+// sockets and pods.
 func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) (*subscribeResult, error) {
+	if c.n.limiter != nil {
+		if _, err := aoba.Limit(ctx, c.n.limiter, aoba.UserRateKey(aoba.ClassBatch, c.claims.UserID), c.n.cfg.RateBatch); err != nil {
+			return nil, err
+		}
+	}
 	var in presenceData
 	if err := decode(f.Data, &in); err != nil {
 		return nil, err
@@ -185,12 +208,24 @@ func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) (*subscribeR
 		return nil, err
 	}
 	res := &subscribeResult{Unknown: unknownOf(in, found)}
+	var fresh []string
+	isNew := make(map[string]bool, len(found))
+	for _, p := range found {
+		if _, ok := c.watched[p.UserID]; !ok && !isNew[p.UserID] {
+			isNew[p.UserID] = true
+			fresh = append(fresh, p.UserID)
+		}
+	}
+	if c.n.cfg.Watches != nil {
+		if _, err := c.n.cfg.Watches.Watch(ctx, c.claims.UserID, fresh); err != nil {
+			return nil, err
+		}
+	} else if len(c.watched)+len(fresh) > MaxWatched {
+		return nil, aoba.Errorf(aoba.EINVALID, "A connection may watch at most %d users.", MaxWatched)
+	}
 	ids := make([]string, 0, len(found))
 	for _, p := range found {
-		if _, ok := c.watched[p.UserID]; !ok && len(c.watched) >= MaxWatched {
-			return nil, aoba.Errorf(aoba.EINVALID, "A connection may watch at most %d users.", MaxWatched)
-		}
-		if _, ok := c.watched[p.UserID]; !ok {
+		if isNew[p.UserID] {
 			c.n.watch(ctx, c, p.UserID)
 		}
 		if c.watched == nil {
@@ -256,11 +291,16 @@ func (c *conn) presenceUnsubscribe(f aoba.Frame) error {
 	for _, u := range in.Usernames {
 		names[strings.ToLower(u)] = true
 	}
+	var dropped []string
 	for id, name := range c.watched {
 		if drop[id] || names[strings.ToLower(name)] {
 			c.n.unwatch(ctx, c, id)
 			delete(c.watched, id)
+			dropped = append(dropped, id)
 		}
+	}
+	if c.n.cfg.Watches != nil && len(dropped) > 0 {
+		return c.n.cfg.Watches.Unwatch(ctx, c.claims.UserID, dropped)
 	}
 	return nil
 }

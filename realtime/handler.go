@@ -134,7 +134,11 @@ func claimsOf(v any) (aoba.Claims, bool) {
 // serve runs one socket: it is the reading goroutine.
 func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 	c := newConn(n, ws, claims)
+	// Recorded before hello, so that a socket opened after this one's
+	// hello is always the newer of the two.
+	evicted := n.openSocket(c)
 	if !n.track(c) {
+		n.closeSocket(c)
 		_ = ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(aoba.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		return
@@ -161,6 +165,7 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 			n.log.Warn("realtime: presence connect failed", "err", err)
 		}
 	}
+	n.evict(bctx, claims.UserID, evicted)
 	bcancel()
 
 	code, reason := c.readLoop()
@@ -171,13 +176,69 @@ func (n *Node) serve(ws *websocket.Conn, claims aoba.Claims) {
 
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
-	for id := range c.watched {
-		n.unwatch(cctx, c, id)
-	}
+	n.unwatchAll(cctx, c)
 	n.removeUser(cctx, c)
+	n.closeSocket(c)
 	if n.presence != nil {
 		if err := n.presence.Disconnect(cctx, claims.UserID, c.id); err != nil {
 			n.log.Warn("realtime: presence disconnect failed", "err", err)
+		}
+	}
+}
+
+// openSocket records c in the socket registry and returns the ids of the
+// user's oldest sockets that c takes past Config.MaxSockets, which evict
+// closes once c follows its user's topic. A failure is logged: the socket
+// stays open and evicts nothing.
+func (n *Node) openSocket(c *conn) []string {
+	if n.cfg.Sockets == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	evicted, err := n.cfg.Sockets.Open(ctx, c.claims.UserID, c.id, n.cfg.MaxSockets)
+	if err != nil {
+		n.log.Warn("realtime: socket registry open failed", "err", err)
+		return nil
+	}
+	return evicted
+}
+
+// closeSocket removes c from the socket registry; a failure is logged.
+func (n *Node) closeSocket(c *conn) {
+	if n.cfg.Sockets == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.cfg.Sockets.Close(ctx, c.claims.UserID, c.id); err != nil {
+		n.log.Warn("realtime: socket registry close failed", "err", err)
+	}
+}
+
+// evict orders the pods holding the sockets evicted of userID to close
+// them with aoba.CloseTooManySockets: one close order on the user's topic.
+// A failure is logged.
+func (n *Node) evict(ctx context.Context, userID string, evicted []string) {
+	if len(evicted) == 0 {
+		return
+	}
+	order := &aoba.CloseOrder{Code: aoba.CloseTooManySockets, Reason: "too many sockets", Conns: evicted}
+	if err := n.cfg.Broker.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic(userID), Envelope: aoba.Envelope{Close: order}}); err != nil {
+		n.log.Warn("realtime: too-many-sockets close order failed", "err", err)
+	}
+}
+
+// unwatchAll stops every watch of c, when it closes.
+func (n *Node) unwatchAll(ctx context.Context, c *conn) {
+	ids := make([]string, 0, len(c.watched))
+	for id := range c.watched {
+		n.unwatch(ctx, c, id)
+		ids = append(ids, id)
+	}
+	if n.cfg.Watches != nil && len(ids) > 0 {
+		if err := n.cfg.Watches.Unwatch(ctx, c.claims.UserID, ids); err != nil {
+			n.log.Warn("realtime: watch registry unwatch failed", "err", err)
 		}
 	}
 }

@@ -50,6 +50,12 @@ func New(cfg Config) *Node {
 	if cfg.RateStandard <= 0 {
 		cfg.RateStandard = aoba.DefaultRates.Standard
 	}
+	if cfg.RateBatch <= 0 {
+		cfg.RateBatch = aoba.DefaultRates.Batch
+	}
+	if cfg.MaxSockets <= 0 {
+		cfg.MaxSockets = aoba.DefaultMaxSocketsPerUser
+	}
 	n := &Node{
 		cfg: cfg, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,
 		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins), metrics: newMetrics(),

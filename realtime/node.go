@@ -47,8 +47,9 @@ const (
 )
 
 // MaxWatched is the largest number of users one socket may watch the
-// presence of at a time.
-const MaxWatched = 1000
+// presence of at a time when the node has no Config.Watches (which counts
+// them per user across pods instead).
+const MaxWatched = aoba.MaxWatchedPerUser
 
 // Config holds the Node's dependencies and settings. Zero values take the
 // defaults above.
@@ -65,7 +66,22 @@ type Config struct {
 	// frame counts against it under the same key as POST /api/messages
 	// ("standard:" + user id).
 	RateStandard int
-	Logger       *slog.Logger
+	// RateBatch is the `batch` budget per minute; each presence.subscribe
+	// frame counts against it under the same key as the REST batch routes
+	// ("batch:" + user id).
+	RateBatch int
+	// Watches counts the distinct users each user watches across their
+	// sockets and pods; a presence.subscribe past its limit gets `invalid`.
+	// Nil limits each socket to MaxWatched users instead.
+	Watches aoba.WatchRegistry
+	// Sockets orders each user's sockets across pods; a socket that takes
+	// its user past MaxSockets closes their oldest ones with
+	// aoba.CloseTooManySockets. Nil: no limit.
+	Sockets aoba.SocketRegistry
+	// MaxSockets is the number of sockets a user may hold open across pods
+	// (aoba.DefaultMaxSocketsPerUser when zero).
+	MaxSockets int
+	Logger     *slog.Logger
 	// SendQueue is the number of frames a socket may have waiting for its
 	// writer; one more closes the socket with aoba.CloseTooSlow.
 	SendQueue int

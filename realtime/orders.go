@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,7 +48,8 @@ func (n *Node) deliverUser(userID string, env aoba.Envelope, ordered bool) {
 	if o := env.Close; o != nil {
 		for c := range u.conns {
 			if (o.Session != "" && c.claims.SessionID != o.Session) ||
-				(o.KeepSession != "" && c.claims.SessionID == o.KeepSession) {
+				(o.KeepSession != "" && c.claims.SessionID == o.KeepSession) ||
+				(len(o.Conns) > 0 && !slices.Contains(o.Conns, c.id)) {
 				continue
 			}
 			c.closeWith(o.Code, o.Reason, false)

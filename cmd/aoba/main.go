@@ -16,6 +16,7 @@
 //	AOBA_RATE_STANDARD      requests per minute, standard class (100)
 //	AOBA_RATE_BATCH         requests per minute, batch class (10)
 //	AOBA_RATE_SEARCH        requests per minute, search class (30)
+//	AOBA_MAX_SOCKETS_PER_USER  open sockets per user across pods; one more closes the oldest with 4005 (16)
 //	AOBA_LOGIN_FAILURES     failed logins per account per 15 minutes before 429 (10)
 //	AOBA_ALLOWED_ORIGINS    extra origins allowed to open a cookie-authenticated socket
 //	AOBA_TRUSTED_PROXIES    proxies (IPs, CIDRs) whose X-Forwarded-For names the client
@@ -95,32 +96,39 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 // Config is the program's configuration, read from AOBA_* environment
 // variables by ParseEnv.
 type Config struct {
-	Addr           string
-	MongoURI       string
-	MongoDB        string
-	RedisURL       string
-	RedisPrefix    string
-	JWTSecret      string
-	DataDir        string
-	Domain         string
-	Rates          aoba.Rates
-	LoginFailures  int
-	AllowedOrigins []string
-	TrustedProxies []string
-	TokenTTL       time.Duration
-	CookieSecure   bool
-	BodyLimit      int
-	HeaderLimit    int
-	PprofAddr      string
-	Argon2         auth.Argon2Params
-	LogLevel       slog.Level
+	Addr          string
+	MongoURI      string
+	MongoDB       string
+	RedisURL      string
+	RedisPrefix   string
+	JWTSecret     string
+	DataDir       string
+	Domain        string
+	Rates         aoba.Rates
+	LoginFailures int
+	// MaxSocketsPerUser is the number of sockets a user may hold open
+	// across pods (AOBA_MAX_SOCKETS_PER_USER).
+	MaxSocketsPerUser int
+	// MaxWatchedPerUser is the number of distinct users a user may watch
+	// the presence of across sockets and pods; not read from the
+	// environment (aoba.MaxWatchedPerUser when zero).
+	MaxWatchedPerUser int
+	AllowedOrigins    []string
+	TrustedProxies    []string
+	TokenTTL          time.Duration
+	CookieSecure      bool
+	BodyLimit         int
+	HeaderLimit       int
+	PprofAddr         string
+	Argon2            auth.Argon2Params
+	LogLevel          slog.Level
 }
 
 // DefaultConfig returns the configuration of the single-binary mode.
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
-		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
+		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, MaxSocketsPerUser: aoba.DefaultMaxSocketsPerUser, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
 		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo,
 	}
 }
@@ -146,6 +154,8 @@ type Main struct {
 	broker   aoba.Broker
 	presence aoba.PresenceRegistry
 	limiter  aoba.RateLimiter
+	watches  aoba.WatchRegistry
+	sockets  aoba.SocketRegistry
 	svc      *aoba.Service
 	node     *realtime.Node
 	server   *api.Server
@@ -176,7 +186,7 @@ func NewMain() *Main {
 var EnvVars = []string{
 	"AOBA_ADDR", "AOBA_DATA_DIR", "AOBA_MONGO_URI", "AOBA_MONGO_DB", "AOBA_REDIS_URL", "AOBA_REDIS_PREFIX",
 	"AOBA_JWT_SECRET", "AOBA_TOKEN_TTL", "AOBA_DOMAIN", "AOBA_RATE_STANDARD", "AOBA_RATE_BATCH",
-	"AOBA_RATE_SEARCH", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
+	"AOBA_RATE_SEARCH", "AOBA_MAX_SOCKETS_PER_USER", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL",
 }
@@ -236,6 +246,7 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 		{"AOBA_RATE_BATCH", &c.Rates.Batch},
 		{"AOBA_RATE_SEARCH", &c.Rates.Search},
 		{"AOBA_LOGIN_FAILURES", &c.LoginFailures},
+		{"AOBA_MAX_SOCKETS_PER_USER", &c.MaxSocketsPerUser},
 		{"AOBA_BODY_LIMIT", &c.BodyLimit},
 		{"AOBA_HEADER_LIMIT", &c.HeaderLimit},
 	}
@@ -410,6 +421,8 @@ func (m *Main) Run(ctx context.Context) error {
 		m.presence = hub.NewMemoryPresence(hub.PresenceOptions{})
 		m.limiter = hub.NewMemoryRateLimiter()
 		m.sessions = hub.NewMemorySessions()
+		m.watches = hub.NewMemoryWatches(c.MaxWatchedPerUser)
+		m.sockets = hub.NewMemorySockets()
 		log.Info("hub: in-process (single pod)")
 	} else {
 		opts, err := redis.ParseURL(c.RedisURL)
@@ -421,6 +434,8 @@ func (m *Main) Run(ctx context.Context) error {
 		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
 		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
 		m.sessions = hub.NewRedisSessions(m.rdb, c.RedisPrefix)
+		m.watches = hub.NewRedisWatches(m.rdb, c.RedisPrefix, c.MaxWatchedPerUser)
+		m.sockets = hub.NewRedisSockets(m.rdb, c.RedisPrefix)
 		pingers["redis"] = m.broker
 		log.Info("hub: Redis", "addr", opts.Addr, "prefix", c.RedisPrefix)
 	}
@@ -431,6 +446,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.node = realtime.New(realtime.Config{
 		Broker: m.broker, Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
+		RateBatch: c.Rates.Batch, Watches: m.watches, Sockets: m.sockets, MaxSockets: c.MaxSocketsPerUser,
 		Logger: log, AllowedOrigins: c.AllowedOrigins,
 	})
 	// The loop node → presence → Service → broker → node closes here,
