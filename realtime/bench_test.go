@@ -12,6 +12,12 @@ import (
 	"github.com/aoba-chat/aoba/realtime"
 )
 
+// benchConfig is the node configuration of the fan-out benchmarks: no
+// pings and no idle timeout during a run, since the clients count frames
+// by their size in raw bytes (a ping would throw the count off, and a long
+// run would hang waiting for a frame that never completes).
+var benchConfig = realtime.Config{SendQueue: 1024, PingInterval: time.Hour, IdleTimeout: 2 * time.Hour}
+
 // benchFrame is the frame the fan-out benchmarks deliver.
 var benchFrame = []byte(`{"type":"message","data":{"id":"x","content":"hello everyone"}}`)
 
@@ -21,7 +27,7 @@ var benchFrame = []byte(`{"type":"message","data":{"id":"x","content":"hello eve
 // node's path (Deliver, queue, writer) alone.
 func BenchmarkFanout500(b *testing.B) {
 	const sockets = 500
-	e := newEnv(b, realtime.Config{SendQueue: 1024})
+	e := newEnv(b, benchConfig)
 	tok, cl := e.user("fan")
 	cs := make([]*client, sockets)
 	for i := range cs {
@@ -37,7 +43,7 @@ func BenchmarkFanout500(b *testing.B) {
 func BenchmarkGroupFanout500(b *testing.B) {
 	const members, perMember = 100, 5
 	ctx := context.Background()
-	e := newEnv(b, realtime.Config{SendQueue: 1024})
+	e := newEnv(b, benchConfig)
 	_, owner := e.user("owner")
 	g, err := e.svc.CreateGroup(ctx, owner, "big", nil)
 	if err != nil {
