@@ -217,15 +217,15 @@ func minTime(a, b time.Time) time.Time {
 // Logout revokes the caller's session on every pod, durably, and closes its
 // sockets with CloseSessionRevoked.
 func (s *Service) Logout(ctx context.Context, c Claims) error {
-	return s.endSession(ctx, c.UserID, c.SessionID, "logged out")
+	return s.endSession(ctx, c.UserID, c.SessionID, "logged out", false)
 }
 
 // endSession revokes the session id of userID in the store, then in the
 // cache, and closes its sockets. It returns ENOTFOUND when the user has no
-// such session.
-func (s *Service) endSession(ctx context.Context, userID, id, reason string) error {
+// such session, or, with activeOnly, no such open session.
+func (s *Service) endSession(ctx context.Context, userID, id, reason string, activeOnly bool) error {
 	sess, err := s.store.FindSessionByID(ctx, id)
-	if ErrorCode(err) == ENOTFOUND || (err == nil && sess.UserID != userID) {
+	if ErrorCode(err) == ENOTFOUND || (err == nil && (sess.UserID != userID || (activeOnly && !sess.Active(time.Now())))) {
 		return Errorf(ENOTFOUND, "Session not found.")
 	} else if err != nil {
 		return err
@@ -340,9 +340,5 @@ func (s *Service) EndSession(ctx context.Context, c Claims, id string) error {
 	if !IsValidID(id) {
 		return Errorf(EINVALID, "Session id must be a UUID.")
 	}
-	sess, err := s.store.FindSessionByID(ctx, id)
-	if err == nil && !sess.Active(time.Now()) {
-		return Errorf(ENOTFOUND, "Session not found.")
-	}
-	return s.endSession(ctx, c.UserID, id, "session ended")
+	return s.endSession(ctx, c.UserID, id, "session ended", true)
 }
