@@ -29,7 +29,10 @@ type ServiceConfig struct {
 	// TokenTTL is the lifetime of session tokens; user-wide revocations
 	// last that long.
 	TokenTTL time.Duration
-	Logger   *slog.Logger
+	// Offline, when not nil, is told of every stored message, to announce
+	// it to the recipients who are offline (webhooks); nil means off.
+	Offline OfflineNotifier
+	Logger  *slog.Logger
 }
 
 // Service holds the rules of the product: validation, permissions, and the
@@ -47,6 +50,7 @@ type Service struct {
 	hasher   PasswordHasher
 	domain   string
 	tokenTTL time.Duration
+	offline  OfflineNotifier
 	log      *slog.Logger
 }
 
@@ -67,7 +71,7 @@ func NewService(c ServiceConfig) *Service {
 	return &Service{
 		store: c.Store, broker: c.Broker, presence: c.Presence, sessions: c.Sessions,
 		tickets: c.Tickets, limiter: c.Limiter, failures: c.LoginFailures,
-		tokens: c.Tokens, hasher: c.Hasher, domain: c.Domain, tokenTTL: c.TokenTTL, log: c.Logger,
+		tokens: c.Tokens, hasher: c.Hasher, domain: c.Domain, tokenTTL: c.TokenTTL, offline: c.Offline, log: c.Logger,
 	}
 }
 

@@ -91,7 +91,9 @@ func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ Me
 // recipient or type differ: a client that reuses a client id means the
 // same message, and answering with what was stored lets it reconcile its
 // outgoing message rather than fail it. The retry is still validated and
-// authorized like a fresh send. It returns EINVALID for a client id that is
+// authorized like a fresh send. A fresh message, once published, is handed
+// to the OfflineNotifier (when configured), which never blocks; a retry is
+// not. It returns EINVALID for a client id that is
 // empty, longer than ClientIDMaxLen or has characters outside
 // [A-Za-z0-9._:-].
 func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, exceptConn string) (*MessageView, error) {
@@ -132,6 +134,9 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 		s.publishGroupFrame(ctx, FrameMessage, v, t.toID, "", exceptConn)
 	} else {
 		s.publishFrame(ctx, FrameMessage, v, t.recipients, me.ID, exceptConn)
+	}
+	if s.offline != nil {
+		s.offline.NotifyOffline(v)
 	}
 	return v, nil
 }

@@ -36,6 +36,7 @@ type TestService struct {
 type serviceOptions struct {
 	loginFailures int
 	presence      hub.PresenceOptions
+	offline       aoba.OfflineNotifier
 }
 
 // serviceOption changes one setting of newService.
@@ -50,6 +51,11 @@ func withLoginFailures(n int) serviceOption {
 // say).
 func withPresence(p hub.PresenceOptions) serviceOption {
 	return func(o *serviceOptions) { o.presence = p }
+}
+
+// withOffline sets the Service's OfflineNotifier.
+func withOffline(n aoba.OfflineNotifier) serviceOption {
+	return func(o *serviceOptions) { o.offline = n }
 }
 
 // newService returns a Service on a fresh embedded store in t.TempDir() and
@@ -89,6 +95,7 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 	ts.Service = aoba.NewService(aoba.ServiceConfig{
 		Store: store, Broker: ts.Broker, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
+		Offline: o.offline,
 	})
 	// The registry calls back into the Service, registered once both exist.
 	ts.Presence.RegisterChangeHandler(ts.Service.PresenceChanged)

@@ -27,6 +27,9 @@
 //	AOBA_ARGON2_MEMORY_KIB  argon2id memory (19456, OWASP)
 //	AOBA_ARGON2_ITERATIONS  argon2id iterations (2, OWASP)
 //	AOBA_LOG_LEVEL          debug, info, warn or error (info)
+//	AOBA_WEBHOOK_URL        http(s) endpoint POSTed each message to a recipient with no open socket (empty: off)
+//	AOBA_WEBHOOK_SECRET     HMAC-SHA256 key signing the webhooks, at least 16 bytes; required with AOBA_WEBHOOK_URL
+//	AOBA_WEBHOOK_QUEUE      webhooks waiting for delivery on this pod; more are dropped (10000)
 package main
 
 import (
@@ -57,6 +60,7 @@ import (
 	"github.com/aoba-chat/aoba/realtime"
 	"github.com/aoba-chat/aoba/sqlitestore"
 	"github.com/aoba-chat/aoba/web"
+	"github.com/aoba-chat/aoba/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -122,6 +126,12 @@ type Config struct {
 	PprofAddr         string
 	Argon2            auth.Argon2Params
 	LogLevel          slog.Level
+	// WebhookURL, when set, receives a signed POST for each message to a
+	// recipient with no open socket (AOBA_WEBHOOK_URL); WebhookSecret
+	// signs it and WebhookQueue bounds this pod's pending webhooks.
+	WebhookURL    string
+	WebhookSecret string
+	WebhookQueue  int
 }
 
 // DefaultConfig returns the configuration of the single-binary mode.
@@ -129,7 +139,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
 		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, MaxSocketsPerUser: aoba.DefaultMaxSocketsPerUser, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
-		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo,
+		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo, WebhookQueue: webhook.DefaultQueueSize,
 	}
 }
 
@@ -157,6 +167,7 @@ type Main struct {
 	watches  aoba.WatchRegistry
 	sockets  aoba.SocketRegistry
 	svc      *aoba.Service
+	webhooks *webhook.Sender
 	node     *realtime.Node
 	server   *api.Server
 	serveErr chan error
@@ -188,7 +199,7 @@ var EnvVars = []string{
 	"AOBA_JWT_SECRET", "AOBA_TOKEN_TTL", "AOBA_DOMAIN", "AOBA_RATE_STANDARD", "AOBA_RATE_BATCH",
 	"AOBA_RATE_SEARCH", "AOBA_MAX_SOCKETS_PER_USER", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
-	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL",
+	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
 }
 
 // ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
@@ -221,7 +232,8 @@ func (m *Main) ParseEnviron(environ []string) error {
 // besides numbers, durations and booleans, every AOBA_TRUSTED_PROXIES
 // entry must be an IP address or CIDR network and every
 // AOBA_ALLOWED_ORIGINS entry an origin (http or https, a host, an optional
-// port, nothing else).
+// port, nothing else), AOBA_WEBHOOK_URL an http or https URL and, with it,
+// AOBA_WEBHOOK_SECRET at least 16 bytes.
 func (m *Main) ParseEnv(getenv func(string) string) error {
 	c := &m.Config
 	str := func(name string, dst *string) {
@@ -249,6 +261,7 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 		{"AOBA_MAX_SOCKETS_PER_USER", &c.MaxSocketsPerUser},
 		{"AOBA_BODY_LIMIT", &c.BodyLimit},
 		{"AOBA_HEADER_LIMIT", &c.HeaderLimit},
+		{"AOBA_WEBHOOK_QUEUE", &c.WebhookQueue},
 	}
 	for _, i := range ints {
 		if v := strings.TrimSpace(getenv(i.name)); v != "" {
@@ -294,6 +307,18 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 	for _, o := range c.AllowedOrigins {
 		if err := checkOrigin(o); err != nil {
 			return fmt.Errorf("AOBA_ALLOWED_ORIGINS: %q %v", o, err)
+		}
+	}
+	str("AOBA_WEBHOOK_URL", &c.WebhookURL)
+	c.WebhookSecret = getenv("AOBA_WEBHOOK_SECRET")
+	if c.WebhookURL != "" {
+		if err := webhook.ValidateURL(c.WebhookURL); err != nil {
+			return fmt.Errorf("AOBA_WEBHOOK_URL %v, got %q", err, c.WebhookURL)
+		}
+		if c.WebhookSecret == "" {
+			return errors.New("AOBA_WEBHOOK_SECRET is required when AOBA_WEBHOOK_URL is set: receivers check the signature with it")
+		} else if len(c.WebhookSecret) < webhook.MinSecretLen {
+			return fmt.Errorf("AOBA_WEBHOOK_SECRET must be at least %d bytes long", webhook.MinSecretLen)
 		}
 	}
 	c.TrustedProxies = api.SplitList(getenv("AOBA_TRUSTED_PROXIES"))
@@ -440,10 +465,25 @@ func (m *Main) Run(ctx context.Context) error {
 		log.Info("hub: Redis", "addr", opts.Addr, "prefix", c.RedisPrefix)
 	}
 
+	// The webhook sender asks the Service whom to notify: its resolver is
+	// registered below, once the Service exists.
+	var offline aoba.OfflineNotifier
+	if c.WebhookURL != "" {
+		m.webhooks, err = webhook.New(webhook.Config{URL: c.WebhookURL, Secret: c.WebhookSecret, QueueSize: c.WebhookQueue, Logger: log})
+		if err != nil {
+			return err
+		}
+		offline = m.webhooks
+		log.Info("webhooks on", "queue", c.WebhookQueue)
+	}
 	m.svc = aoba.NewService(aoba.ServiceConfig{
 		Store: m.store, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
-		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL, Logger: log,
+		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL,
+		Offline: offline, Logger: log,
 	})
+	if m.webhooks != nil {
+		m.webhooks.RegisterResolver(m.svc.OfflineRecipients)
+	}
 	m.node = realtime.New(realtime.Config{
 		Broker: m.broker, Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
 		RateBatch: c.Rates.Batch, Watches: m.watches, Sockets: m.sockets, MaxSockets: c.MaxSocketsPerUser,
@@ -456,7 +496,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, col := range append(hub.Collectors(), m.node.Collectors()...) {
+	cols := append(hub.Collectors(), m.node.Collectors()...)
+	if m.webhooks != nil {
+		cols = append(cols, m.webhooks.Collectors()...)
+	}
+	for _, col := range cols {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -578,7 +622,8 @@ func (m *Main) Addr() string {
 func (m *Main) Server() *api.Server { return m.server }
 
 // Close shuts down gracefully: open sockets are closed with 1001, in-flight
-// requests finish (up to 10 s), then the hub and the store are closed. It
+// requests finish, pending webhooks are delivered (all within 10 s), then
+// the hub and the store are closed. It
 // returns the first error and is safe to call more than once.
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() { m.closeErr = m.close() })
@@ -603,6 +648,13 @@ func (m *Main) close() error {
 	}
 	if m.pprof != nil {
 		_ = m.pprof.Close()
+	}
+	// No message is sent any more: pending webhooks get what is left of
+	// the deadline, while the store and presence they read are still open.
+	if m.webhooks != nil {
+		if err := m.webhooks.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close webhooks: %w", err))
+		}
 	}
 	if m.presence != nil {
 		if err := m.presence.Close(); err != nil {
