@@ -37,8 +37,8 @@ type Pinger interface {
 }
 
 // Store is the whole persistence layer: users, groups, memberships,
-// invitations, message history and the events of GET /api/sync. mongostore
-// and the embedded store implement it.
+// invitations, message history, the events of GET /api/sync and blocks.
+// mongostore and the embedded store implement it.
 type Store interface {
 	UserStore
 	GroupStore
@@ -46,6 +46,7 @@ type Store interface {
 	MessageStore
 	EventStore
 	SessionStore
+	BlockStore
 	Pinger
 	// Close releases the store's resources.
 	Close() error
@@ -83,7 +84,7 @@ const (
 // that hold the AsyncAPI document (api/asyncapi.json) to the code.
 var ServerFrameTypes = []string{
 	FrameHello, FrameMessage, FramePresence, FrameTyping, FrameInvitation,
-	FrameGroup, FrameAck, FrameError, FramePong,
+	FrameGroup, FrameBlock, FrameAck, FrameError, FramePong,
 }
 
 // EncodeFrame returns the JSON encoding of a frame of type typ with the

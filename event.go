@@ -15,6 +15,7 @@ const EventRetention = 30 * 24 * time.Hour
 const (
 	EventInvitation = FrameInvitation
 	EventGroup      = FrameGroup
+	EventBlock      = FrameBlock
 )
 
 // Event is one durable copy of a live frame addressed to one user, kept for
@@ -23,8 +24,8 @@ const (
 // the live frame of type Type.
 //
 // Events are written one row or document per recipient, because they are
-// rare (invitations and group changes); messages are never copied into
-// events: a group message stays one row, found through memberships.
+// rare (invitations, group changes and blocks); messages are never copied
+// into events: a group message stays one row, found through memberships.
 type Event struct {
 	ID        string
 	UserID    string

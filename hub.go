@@ -53,19 +53,23 @@ type CloseOrder struct {
 
 // Envelope is what travels on a topic: a frame, already encoded once, to
 // write to every socket listening on the topic except the socket ExceptConn
-// and the sockets of the user ExceptUser; or, on a user topic, an order for
+// and the sockets of the user ExceptUser and of the users ExceptUsers (the
+// users a watched user blocks, on a presence topic), or, with OnlyUser set,
+// to the sockets of that user alone; or, on a user topic, an order for
 // the pods holding that user's sockets: Close closes some of them, Join
 // (a group id) makes them receive the group's topic, Leave stops it. An
 // order travels on the user topic, in order with the user's frames, so a
 // `group` event published after a Join or Leave reaches the sockets after
 // the pod has applied it.
 type Envelope struct {
-	Frame      []byte      `json:"frame,omitempty"`
-	ExceptConn string      `json:"except_conn,omitempty"`
-	ExceptUser string      `json:"except_user,omitempty"`
-	Close      *CloseOrder `json:"close,omitempty"`
-	Join       string      `json:"join,omitempty"`
-	Leave      string      `json:"leave,omitempty"`
+	Frame       []byte      `json:"frame,omitempty"`
+	ExceptConn  string      `json:"except_conn,omitempty"`
+	ExceptUser  string      `json:"except_user,omitempty"`
+	ExceptUsers []string    `json:"except_users,omitempty"`
+	OnlyUser    string      `json:"only_user,omitempty"`
+	Close       *CloseOrder `json:"close,omitempty"`
+	Join        string      `json:"join,omitempty"`
+	Leave       string      `json:"leave,omitempty"`
 }
 
 // Publication is one envelope for one topic.

@@ -6,9 +6,11 @@ import (
 )
 
 // memberViews turns memberships into Members with current usernames, and
-// with presence when withStatus is set. Memberships of deleted users are
-// left out.
-func (s *Service) memberViews(ctx context.Context, g *Group, ms []*Membership, withStatus bool) ([]*Member, error) {
+// with presence as the user viewerID sees it when withStatus is set (a
+// member who blocks the viewer is offline). Memberships of deleted users
+// are left out. It returns the store's error when names or blocks cannot be
+// read.
+func (s *Service) memberViews(ctx context.Context, g *Group, ms []*Membership, withStatus bool, viewerID string) ([]*Member, error) {
 	ids := make([]string, len(ms))
 	for i, m := range ms {
 		ids[i] = m.UserID
@@ -18,10 +20,14 @@ func (s *Service) memberViews(ctx context.Context, g *Group, ms []*Membership, w
 		return nil, err
 	}
 	var pres map[string]Presence
+	blockers := map[string]bool{}
 	if withStatus && len(ids) > 0 {
 		if pres, err = s.presence.FindPresence(ctx, ids); err != nil {
 			s.log.Warn("presence lookup failed", "err", err)
 			pres = nil
+		}
+		if blockers, err = s.blockersOf(ctx, viewerID, ids); err != nil {
+			return nil, err
 		}
 	}
 	out := make([]*Member, 0, len(ms))
@@ -33,7 +39,7 @@ func (s *Service) memberViews(ctx context.Context, g *Group, ms []*Membership, w
 		mv := &Member{UserID: m.UserID, Username: name, Role: EffectiveRole(g, m), JoinedAt: m.JoinedAt}
 		if withStatus {
 			mv.Status = StatusOffline
-			if p, ok := pres[m.UserID]; ok && p.Status == StatusOnline {
+			if p, ok := pres[m.UserID]; ok && p.Status == StatusOnline && !blockers[m.UserID] {
 				mv.Status = StatusOnline
 			}
 		}
@@ -48,7 +54,7 @@ func (s *Service) groupView(ctx context.Context, g *Group, withStatus bool) (*Gr
 	if err != nil {
 		return nil, nil, err
 	}
-	members, err := s.memberViews(ctx, g, ms, withStatus)
+	members, err := s.memberViews(ctx, g, ms, withStatus, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,7 +95,8 @@ type CreateGroupResult struct {
 }
 
 // CreateGroup creates a group owned by the caller and invites the known
-// users among initialMembers; unknown names are reported, not fatal. It
+// users among initialMembers; unknown names are reported, not fatal, and
+// users who block the caller are left out without a word. It
 // returns EINVALID for a bad name or more than 100 initial members.
 func (s *Service) CreateGroup(ctx context.Context, c Claims, name string, initialMembers []string) (*CreateGroupResult, error) {
 	if err := ValidateGroupName(name); err != nil {
@@ -118,7 +125,9 @@ func (s *Service) CreateGroup(ctx context.Context, c Claims, name string, initia
 			res.Invitations = append(res.Invitations, inv)
 		case ENOTFOUND, EINVALID:
 			res.UnknownUsers = append(res.UnknownUsers, name)
-		case ECONFLICT:
+		case ECONFLICT, EFORBIDDEN:
+			// Already invited, or the user blocks the owner: left
+			// out without saying so.
 		default:
 			return nil, err
 		}
@@ -208,7 +217,7 @@ func (s *Service) GroupAdmin(ctx context.Context, c Claims, groupID string) (*Gr
 	if err != nil {
 		return nil, err
 	}
-	members, err := s.memberViews(ctx, acc.group, ms, true)
+	members, err := s.memberViews(ctx, acc.group, ms, true, c.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +244,7 @@ func (s *Service) ListMembers(ctx context.Context, c Claims, groupID string) ([]
 	if err != nil {
 		return nil, err
 	}
-	return s.memberViews(ctx, acc.group, ms, true)
+	return s.memberViews(ctx, acc.group, ms, true, c.UserID)
 }
 
 // LeaveGroup removes the caller from a group. The owner gets ECONFLICT until

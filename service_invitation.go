@@ -33,12 +33,18 @@ func (s *Service) invitationViews(ctx context.Context, invs []*Invitation) ([]*I
 }
 
 // invite creates a pending invitation of username to g from inviter and
-// pushes it to the invitee, through an event stored for GET /api/sync. It returns ENOTFOUND for an unknown user and
-// ECONFLICT for a member or a user already invited.
+// pushes it to the invitee, through an event stored for GET /api/sync. It
+// returns ENOTFOUND for an unknown user, EFORBIDDEN for a user who blocks
+// the inviter and ECONFLICT for a member or a user already invited.
 func (s *Service) invite(ctx context.Context, g *Group, inviter *User, username string) (*InvitationView, error) {
 	u, err := s.FindUserByUsername(ctx, username)
 	if err != nil {
 		return nil, err
+	}
+	if blockers, err := s.blockersOf(ctx, inviter.ID, []string{u.ID}); err != nil {
+		return nil, err
+	} else if blockers[u.ID] {
+		return nil, Errorf(EFORBIDDEN, "You cannot invite this user.")
 	}
 	if _, err := s.store.FindMembership(ctx, g.ID, u.ID); err == nil {
 		return nil, Errorf(ECONFLICT, "%s is already a member of this group.", u.Username)
@@ -59,7 +65,8 @@ func (s *Service) invite(ctx context.Context, g *Group, inviter *User, username 
 }
 
 // Invite invites a user into a group; any member may. It returns ENOTFOUND
-// for an unknown user and ECONFLICT for a member or a pending invitation.
+// for an unknown user, EFORBIDDEN for a user who blocks the caller and
+// ECONFLICT for a member or a pending invitation.
 func (s *Service) Invite(ctx context.Context, c Claims, groupID, username string) (*InvitationView, error) {
 	if username == "" {
 		return nil, Errorf(EINVALID, "username is required.")

@@ -51,8 +51,9 @@ type target struct {
 // resolveTarget checks that the caller may address `to` with type typ and
 // returns who receives it. For a group it checks only the caller's own
 // membership: the frame goes once to the group's topic, not to a list of
-// members. It returns EINVALID for a bad type or id and ENOTFOUND for an
-// unknown user or a group the caller is not in.
+// members. It returns EINVALID for a bad type or id, ENOTFOUND for an
+// unknown user or a group the caller is not in, and EFORBIDDEN for a user
+// who blocks the caller or whom the caller blocks (see checkDirect).
 func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ MessageType) (*target, error) {
 	if to == "" {
 		return nil, Errorf(EINVALID, "to is required.")
@@ -61,6 +62,9 @@ func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ Me
 	case MessageChat:
 		u, err := s.FindUserByUsername(ctx, to)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.checkDirect(ctx, c.UserID, u.ID); err != nil {
 			return nil, err
 		}
 		return &target{typ: typ, toID: u.ID, toName: u.Username, conversation: DirectConversation(c.UserID, u.ID),

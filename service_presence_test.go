@@ -22,7 +22,7 @@ func TestService_Presence(t *testing.T) {
 	bob := ts.MustRegister(t, "bob")
 
 	t.Run("PresenceByUsername", func(t *testing.T) {
-		p, err := ts.PresenceByUsername(ctx, "ALICE")
+		p, err := ts.PresenceByUsername(ctx, bob.Claims, "ALICE")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,24 +30,24 @@ func TestService_Presence(t *testing.T) {
 			t.Fatalf("presence of a user never connected: %+v", p)
 		}
 		for _, name := range []string{"nobody", "no one", ""} {
-			_, err := ts.PresenceByUsername(ctx, name)
+			_, err := ts.PresenceByUsername(ctx, bob.Claims, name)
 			wantCode(t, err, aoba.ENOTFOUND)
 		}
 	})
 	t.Run("PresenceByID", func(t *testing.T) {
-		p, err := ts.PresenceByID(ctx, bob.ID)
+		p, err := ts.PresenceByID(ctx, bob.Claims, bob.ID)
 		if err != nil || p.Username != "bob" || p.Status != aoba.StatusOffline {
 			t.Fatalf("PresenceByID = %+v, %v", p, err)
 		}
-		_, err = ts.PresenceByID(ctx, "bob")
+		_, err = ts.PresenceByID(ctx, bob.Claims, "bob")
 		wantCode(t, err, aoba.EINVALID)
-		_, err = ts.PresenceByID(ctx, aoba.NewID())
+		_, err = ts.PresenceByID(ctx, bob.Claims, aoba.NewID())
 		wantCode(t, err, aoba.ENOTFOUND)
 	})
 	t.Run("PresenceByUsernames", func(t *testing.T) {
 		// Unknown and malformed names are left out; a name asked twice
 		// (in any case) is answered once.
-		ps, err := ts.PresenceByUsernames(ctx, []string{"bob", "nobody", "no one", "alice", "BOB"})
+		ps, err := ts.PresenceByUsernames(ctx, bob.Claims, []string{"bob", "nobody", "no one", "alice", "BOB"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,21 +58,21 @@ func TestService_Presence(t *testing.T) {
 		if len(ps) != 2 || got["Alice"] != 1 || got["bob"] != 1 {
 			t.Fatalf("PresenceByUsernames = %v, want Alice and bob once each", got)
 		}
-		if ps, err := ts.PresenceByUsernames(ctx, make([]string, 100)); err != nil || len(ps) != 0 {
+		if ps, err := ts.PresenceByUsernames(ctx, bob.Claims, make([]string, 100)); err != nil || len(ps) != 0 {
 			t.Fatalf("PresenceByUsernames(100 empty names) = %d, %v", len(ps), err)
 		}
 		for _, names := range [][]string{nil, {}, make([]string, 101)} {
-			_, err := ts.PresenceByUsernames(ctx, names)
+			_, err := ts.PresenceByUsernames(ctx, bob.Claims, names)
 			wantCode(t, err, aoba.EINVALID)
 		}
 	})
 	t.Run("PresenceByIDs", func(t *testing.T) {
-		ps, err := ts.PresenceByIDs(ctx, append(uuids(98), bob.ID, bob.ID))
+		ps, err := ts.PresenceByIDs(ctx, bob.Claims, append(uuids(98), bob.ID, bob.ID))
 		if err != nil || len(ps) != 1 || ps[0].UserID != bob.ID {
 			t.Fatalf("PresenceByIDs = %+v, %v; want bob once", ps, err)
 		}
 		for _, ids := range [][]string{nil, {}, uuids(101), {bob.ID, "bob"}} {
-			_, err := ts.PresenceByIDs(ctx, ids)
+			_, err := ts.PresenceByIDs(ctx, bob.Claims, ids)
 			wantCode(t, err, aoba.EINVALID)
 		}
 	})
@@ -81,7 +81,7 @@ func TestService_Presence(t *testing.T) {
 		ts.Subscribe(t, aoba.PresenceTopic(alice.ID))
 		status := func(t *testing.T) *aoba.UserPresence {
 			t.Helper()
-			p, err := ts.PresenceByUsername(ctx, "alice")
+			p, err := ts.PresenceByUsername(ctx, bob.Claims, "alice")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +96,7 @@ func TestService_Presence(t *testing.T) {
 		if p := status(t); p.Status != aoba.StatusOnline {
 			t.Fatalf("after Connect: %+v, want online", p)
 		}
-		ps, err := ts.PresenceByIDs(ctx, []string{alice.ID, bob.ID})
+		ps, err := ts.PresenceByIDs(ctx, bob.Claims, []string{alice.ID, bob.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,9 +172,9 @@ func TestService_Presence(t *testing.T) {
 		if err := ts.Presence.Close(); err != nil {
 			t.Fatal(err)
 		}
-		_, err := ts.PresenceByUsername(ctx, "alice")
+		_, err := ts.PresenceByUsername(ctx, bob.Claims, "alice")
 		wantCode(t, err, aoba.EUNAVAILABLE)
-		_, err = ts.PresenceByIDs(ctx, []string{alice.ID})
+		_, err = ts.PresenceByIDs(ctx, bob.Claims, []string{alice.ID})
 		wantCode(t, err, aoba.EUNAVAILABLE)
 	})
 }

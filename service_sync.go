@@ -103,7 +103,8 @@ type SyncResult struct {
 //     messages of the groups the caller is a member of now (found through
 //     the caller's memberships: a group message is one row, whatever the
 //     group's size);
-//   - events: the invitation and group events stored for the caller.
+//   - events: the invitation, group and block events stored for the
+//     caller.
 //
 // An empty since, or one older than EventRetention, starts at the
 // beginning of the retention window. More says whether to call again with

@@ -226,6 +226,9 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodPut, "/api/users/me/password", auth, std, s.changePassword)
 	s.handle(fiber.MethodGet, "/api/users/me/sessions", auth, std, s.listSessions)
 	s.handle(fiber.MethodDelete, "/api/users/me/sessions/:sessionId", auth, std, s.deleteSession)
+	s.handle(fiber.MethodGet, "/api/users/me/blocks", auth, std, s.listBlocks)
+	s.handle(fiber.MethodPut, "/api/users/me/blocks/:username", auth, std, s.blockUser)
+	s.handle(fiber.MethodDelete, "/api/users/me/blocks/:username", auth, std, s.unblockUser)
 	s.handle(fiber.MethodGet, "/api/users", auth, search, s.searchUsers)
 	s.handle(fiber.MethodGet, "/api/users/:username", auth, std, s.userByName)
 

@@ -14,7 +14,11 @@ type presenceState struct {
 }
 
 func (s *Server) presenceByName(c *fiber.Ctx) error {
-	p, err := s.svc.PresenceByUsername(c.UserContext(), c.Params("username"))
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.svc.PresenceByUsername(c.UserContext(), cl, c.Params("username"))
 	if err != nil {
 		return err
 	}
@@ -22,7 +26,11 @@ func (s *Server) presenceByName(c *fiber.Ctx) error {
 }
 
 func (s *Server) presenceByID(c *fiber.Ctx) error {
-	p, err := s.svc.PresenceByID(c.UserContext(), c.Params("userId"))
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.svc.PresenceByID(c.UserContext(), cl, c.Params("userId"))
 	if err != nil {
 		return err
 	}
@@ -30,13 +38,17 @@ func (s *Server) presenceByID(c *fiber.Ctx) error {
 }
 
 func (s *Server) presenceBatch(c *fiber.Ctx) error {
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
 	var in struct {
 		Usernames []string `json:"usernames"`
 	}
 	if err := decode(c, &in, "usernames"); err != nil {
 		return err
 	}
-	ps, err := s.svc.PresenceByUsernames(c.UserContext(), in.Usernames)
+	ps, err := s.svc.PresenceByUsernames(c.UserContext(), cl, in.Usernames)
 	if err != nil {
 		return err
 	}
@@ -48,11 +60,15 @@ func (s *Server) presenceBatch(c *fiber.Ctx) error {
 }
 
 func (s *Server) presenceIDBatch(c *fiber.Ctx) error {
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
 	var in idsBody
 	if err := decode(c, &in, "userIds"); err != nil {
 		return err
 	}
-	ps, err := s.svc.PresenceByIDs(c.UserContext(), in.UserIDs)
+	ps, err := s.svc.PresenceByIDs(c.UserContext(), cl, in.UserIDs)
 	if err != nil {
 		return err
 	}

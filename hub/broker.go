@@ -88,19 +88,24 @@ func Collectors() []prometheus.Collector {
 // Envelope wire format on Redis, chosen so that the frame, already JSON,
 // is carried as is instead of being re-encoded (and base64'd) inside JSON:
 //
-//	byte     version (envelopeV2; envelopeV1 is still read)
+//	byte     version (envelopeV2, or envelopeV3 when OnlyUser or ExceptUsers is set; envelopeV1 is still read)
 //	uvarint  len(ExceptConn), then ExceptConn
-//	uvarint  len(ExceptUser), then ExceptUser   (v2 only)
-//	uvarint  len(Join), then Join               (v2 only)
-//	uvarint  len(Leave), then Leave             (v2 only)
+//	uvarint  len(ExceptUser), then ExceptUser   (v2 and v3)
+//	uvarint  len(Join), then Join               (v2 and v3)
+//	uvarint  len(Leave), then Leave             (v2 and v3)
+//	uvarint  len(OnlyUser), then OnlyUser       (v3 only)
+//	uvarint  len(ExceptUsers), then each one as uvarint len, bytes (v3 only)
 //	uvarint  len(close order JSON) (0: no close order), then the JSON
 //	rest     Frame
 //
-// A pod of the previous version drops a v2 envelope as malformed (counted
-// by aoba_hub_decode_failures_total) during a rolling upgrade.
+// A pod of the previous version drops an envelope of a version it does not
+// know as malformed (counted by aoba_hub_decode_failures_total) during a
+// rolling upgrade. Only the presence events that a block narrows are v3:
+// an older pod drops them rather than showing them to a blocked user.
 const (
 	envelopeV1 = 1
 	envelopeV2 = 2
+	envelopeV3 = 3
 )
 
 // encodeEnvelope returns the wire form of env. It fails only when the close
@@ -113,12 +118,29 @@ func encodeEnvelope(env aoba.Envelope) ([]byte, error) {
 			return nil, aoba.Errorf(aoba.EINTERNAL, "encode close order: %v", err)
 		}
 	}
-	b := make([]byte, 0, 1+5*binary.MaxVarintLen64+len(env.ExceptConn)+len(env.ExceptUser)+
-		len(env.Join)+len(env.Leave)+len(closeJSON)+len(env.Frame))
+	v3 := env.OnlyUser != "" || len(env.ExceptUsers) > 0
+	n := 1 + 7*binary.MaxVarintLen64 + len(env.ExceptConn) + len(env.ExceptUser) +
+		len(env.Join) + len(env.Leave) + len(env.OnlyUser) + len(closeJSON) + len(env.Frame)
+	for _, u := range env.ExceptUsers {
+		n += binary.MaxVarintLen64 + len(u)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, envelopeV2)
+	if v3 {
+		b[0] = envelopeV3
+	}
 	for _, f := range [...]string{env.ExceptConn, env.ExceptUser, env.Join, env.Leave} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
+	}
+	if v3 {
+		b = binary.AppendUvarint(b, uint64(len(env.OnlyUser)))
+		b = append(b, env.OnlyUser...)
+		b = binary.AppendUvarint(b, uint64(len(env.ExceptUsers)))
+		for _, u := range env.ExceptUsers {
+			b = binary.AppendUvarint(b, uint64(len(u)))
+			b = append(b, u...)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(closeJSON)))
 	b = append(b, closeJSON...)
@@ -132,26 +154,32 @@ var errBadEnvelope = errors.New("malformed envelope")
 // once out of s.
 func decodeEnvelope(s string) (aoba.Envelope, error) {
 	var env aoba.Envelope
-	if len(s) == 0 || (s[0] != envelopeV1 && s[0] != envelopeV2) {
+	if len(s) == 0 || (s[0] != envelopeV1 && s[0] != envelopeV2 && s[0] != envelopeV3) {
 		return env, errBadEnvelope
 	}
-	v2 := s[0] == envelopeV2
+	v2, v3 := s[0] >= envelopeV2, s[0] == envelopeV3
 	s = s[1:]
-	field := func() (string, error) {
+	uvarint := func() (uint64, error) {
 		var n uint64
 		for i, shift := 0, uint(0); ; i, shift = i+1, shift+7 {
 			if i >= len(s) || i == binary.MaxVarintLen64 {
-				return "", errBadEnvelope
+				return 0, errBadEnvelope
 			}
 			c := s[i]
 			if i == binary.MaxVarintLen64-1 && c > 1 {
-				return "", errBadEnvelope // overflows 64 bits
+				return 0, errBadEnvelope // overflows 64 bits
 			}
 			n |= uint64(c&0x7f) << shift
 			if c < 0x80 {
 				s = s[i+1:]
-				break
+				return n, nil
 			}
+		}
+	}
+	field := func() (string, error) {
+		n, err := uvarint()
+		if err != nil {
+			return "", err
 		}
 		if n > uint64(len(s)) {
 			return "", errBadEnvelope
@@ -169,6 +197,22 @@ func decodeEnvelope(s string) (aoba.Envelope, error) {
 			if *f, err = field(); err != nil {
 				return env, err
 			}
+		}
+	}
+	if v3 {
+		if env.OnlyUser, err = field(); err != nil {
+			return env, err
+		}
+		n, err := uvarint()
+		if err != nil || n > uint64(len(s)) { // each one takes a byte at least
+			return env, errBadEnvelope
+		}
+		for ; n > 0; n-- {
+			u, err := field()
+			if err != nil {
+				return env, err
+			}
+			env.ExceptUsers = append(env.ExceptUsers, u)
 		}
 	}
 	closeJSON, err := field()

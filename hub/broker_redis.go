@@ -172,11 +172,13 @@ type envelopeKey struct {
 	frameLen                            int
 	close                               *aoba.CloseOrder
 	exceptConn, exceptUser, join, leave string
+	onlyUser, exceptUsers               string
 }
 
 func keyOf(env aoba.Envelope) envelopeKey {
 	k := envelopeKey{frameLen: len(env.Frame), close: env.Close, exceptConn: env.ExceptConn,
-		exceptUser: env.ExceptUser, join: env.Join, leave: env.Leave}
+		exceptUser: env.ExceptUser, join: env.Join, leave: env.Leave,
+		onlyUser: env.OnlyUser, exceptUsers: strings.Join(env.ExceptUsers, "\x00")}
 	if len(env.Frame) > 0 {
 		k.frame = &env.Frame[0]
 	}

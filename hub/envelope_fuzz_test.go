@@ -14,7 +14,8 @@ import (
 // empty frame are the same).
 func sameEnvelope(a, b aoba.Envelope) bool {
 	if !bytes.Equal(a.Frame, b.Frame) || a.ExceptConn != b.ExceptConn || a.ExceptUser != b.ExceptUser ||
-		a.Join != b.Join || a.Leave != b.Leave || (a.Close == nil) != (b.Close == nil) {
+		a.Join != b.Join || a.Leave != b.Leave || a.OnlyUser != b.OnlyUser || !slices.Equal(a.ExceptUsers, b.ExceptUsers) ||
+		(a.Close == nil) != (b.Close == nil) {
 		return false
 	}
 	return a.Close == nil || sameClose(*a.Close, *b.Close)
@@ -35,6 +36,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		{Frame: []byte(`{"type":"message","data":{"content":"hi"}}`), ExceptConn: "c1"},
 		{Frame: []byte(`{"type":"typing"}`), ExceptUser: "u1", Join: "g1", Leave: "g2"},
 		{Close: &aoba.CloseOrder{Code: aoba.CloseSessionRevoked, Reason: "logout", Session: "s1"}},
+		{Frame: []byte(`{"type":"presence"}`), OnlyUser: "u1"},
+		{Frame: []byte(`{"type":"presence"}`), ExceptUsers: []string{"u1", "", "u3"}},
 		{Close: &aoba.CloseOrder{Code: aoba.CloseTooManySockets, Reason: "too many sockets", Conns: []string{"c1", "c2"}}},
 		{},
 	} {

@@ -25,6 +25,32 @@ func TestEnvelopeWireFormat(t *testing.T) {
 		}
 	})
 
+	t.Run("RoundTripV3", func(t *testing.T) {
+		for _, env := range []aoba.Envelope{
+			{Frame: []byte(`{"type":"presence"}`), OnlyUser: "u1"},
+			{Frame: []byte(`{"type":"presence"}`), ExceptUser: "u0", ExceptUsers: []string{"u1", "u2"}},
+		} {
+			b, err := encodeEnvelope(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b[0] != envelopeV3 {
+				t.Fatalf("version %d, want %d", b[0], envelopeV3)
+			}
+			got, err := decodeEnvelope(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameEnvelope(env, got) {
+				t.Fatalf("decoded %+v, want %+v", got, env)
+			}
+		}
+		// Without the new fields, the envelope stays v2 for older pods.
+		if b, _ := encodeEnvelope(aoba.Envelope{Frame: []byte(`{}`), ExceptUser: "u"}); b[0] != envelopeV2 {
+			t.Fatalf("version %d, want %d", b[0], envelopeV2)
+		}
+	})
+
 	t.Run("ReadsVersion1", func(t *testing.T) {
 		// What a pod of the previous version publishes.
 		b := []byte{envelopeV1}
@@ -44,7 +70,8 @@ func TestEnvelopeWireFormat(t *testing.T) {
 	t.Run("Malformed", func(t *testing.T) {
 		for name, s := range map[string]string{
 			"Empty":          "",
-			"UnknownVersion": "\x03\x00\x00\x00\x00\x00",
+			"UnknownVersion": "\x04\x00\x00\x00\x00\x00",
+			"TooManyExcepts": "\x03\x00\x00\x00\x00\x00\x7f\x00",
 			"Truncated":      "\x02\x05ab",
 			"MissingFields":  "\x02\x00\x00",
 			"Overflow":       "\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f",

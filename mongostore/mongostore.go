@@ -51,6 +51,7 @@ const (
 	colSessions            = "sessions"
 	colMessageClaims       = "message_claims"
 	colEvents              = "events"
+	colBlocks              = "blocks"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -76,6 +77,7 @@ type Store struct {
 	messageClaims   *mongo.Collection
 	sessions        *mongo.Collection
 	events          *mongo.Collection
+	blocks          *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -116,6 +118,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		messageClaims:   db.Collection(colMessageClaims),
 		sessions:        db.Collection(colSessions),
 		events:          db.Collection(colEvents),
+		blocks:          db.Collection(colBlocks),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())

@@ -177,7 +177,10 @@ func (c *conn) typing(ctx context.Context, f aoba.Frame) error {
 
 // presenceSubscribe counts the frame against the user's batch budget (the
 // key of the REST batch routes), then watches the known users among the
-// frame's usernames or ids and sends their presence at once. The topics
+// frame's usernames or ids and sends their presence at once, as the user
+// sees it (a user who blocks them is offline, with a null lastSeen, and
+// their live events skip this socket: see aoba.Service.PresenceChanged).
+// The topics
 // are subscribed before the presence is read, so no change falls between
 // the two. It returns an ERATELIMIT error over the budget and an EINVALID
 // error when the user would watch more users than the limit across their
@@ -200,9 +203,9 @@ func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) (*subscribeR
 	case len(in.Usernames) > 0 && len(in.UserIDs) > 0:
 		return nil, aoba.Errorf(aoba.EINVALID, "Give usernames or userIds, not both.")
 	case len(in.Usernames) > 0:
-		found, err = c.n.svc.PresenceByUsernames(ctx, in.Usernames)
+		found, err = c.n.svc.PresenceByUsernames(ctx, c.claims, in.Usernames)
 	default:
-		found, err = c.n.svc.PresenceByIDs(ctx, in.UserIDs)
+		found, err = c.n.svc.PresenceByIDs(ctx, c.claims, in.UserIDs)
 	}
 	if err != nil {
 		return nil, err
@@ -237,7 +240,7 @@ func (c *conn) presenceSubscribe(ctx context.Context, f aoba.Frame) (*subscribeR
 	if len(ids) == 0 {
 		return res, nil
 	}
-	now, err := c.n.svc.PresenceByIDs(ctx, ids)
+	now, err := c.n.svc.PresenceByIDs(ctx, c.claims, ids)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ package realtime
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -147,7 +148,8 @@ func hash(s string) uint32 {
 // Deliver hands an envelope received on topic to the local sockets. On a
 // user or presence topic the frame is queued on every socket of the topic;
 // on a group topic, on every local socket of the group's members. Sockets
-// env.ExceptConn and those of the user env.ExceptUser are skipped. A close
+// env.ExceptConn and those of the users env.ExceptUser and env.ExceptUsers
+// are skipped; with env.OnlyUser, only that user's sockets get the frame. A close
 // order closes the matching sockets of the topic's user; a Join or Leave
 // order is handed to the order goroutine. It never blocks: a socket whose
 // queue is full is closed with aoba.CloseTooSlow.
@@ -171,7 +173,9 @@ func (n *Node) Deliver(topic string, env aoba.Envelope) {
 	}
 }
 
-// fanout queues env's frame on the sockets of set that env does not except.
+// fanout queues env's frame on the sockets of set that env does not except
+// (ExceptConn, ExceptUser, ExceptUsers) and, with OnlyUser, on that user's
+// sockets alone.
 // It allocates one item, whatever the number of sockets.
 func fanout(set map[*conn]struct{}, env aoba.Envelope) {
 	if len(set) == 0 || len(env.Frame) == 0 {
@@ -179,7 +183,8 @@ func fanout(set map[*conn]struct{}, env aoba.Envelope) {
 	}
 	it := &item{frame: env.Frame, at: time.Now()}
 	for c := range set {
-		if c.id == env.ExceptConn || (env.ExceptUser != "" && c.claims.UserID == env.ExceptUser) {
+		if c.id == env.ExceptConn || (env.ExceptUser != "" && c.claims.UserID == env.ExceptUser) ||
+			(env.OnlyUser != "" && c.claims.UserID != env.OnlyUser) || slices.Contains(env.ExceptUsers, c.claims.UserID) {
 			continue
 		}
 		c.enqueue(it)

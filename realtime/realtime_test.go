@@ -203,3 +203,29 @@ func TestNode(t *testing.T) {
 		}
 	})
 }
+
+// TestPresenceFanoutNarrowing: on a presence topic, ExceptUsers skips the
+// sockets of those users and OnlyUser reaches that user's sockets alone
+// (how a block hides the blocker's presence from the blocked user).
+func TestPresenceFanoutNarrowing(t *testing.T) {
+	e := newEnv(t, realtime.Config{RateStandard: 1000, RateBatch: 1000})
+	_, alice := e.user("alice")
+	bobTok, bob := e.user("bob")
+	carolTok, _ := e.user("carol")
+	b1, c1 := e.dial(bobTok), e.dial(carolTok)
+	for _, c := range []*client{b1, c1} {
+		c.send(realtime.FramePresenceSub, "s", map[string]any{"usernames": []string{"alice"}})
+		c.expect(aoba.FramePresence)
+		c.expect(aoba.FrameAck)
+	}
+	frame := []byte(`{"type":"presence","data":{"userId":"` + alice.UserID + `","status":"online"}}`)
+	topic := aoba.PresenceTopic(alice.UserID)
+
+	e.node.Deliver(topic, aoba.Envelope{Frame: frame, ExceptUsers: []string{"someone", bob.UserID}})
+	c1.expect(aoba.FramePresence)
+	b1.quiet()
+
+	e.node.Deliver(topic, aoba.Envelope{Frame: frame, OnlyUser: bob.UserID})
+	b1.expect(aoba.FramePresence)
+	c1.quiet()
+}

@@ -322,6 +322,17 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 CREATE INDEX events_created ON events (created_at);
 `,
+	// 5: blocks, read by blocker (the primary key) and by blocked user
+	// (the presence and send checks ask both ways).
+	`
+CREATE TABLE blocks (
+	blocker_id TEXT NOT NULL,
+	blocked_id TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (blocker_id, blocked_id)
+) WITHOUT ROWID;
+CREATE INDEX blocks_blocked ON blocks (blocked_id, blocker_id);
+`,
 }
 
 // migrate creates schema_migrations and applies every step of migrations

@@ -199,6 +199,9 @@ func TestFramesMatchAsyncAPI(t *testing.T) {
 		ok(s.do(t, "DELETE", "/api/groups/"+gid, bob.Token, nil))
 		b.until(aoba.FrameGroup, func(d map[string]any) bool { return d["event"] == aoba.GroupDeleted })
 
+		s.do(t, "PUT", "/api/users/me/blocks/"+alice.Name, bob.Token, nil).want(t, 204)
+		b.until(aoba.FrameBlock, func(d map[string]any) bool { return d["event"] == aoba.BlockBlocked && d["user_id"] == alice.ID })
+
 		for _, dir := range []asyncapitest.Direction{asyncapitest.Send, asyncapitest.Receive} {
 			for _, typ := range doc.Types(dir) {
 				if !seen[dir][typ] {
