@@ -322,6 +322,16 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 CREATE INDEX events_created ON events (created_at);
 `,
+	// 5: reserved (another branch).
+	`SELECT 1`,
+	// 6: reserved (another branch).
+	`SELECT 1`,
+	// 7: message edits and deletions: the time of the last edit (NULL
+	// when never edited) and the deleted flag (content is then empty).
+	`
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate creates schema_migrations and applies every step of migrations
