@@ -78,13 +78,19 @@ const (
 	FramePong       = "pong"
 	// FrameHello is the first frame of every socket (data Hello).
 	FrameHello = "hello"
+	// FrameMessageUpdated announces an edited message (data the updated
+	// MessageView) to every participant of its conversation.
+	FrameMessageUpdated = "message.updated"
+	// FrameMessageDeleted announces a deleted message (data the
+	// MessageView, deleted and with empty content).
+	FrameMessageDeleted = "message.deleted"
 )
 
 // ServerFrameTypes lists every server-to-client frame type, for the tests
 // that hold the AsyncAPI document (api/asyncapi.json) to the code.
 var ServerFrameTypes = []string{
 	FrameHello, FrameMessage, FramePresence, FrameTyping, FrameInvitation,
-	FrameGroup, FrameBlock, FrameAck, FrameError, FramePong,
+	FrameGroup, FrameBlock, FrameAck, FrameError, FramePong, FrameMessageUpdated, FrameMessageDeleted,
 }
 
 // EncodeFrame returns the JSON encoding of a frame of type typ with the

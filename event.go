@@ -16,6 +16,12 @@ const (
 	EventInvitation = FrameInvitation
 	EventGroup      = FrameGroup
 	EventBlock      = FrameBlock
+	// EventMessageUpdated and EventMessageDeleted repeat the edit or
+	// deletion of a message, whatever its id: GET /api/sync returns
+	// messages after the cursor by id, so an edit of an older message
+	// reaches a syncing client only as an event.
+	EventMessageUpdated = FrameMessageUpdated
+	EventMessageDeleted = FrameMessageDeleted
 )
 
 // Event is one durable copy of a live frame addressed to one user, kept for
@@ -24,8 +30,10 @@ const (
 // the live frame of type Type.
 //
 // Events are written one row or document per recipient, because they are
-// rare (invitations, group changes and blocks); messages are never copied
-// into events: a group message stays one row, found through memberships.
+// rare (invitations, group changes, blocks, message edits and deletions);
+// messages are never copied into events: a group message stays one row,
+// found through memberships. An edit or deletion of a group message is one
+// row per member, acceptable because edits are rare next to sends.
 type Event struct {
 	ID        string
 	UserID    string

@@ -31,7 +31,9 @@ const (
 // GroupConversation). FromName and ToName are the names at sending time,
 // used when the sender or the recipient no longer exists. ClientID, when
 // not empty, is the sender's idempotency key: the stores keep at most one
-// message per (FromID, ClientID).
+// message per (FromID, ClientID). EditedAt is the time of the last edit,
+// nil when never edited. Deleted marks a message deleted by its sender or
+// a group's owner or admin: it stays in history with an empty Content.
 type Message struct {
 	ID           string
 	Conversation string
@@ -43,6 +45,8 @@ type Message struct {
 	Type         MessageType
 	Timestamp    time.Time
 	ClientID     string
+	EditedAt     *time.Time
+	Deleted      bool
 }
 
 // DirectConversation returns the conversation key of the 1:1 conversation
@@ -109,4 +113,12 @@ type MessageStore interface {
 	// FindMessages returns one page of messages matching f and the total
 	// number of messages matching f without Offset and Limit.
 	FindMessages(ctx context.Context, f MessageFilter) ([]*Message, int, error)
+	// FindMessageByID returns the message with that id. It returns
+	// ENOTFOUND when there is none.
+	FindMessageByID(ctx context.Context, id string) (*Message, error)
+	// UpdateMessage stores m.Content, m.EditedAt and m.Deleted on the
+	// stored message with m.ID; every other field is left as stored.
+	// Concurrent updates of one message are last-writer-wins. It returns
+	// ENOTFOUND when there is no message with m.ID.
+	UpdateMessage(ctx context.Context, m *Message) error
 }

@@ -12,32 +12,34 @@ type Action int
 
 // Group actions.
 const (
-	ActionRead         Action = iota // read the group, its members and history; send messages
-	ActionInvite                     // invite a user
-	ActionLeave                      // leave the group
-	ActionAdminInfo                  // read the administration view
-	ActionAddMember                  // add a member directly
-	ActionAddAdmin                   // add an admin directly
-	ActionRemoveMember               // remove a plain member
-	ActionRemoveAdmin                // remove an admin
-	ActionChangeRole                 // change a member's role
-	ActionTransfer                   // transfer ownership
-	ActionDelete                     // delete the group
+	ActionRead          Action = iota // read the group, its members and history; send messages
+	ActionInvite                      // invite a user
+	ActionLeave                       // leave the group
+	ActionAdminInfo                   // read the administration view
+	ActionAddMember                   // add a member directly
+	ActionAddAdmin                    // add an admin directly
+	ActionRemoveMember                // remove a plain member
+	ActionRemoveAdmin                 // remove an admin
+	ActionChangeRole                  // change a member's role
+	ActionTransfer                    // transfer ownership
+	ActionDelete                      // delete the group
+	ActionDeleteMessage               // delete another member's message
 )
 
 // minimumRole is the least role that may perform each action.
 var minimumRole = map[Action]Role{
-	ActionRead:         RoleMember,
-	ActionInvite:       RoleMember,
-	ActionLeave:        RoleMember,
-	ActionAdminInfo:    RoleAdmin,
-	ActionAddMember:    RoleAdmin,
-	ActionAddAdmin:     RoleOwner,
-	ActionRemoveMember: RoleAdmin,
-	ActionRemoveAdmin:  RoleOwner,
-	ActionChangeRole:   RoleOwner,
-	ActionTransfer:     RoleOwner,
-	ActionDelete:       RoleOwner,
+	ActionRead:          RoleMember,
+	ActionInvite:        RoleMember,
+	ActionLeave:         RoleMember,
+	ActionAdminInfo:     RoleAdmin,
+	ActionAddMember:     RoleAdmin,
+	ActionAddAdmin:      RoleOwner,
+	ActionRemoveMember:  RoleAdmin,
+	ActionRemoveAdmin:   RoleOwner,
+	ActionChangeRole:    RoleOwner,
+	ActionTransfer:      RoleOwner,
+	ActionDelete:        RoleOwner,
+	ActionDeleteMessage: RoleAdmin,
 }
 
 // rank orders roles: owner > admin > member.

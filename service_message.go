@@ -110,12 +110,8 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 			return nil, Errorf(EINVALID, "client_id must be 1 to %d ASCII letters, digits, dots, underscores, colons or hyphens.", ClientIDMaxLen)
 		}
 	}
-	if strings.TrimSpace(in.Content) == "" {
-		return nil, Errorf(EINVALID, "content is required.")
-	} else if utf8.RuneCountInString(in.Content) > MessageMaxLen {
-		return nil, Errorf(EINVALID, "content must be at most 10240 characters.")
-	} else if !utf8.ValidString(in.Content) {
-		return nil, Errorf(EINVALID, "content must be valid UTF-8.")
+	if err := validateContent(in.Content); err != nil {
+		return nil, err
 	}
 	t, err := s.resolveTarget(ctx, c, in.To, in.Type)
 	if err != nil {
@@ -145,11 +141,167 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 	return v, nil
 }
 
+// validateContent returns EINVALID unless content is valid UTF-8 of 1 to
+// MessageMaxLen characters, not all blank: the rule of a send and an edit.
+func validateContent(content string) error {
+	if strings.TrimSpace(content) == "" {
+		return Errorf(EINVALID, "content is required.")
+	} else if utf8.RuneCountInString(content) > MessageMaxLen {
+		return Errorf(EINVALID, "content must be at most 10240 characters.")
+	} else if !utf8.ValidString(content) {
+		return Errorf(EINVALID, "content must be valid UTF-8.")
+	}
+	return nil
+}
+
+// EditInput is the body of PATCH /api/messages/{messageId}.
+type EditInput struct {
+	Content string `json:"content"`
+}
+
+// errMessageNotFound is returned for unknown messages and for messages the
+// caller may not see alike.
+func errMessageNotFound() error { return Errorf(ENOTFOUND, "Message not found.") }
+
+// visibleMessage returns the message id when the caller may see it: a 1:1
+// message they sent or received, or a message of a group they are a member
+// of now, with the caller's role in that group (empty for a 1:1 message).
+// It returns EINVALID for a malformed id, ENOTFOUND for an unknown message
+// or one the caller may not see, and the store's error otherwise.
+func (s *Service) visibleMessage(ctx context.Context, c Claims, id string) (*Message, Role, error) {
+	if !IsValidID(id) {
+		return nil, "", Errorf(EINVALID, "Message id must be a UUID.")
+	}
+	m, err := s.store.FindMessageByID(ctx, id)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, "", errMessageNotFound()
+	} else if err != nil {
+		return nil, "", err
+	}
+	switch m.Type {
+	case MessageChat:
+		if c.UserID != m.FromID && c.UserID != m.ToID {
+			return nil, "", errMessageNotFound()
+		}
+		return m, "", nil
+	case MessageGroupChat:
+		acc, err := s.authorize(ctx, c, m.ToID, ActionRead)
+		if ErrorCode(err) == ENOTFOUND {
+			return nil, "", errMessageNotFound()
+		} else if err != nil {
+			return nil, "", err
+		}
+		return m, acc.role, nil
+	}
+	return nil, "", errMessageNotFound()
+}
+
+// participants returns the ids of the users who see m: both ends of a 1:1
+// message, the current members of a group. It returns the store's error.
+func (s *Service) participants(ctx context.Context, m *Message) ([]string, error) {
+	if m.Type == MessageChat {
+		return []string{m.FromID, m.ToID}, nil
+	}
+	ms, err := s.store.FindMembershipsByGroup(ctx, m.ToID)
+	if err != nil {
+		return nil, err
+	}
+	return memberIDs(ms), nil
+}
+
+// announceMessageChange records the event typ (EventMessageUpdated or
+// EventMessageDeleted) for every participant of m, for GET /api/sync, and
+// publishes it live to their sockets, the caller's other devices
+// included. A failure to list the participants is logged, not returned:
+// the change is stored and history shows it.
+func (s *Service) announceMessageChange(ctx context.Context, typ string, m *Message) {
+	ids, err := s.participants(ctx, m)
+	if err != nil {
+		s.log.Warn("message change not announced", "type", typ, "err", err)
+		return
+	}
+	vs, err := s.messageViews(ctx, []*Message{m})
+	if err != nil {
+		vs = []*MessageView{messageView(m, nil)}
+	}
+	s.publishEvent(ctx, typ, vs[0], ids)
+}
+
+// EditMessage replaces the content of the message id, sent by the caller,
+// sets its edited_at and announces it as a message.updated event to every
+// participant (live and through GET /api/sync). It returns the updated
+// message. It returns EINVALID for a malformed id or content (the rules of
+// a send), ENOTFOUND for an unknown message or one the caller may not see,
+// EFORBIDDEN when the caller is not its sender, ECONFLICT when it is
+// deleted, and the store's error otherwise. Two concurrent edits are
+// last-writer-wins.
+func (s *Service) EditMessage(ctx context.Context, c Claims, id string, in EditInput) (*MessageView, error) {
+	if !IsValidID(id) {
+		return nil, Errorf(EINVALID, "Message id must be a UUID.")
+	}
+	if err := validateContent(in.Content); err != nil {
+		return nil, err
+	}
+	m, _, err := s.visibleMessage(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.FromID != c.UserID {
+		return nil, Errorf(EFORBIDDEN, "Only the sender can edit a message.")
+	} else if m.Deleted {
+		return nil, Errorf(ECONFLICT, "A deleted message cannot be edited.")
+	}
+	at := Now()
+	m.Content, m.EditedAt = in.Content, &at
+	if err := s.store.UpdateMessage(ctx, m); ErrorCode(err) == ENOTFOUND {
+		return nil, errMessageNotFound()
+	} else if err != nil {
+		return nil, err
+	}
+	s.announceMessageChange(ctx, EventMessageUpdated, m)
+	vs, err := s.messageViews(ctx, []*Message{m})
+	if err != nil {
+		return messageView(m, nil), nil
+	}
+	return vs[0], nil
+}
+
+// DeleteMessage marks the message id deleted: it stays in history with
+// empty content and deleted true, and a message.deleted event goes to
+// every participant (live and through GET /api/sync). The sender may
+// delete their message; in a group, so may the owner and the admins.
+// Deleting a deleted message succeeds again without a new event
+// (idempotent: a retried DELETE gets 204). It returns EINVALID for a
+// malformed id, ENOTFOUND for an unknown message or one the caller may not
+// see, EFORBIDDEN when the caller may not delete it, and the store's error
+// otherwise.
+func (s *Service) DeleteMessage(ctx context.Context, c Claims, id string) error {
+	m, role, err := s.visibleMessage(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if m.FromID != c.UserID && (m.Type != MessageGroupChat || !Allowed(role, ActionDeleteMessage)) {
+		return Errorf(EFORBIDDEN, "Only the sender or a group's owner or admin can delete a message.")
+	}
+	if m.Deleted {
+		return nil
+	}
+	m.Content, m.Deleted = "", true
+	if err := s.store.UpdateMessage(ctx, m); ErrorCode(err) == ENOTFOUND {
+		return errMessageNotFound()
+	} else if err != nil {
+		return err
+	}
+	s.announceMessageChange(ctx, EventMessageDeleted, m)
+	return nil
+}
+
 // messageView returns the client view of m, with current usernames from
 // names where known and the names at sending time otherwise.
 func messageView(m *Message, names map[string]string) *MessageView {
 	v := &MessageView{ID: m.ID, FromID: m.FromID, ToID: m.ToID, From: m.FromName, To: m.ToName,
-		Content: m.Content, Type: m.Type, Timestamp: m.Timestamp, Status: "sent", ClientID: m.ClientID}
+		Content: m.Content, Type: m.Type, Timestamp: m.Timestamp, Status: "sent", ClientID: m.ClientID,
+		EditedAt: m.EditedAt, Deleted: m.Deleted}
 	if n, ok := names[m.FromID]; ok {
 		v.From = n
 	}

@@ -103,8 +103,9 @@ type SyncResult struct {
 //     messages of the groups the caller is a member of now (found through
 //     the caller's memberships: a group message is one row, whatever the
 //     group's size);
-//   - events: the invitation, group and block events stored for the
-//     caller.
+//   - events: the invitation, group, block, message.updated and
+//     message.deleted events stored for the caller (an edit or deletion is
+//     an event, so it reaches a client whose cursor is past the message).
 //
 // An empty since, or one older than EventRetention, starts at the
 // beginning of the retention window. More says whether to call again with

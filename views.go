@@ -6,7 +6,9 @@ import "time"
 // channel send. Field names are exactly the contract's.
 
 // MessageView is a Message as clients see it. ClientID is the sender's
-// client id, omitted when the message was sent without one.
+// client id, omitted when the message was sent without one. EditedAt is
+// the time of the last edit, omitted when never edited; Deleted is true
+// (and Content empty) for a deleted message, omitted otherwise.
 type MessageView struct {
 	ID        string      `json:"id"`
 	FromID    string      `json:"from_id"`
@@ -18,6 +20,8 @@ type MessageView struct {
 	Timestamp time.Time   `json:"timestamp"`
 	Status    string      `json:"status"`
 	ClientID  string      `json:"client_id,omitempty"`
+	EditedAt  *time.Time  `json:"edited_at,omitempty"`
+	Deleted   bool        `json:"deleted,omitempty"`
 }
 
 // Member is one member of a group as clients see it. Status is set only in

@@ -259,6 +259,8 @@ func (s *Server) routes() {
 
 	s.handle(fiber.MethodPost, "/api/messages", auth, std, s.sendMessage)
 	s.handle(fiber.MethodGet, "/api/messages", auth, std, s.history)
+	s.handle(fiber.MethodPatch, "/api/messages/:messageId", auth, std, s.editMessage)
+	s.handle(fiber.MethodDelete, "/api/messages/:messageId", auth, std, s.deleteMessage)
 
 	s.handle(fiber.MethodGet, "/api/sync", auth, std, s.sync)
 }

@@ -42,3 +42,30 @@ func (s *Server) history(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"messages": ms, "total": total, "offset": q.Offset, "limit": q.Limit})
 }
+
+func (s *Server) editMessage(c *fiber.Ctx) error {
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
+	var in aoba.EditInput
+	if err := decode(c, &in, "content"); err != nil {
+		return err
+	}
+	m, err := s.svc.EditMessage(c.UserContext(), cl, c.Params("messageId"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
+}
+
+func (s *Server) deleteMessage(c *fiber.Ctx) error {
+	cl, err := claims(c)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.DeleteMessage(c.UserContext(), cl, c.Params("messageId")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -14,16 +14,18 @@ import (
 // messageDoc is a message in the messages collection; its _id is the
 // time-sortable message id, so id order is creation order.
 type messageDoc struct {
-	ID           string    `bson:"_id"`
-	Conversation string    `bson:"conversation"`
-	FromID       string    `bson:"from_id"`
-	ToID         string    `bson:"to_id"`
-	FromName     string    `bson:"from_name"`
-	ToName       string    `bson:"to_name"`
-	Content      string    `bson:"content"`
-	Type         string    `bson:"type"`
-	Timestamp    time.Time `bson:"timestamp"`
-	ClientID     string    `bson:"client_id,omitempty"`
+	ID           string     `bson:"_id"`
+	Conversation string     `bson:"conversation"`
+	FromID       string     `bson:"from_id"`
+	ToID         string     `bson:"to_id"`
+	FromName     string     `bson:"from_name"`
+	ToName       string     `bson:"to_name"`
+	Content      string     `bson:"content"`
+	Type         string     `bson:"type"`
+	Timestamp    time.Time  `bson:"timestamp"`
+	ClientID     string     `bson:"client_id,omitempty"`
+	EditedAt     *time.Time `bson:"edited_at,omitempty"`
+	Deleted      bool       `bson:"deleted,omitempty"`
 }
 
 // messageClaimDoc reserves a sender's client id for one message: its _id is
@@ -61,7 +63,18 @@ func toMessageDoc(m *aoba.Message) *messageDoc {
 		Type:         string(m.Type),
 		Timestamp:    utc(m.Timestamp),
 		ClientID:     m.ClientID,
+		EditedAt:     utcPtr(m.EditedAt),
+		Deleted:      m.Deleted,
 	}
+}
+
+// utcPtr returns t in UTC, or nil when t is nil.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := utc(*t)
+	return &u
 }
 
 func toMessage(d *messageDoc) *aoba.Message {
@@ -76,6 +89,8 @@ func toMessage(d *messageDoc) *aoba.Message {
 		Type:         aoba.MessageType(d.Type),
 		Timestamp:    utc(d.Timestamp),
 		ClientID:     d.ClientID,
+		EditedAt:     utcPtr(d.EditedAt),
+		Deleted:      d.Deleted,
 	}
 }
 
@@ -277,4 +292,40 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 		return nil, 0, err
 	}
 	return msgs, total, nil
+}
+
+// FindMessageByID returns the message with that id, read by _id. It
+// returns ENOTFOUND when there is none.
+func (s *Store) FindMessageByID(ctx context.Context, id string) (*aoba.Message, error) {
+	m, err := s.findMessage(ctx, id)
+	if err != nil {
+		return nil, err
+	} else if m == nil {
+		return nil, notFound("Message")
+	}
+	return m, nil
+}
+
+// UpdateMessage sets m.Content, m.EditedAt and m.Deleted on the document
+// with _id m.ID (an _id filter, efficient on FerretDB). UpdateOne is no
+// compare-and-swap on FerretDB v1.24, so concurrent updates are
+// last-writer-wins: an edit racing a deletion of the same message may land
+// last and bring content back; history shows whichever write landed last.
+// Edits are rare and made by the sender, so this is accepted. It returns
+// ENOTFOUND when there is no such message.
+func (s *Store) UpdateMessage(ctx context.Context, m *aoba.Message) error {
+	set := bson.D{{Key: "content", Value: m.Content}, {Key: "deleted", Value: m.Deleted}}
+	update := bson.D{{Key: "$set", Value: set}}
+	if m.EditedAt != nil {
+		update[0].Value = append(set, bson.E{Key: "edited_at", Value: utc(*m.EditedAt)})
+	} else {
+		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "edited_at", Value: ""}}})
+	}
+	res, err := s.messages.UpdateOne(ctx, bson.D{{Key: "_id", Value: m.ID}}, update)
+	if err != nil {
+		return wrapErr(err, "update message")
+	} else if res.MatchedCount == 0 {
+		return notFound("Message")
+	}
+	return nil
 }

@@ -19,7 +19,7 @@ const insertMessageSQL = "INSERT INTO messages (" + messageColumns + ") VALUES (
 	" ON CONFLICT (from_id, client_id) WHERE client_id IS NOT NULL DO NOTHING"
 
 // findByClientIDSQL reads the message of a sender with a client id.
-const findByClientIDSQL = "SELECT " + messageColumns + " FROM messages WHERE from_id = ? AND client_id = ?"
+const findByClientIDSQL = "SELECT " + messageReadColumns + " FROM messages WHERE from_id = ? AND client_id = ?"
 
 // messageWrite is one CreateMessage call handed to the committer.
 type messageWrite struct {

@@ -8,20 +8,36 @@ import (
 	"github.com/aoba-chat/aoba"
 )
 
+// messageColumns are the columns a new message is inserted with.
 const messageColumns = "id, conversation, from_id, to_id, from_name, to_name, content, type, ts, client_id"
 
-// scanMessage reads one row of messageColumns.
+// messageReadColumns are the columns scanMessage reads: messageColumns and
+// the edit state (migration 7).
+const messageReadColumns = messageColumns + ", edited_at, deleted"
+
+// msgMessageNotFound is the ENOTFOUND message of an unknown message id.
+const msgMessageNotFound = "Message not found."
+
+// scanMessage reads one row of messageReadColumns.
 func scanMessage(r rowScanner) (*aoba.Message, error) {
 	var m aoba.Message
 	var typ string
 	var ts int64
 	var clientID sql.NullString
-	if err := r.Scan(&m.ID, &m.Conversation, &m.FromID, &m.ToID, &m.FromName, &m.ToName, &m.Content, &typ, &ts, &clientID); err != nil {
+	var editedAt sql.NullInt64
+	var deleted bool
+	if err := r.Scan(&m.ID, &m.Conversation, &m.FromID, &m.ToID, &m.FromName, &m.ToName, &m.Content, &typ, &ts, &clientID,
+		&editedAt, &deleted); err != nil {
 		return nil, err
 	}
 	m.Type = aoba.MessageType(typ)
 	m.Timestamp = fromMillis(ts)
 	m.ClientID = clientID.String
+	if editedAt.Valid {
+		at := fromMillis(editedAt.Int64)
+		m.EditedAt = &at
+	}
+	m.Deleted = deleted
 	return &m, nil
 }
 
@@ -100,7 +116,7 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 		}
 		var err error
 		msgs, err = queryAll(ctx, tx, "find messages", scanMessage,
-			"SELECT "+messageColumns+" FROM messages WHERE "+where+order+" LIMIT ? OFFSET ?",
+			"SELECT "+messageReadColumns+" FROM messages WHERE "+where+order+" LIMIT ? OFFSET ?",
 			append(args, limit, max(f.Offset, 0))...)
 		return err
 	})
@@ -108,4 +124,28 @@ func (s *Store) FindMessages(ctx context.Context, f aoba.MessageFilter) ([]*aoba
 		return nil, 0, err
 	}
 	return msgs, total, nil
+}
+
+// FindMessageByID returns the message with that id, read through the
+// primary key. It returns ENOTFOUND when there is none, EINTERNAL on any
+// other failure.
+func (s *Store) FindMessageByID(ctx context.Context, id string) (*aoba.Message, error) {
+	m, err := scanMessage(s.read.QueryRowContext(ctx, "SELECT "+messageReadColumns+" FROM messages WHERE id = ?", id))
+	if err != nil {
+		return nil, translate(err, "find message by id", msgMessageNotFound, "")
+	}
+	return m, nil
+}
+
+// UpdateMessage stores m.Content, m.EditedAt and m.Deleted on the message
+// with m.ID, committed before it returns. It returns ENOTFOUND when there
+// is no such message, EINTERNAL on any other failure.
+func (s *Store) UpdateMessage(ctx context.Context, m *aoba.Message) error {
+	var editedAt sql.NullInt64
+	if m.EditedAt != nil {
+		editedAt = sql.NullInt64{Int64: millis(*m.EditedAt), Valid: true}
+	}
+	res, err := s.write.ExecContext(ctx, "UPDATE messages SET content = ?, edited_at = ?, deleted = ? WHERE id = ?",
+		m.Content, editedAt, m.Deleted, m.ID)
+	return affectedOne(res, err, "update message", msgMessageNotFound)
 }

@@ -333,6 +333,14 @@ CREATE TABLE blocks (
 ) WITHOUT ROWID;
 CREATE INDEX blocks_blocked ON blocks (blocked_id, blocker_id);
 `,
+	// 6: reserved (conversations, another branch).
+	`SELECT 1`,
+	// 7: message edits and deletions: the time of the last edit (NULL
+	// when never edited) and the deleted flag (content is then empty).
+	`
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate creates schema_migrations and applies every step of migrations

@@ -1131,6 +1131,76 @@ func runMessageTests(t *testing.T, open OpenFunc) {
 			t.Fatalf("FindMessages on empty store = %v, %d, %v", ms, total, err)
 		}
 	})
+	t.Run("FindMessageByID/OK", func(t *testing.T) {
+		f := setup(t)
+		want := f.group[0]
+		got, err := f.s.FindMessageByID(ctx(t), want.ID)
+		if err != nil {
+			t.Fatalf("FindMessageByID: %v", err)
+		}
+		if got.ID != want.ID || got.Conversation != want.Conversation || got.FromID != want.FromID ||
+			got.ToID != want.ToID || got.Content != want.Content || got.Type != want.Type ||
+			got.EditedAt != nil || got.Deleted {
+			t.Fatalf("message = %+v, want %+v", got, want)
+		}
+		wantTime(t, "Timestamp", got.Timestamp, want.Timestamp)
+	})
+	t.Run("FindMessageByID/ErrNotFound", func(t *testing.T) {
+		s := open(t)
+		_, err := s.FindMessageByID(ctx(t), aoba.NewID())
+		wantCode(t, err, aoba.ENOTFOUND)
+	})
+	t.Run("UpdateMessage/Edit", func(t *testing.T) {
+		f := setup(t)
+		m := *f.ab[1]
+		at := aoba.Now()
+		m.Content, m.EditedAt = "edited", &at
+		m.FromName = "ignored" // only content, edited_at and deleted are written
+		if err := f.s.UpdateMessage(ctx(t), &m); err != nil {
+			t.Fatalf("UpdateMessage: %v", err)
+		}
+		got, err := f.s.FindMessageByID(ctx(t), m.ID)
+		if err != nil {
+			t.Fatalf("FindMessageByID: %v", err)
+		}
+		if got.Content != "edited" || got.Deleted || got.EditedAt == nil || got.FromName != f.ab[1].FromName {
+			t.Fatalf("after edit = %+v", got)
+		}
+		wantTime(t, "EditedAt", *got.EditedAt, at)
+		// FindMessages shows the edit too.
+		ms, _, err := f.s.FindMessages(ctx(t), aoba.MessageFilter{Conversations: []string{m.Conversation}})
+		if err != nil {
+			t.Fatalf("FindMessages: %v", err)
+		}
+		for _, x := range ms {
+			if x.ID == m.ID && (x.Content != "edited" || x.EditedAt == nil) {
+				t.Fatalf("FindMessages shows %+v", x)
+			}
+		}
+	})
+	t.Run("UpdateMessage/Delete", func(t *testing.T) {
+		f := setup(t)
+		m := *f.group[2]
+		m.Content, m.Deleted = "", true
+		if err := f.s.UpdateMessage(ctx(t), &m); err != nil {
+			t.Fatalf("UpdateMessage: %v", err)
+		}
+		ms, _, err := f.s.FindMessages(ctx(t), aoba.MessageFilter{Conversations: []string{m.Conversation}})
+		if err != nil || len(ms) != 3 {
+			t.Fatalf("FindMessages = %d, %v; want 3 messages", len(ms), err)
+		}
+		if got := ms[0]; got.ID != m.ID || got.Content != "" || !got.Deleted || got.EditedAt != nil {
+			t.Fatalf("deleted message = %+v", got)
+		}
+		if ms[1].Deleted {
+			t.Fatalf("another message is deleted: %+v", ms[1])
+		}
+	})
+	t.Run("UpdateMessage/ErrNotFound", func(t *testing.T) {
+		s := open(t)
+		err := s.UpdateMessage(ctx(t), &aoba.Message{ID: aoba.NewID(), Content: "x"})
+		wantCode(t, err, aoba.ENOTFOUND)
+	})
 }
 
 // race runs fn in Concurrency goroutines, released together, and returns

@@ -185,8 +185,13 @@ func TestFramesMatchAsyncAPI(t *testing.T) {
 		a.until(aoba.FrameGroup, func(d map[string]any) bool { return d["event"] == aoba.GroupMemberAdded })
 
 		b.send(`{"type":"message.send","id":"g1","data":{"to":"` + gid + `","type":"groupchat","content":"hi all"}}`)
-		b.reply("g1", aoba.FrameAck)
+		gm := b.reply("g1", aoba.FrameAck)
 		a.until(aoba.FrameMessage, func(d map[string]any) bool { return d["type"] == "groupchat" })
+		gmID, _ := gm["id"].(string)
+		ok(s.do(t, "PATCH", "/api/messages/"+gmID, bob.Token, map[string]string{"content": "hi all, edited"}))
+		a.until(aoba.FrameMessageUpdated, func(d map[string]any) bool { return d["id"] == gmID && d["edited_at"] != nil })
+		ok(s.do(t, "DELETE", "/api/messages/"+gmID, bob.Token, nil))
+		a.until(aoba.FrameMessageDeleted, func(d map[string]any) bool { return d["id"] == gmID && d["deleted"] == true })
 		b.send(`{"type":"typing","data":{"to":"` + gid + `","type":"groupchat","state":"paused"}}`)
 		a.until(aoba.FrameTyping, func(d map[string]any) bool { return d["type"] == "groupchat" })
 
