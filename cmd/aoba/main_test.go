@@ -312,6 +312,19 @@ func (s *server) login(tb testing.TB, name, password string) string {
 	return out.Token
 }
 
+// newGroup creates a group named name owned by the holder of token and
+// returns its id.
+func (s *server) newGroup(tb testing.TB, token, name string) string {
+	tb.Helper()
+	var g struct {
+		Group struct {
+			ID string `json:"group_id"`
+		} `json:"group"`
+	}
+	s.do(tb, "POST", "/api/groups", token, map[string]any{"name": name}).want(tb, 201).decode(tb, &g)
+	return g.Group.ID
+}
+
 // errorMessage returns the message of an error body.
 func errorMessage(r *response) string {
 	var e api.ErrorResponse

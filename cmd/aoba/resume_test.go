@@ -121,13 +121,7 @@ func runResume(t *testing.T, pods []*server, rounds int) {
 	producer := a.register(t, "producer")
 	consumer := a.register(t, "consumer")
 	extra := a.register(t, "extra")
-	var g struct {
-		Group struct {
-			ID string `json:"group_id"`
-		} `json:"group"`
-	}
-	a.do(t, "POST", "/api/groups", producer.Token, map[string]any{"name": "stream"}).want(t, 201).decode(t, &g)
-	gid := g.Group.ID
+	gid := a.newGroup(t, producer.Token, "stream")
 	a.do(t, "POST", "/api/groups/"+gid+"/members", producer.Token, map[string]string{"username": consumer.Name, "role": "member"}).want(t, 201)
 
 	rc := &resumeClient{seen: map[string]int{}, groups: map[string]int{}, extra: extra.Name}
@@ -179,14 +173,9 @@ func runResume(t *testing.T, pods []*server, rounds int) {
 					wantGroups[aoba.GroupMemberRemoved]++
 				}
 			case 4:
-				var ng struct {
-					Group struct {
-						ID string `json:"group_id"`
-					} `json:"group"`
-				}
-				a.do(t, "POST", "/api/groups", producer.Token, map[string]any{"name": fmt.Sprintf("g%d", round)}).want(t, 201).decode(t, &ng)
+				ng := a.newGroup(t, producer.Token, fmt.Sprintf("g%d", round))
 				var inv aoba.InvitationView
-				a.do(t, "POST", "/api/groups/"+ng.Group.ID+"/invitations", producer.Token, map[string]string{"username": consumer.Name}).want(t, 201).decode(t, &inv)
+				a.do(t, "POST", "/api/groups/"+ng+"/invitations", producer.Token, map[string]string{"username": consumer.Name}).want(t, 201).decode(t, &inv)
 				acked["i:"+inv.ID] = true
 			}
 		}

@@ -375,13 +375,7 @@ func TestInvitationOfDepartedInviter(t *testing.T) {
 			t.Run(how, func(t *testing.T) {
 				inviter := s.register(t, "inviter")
 				invitee := s.register(t, "invitee")
-				var g struct {
-					Group struct {
-						ID string `json:"group_id"`
-					} `json:"group"`
-				}
-				s.do(t, "POST", "/api/groups", owner.Token, map[string]any{"name": "club"}).want(t, 201).decode(t, &g)
-				gid := g.Group.ID
+				gid := s.newGroup(t, owner.Token, "club")
 				s.do(t, "POST", "/api/groups/"+gid+"/members", owner.Token, map[string]string{"username": inviter.Name, "role": "member"}).want(t, 201)
 				var inv aoba.InvitationView
 				s.do(t, "POST", "/api/groups/"+gid+"/invitations", inviter.Token, map[string]string{"username": invitee.Name}).want(t, 201).decode(t, &inv)

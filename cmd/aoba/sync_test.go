@@ -115,20 +115,15 @@ func TestSync(t *testing.T) {
 			s.do(t, "POST", "/api/messages", alice.Token, map[string]string{"to": to, "content": content, "type": typ}).want(t, 201)
 		}
 		send(bob.Name, "one", "chat")
-		var g struct {
-			Group struct {
-				ID string `json:"group_id"`
-			} `json:"group"`
-		}
-		s.do(t, "POST", "/api/groups", alice.Token, map[string]any{"name": "tea"}).want(t, 201).decode(t, &g)
-		send(g.Group.ID, "before bob", "groupchat")
+		gid := s.newGroup(t, alice.Token, "tea")
+		send(gid, "before bob", "groupchat")
 		var inv aoba.InvitationView
-		s.do(t, "POST", "/api/groups/"+g.Group.ID+"/invitations", alice.Token, map[string]string{"username": bob.Name}).want(t, 201).decode(t, &inv)
+		s.do(t, "POST", "/api/groups/"+gid+"/invitations", alice.Token, map[string]string{"username": bob.Name}).want(t, 201).decode(t, &inv)
 		s.do(t, "POST", "/api/invitations/"+inv.ID+"/accept", bob.Token, nil).want(t, 200)
-		send(g.Group.ID, "g1", "groupchat")
+		send(gid, "g1", "groupchat")
 		send(bob.Name, "two", "chat")
-		s.do(t, "PUT", "/api/groups/"+g.Group.ID+"/members/"+bob.Name+"/role", alice.Token, map[string]string{"role": "admin"}).want(t, 200)
-		send(g.Group.ID, "g2", "groupchat")
+		s.do(t, "PUT", "/api/groups/"+gid+"/members/"+bob.Name+"/role", alice.Token, map[string]string{"role": "admin"}).want(t, 200)
+		send(gid, "g2", "groupchat")
 
 		want := []string{"msg:one", "msg:before bob", "invitation:tea", "group:member_added", "msg:g1", "msg:two",
 			"group:role_changed", "msg:g2"}
@@ -152,8 +147,8 @@ func TestSync(t *testing.T) {
 		})
 
 		t.Run("LeftMemberGetsNoMoreGroupMessages", func(t *testing.T) {
-			s.do(t, "POST", "/api/groups/"+g.Group.ID+"/leave", bob.Token, nil).want(t, 200)
-			send(g.Group.ID, "after bob", "groupchat")
+			s.do(t, "POST", "/api/groups/"+gid+"/leave", bob.Token, nil).want(t, 200)
+			send(gid, "after bob", "groupchat")
 			send(bob.Name, "three", "chat")
 			got, _ := s.syncAll(t, bob.Token, next, 100)
 			var fresh []string
