@@ -45,6 +45,7 @@ type Store interface {
 	InvitationStore
 	MessageStore
 	EventStore
+	ConversationStore
 	SessionStore
 	Pinger
 	// Close releases the store's resources.

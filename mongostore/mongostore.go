@@ -51,6 +51,8 @@ const (
 	colSessions            = "sessions"
 	colMessageClaims       = "message_claims"
 	colEvents              = "events"
+	colConversations       = "conversations"
+	colReadStates          = "read_states"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -76,6 +78,8 @@ type Store struct {
 	messageClaims   *mongo.Collection
 	sessions        *mongo.Collection
 	events          *mongo.Collection
+	conversations   *mongo.Collection
+	readStates      *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -116,6 +120,8 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		messageClaims:   db.Collection(colMessageClaims),
 		sessions:        db.Collection(colSessions),
 		events:          db.Collection(colEvents),
+		conversations:   db.Collection(colConversations),
+		readStates:      db.Collection(colReadStates),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())
@@ -154,7 +160,9 @@ var indexes = map[string][]index{
 	colSessions: {{"user_created", []string{"user_id", "created_at", "_id"}}},
 	// Events are read by an _id range (see eventDoc); this one serves the
 	// retention sweep.
-	colEvents: {{"created", []string{"created_at"}}},
+	colEvents:        {{"created", []string{"created_at"}}},
+	colConversations: {{"users_last", []string{"users", "-last_id"}}, {"last", []string{"-last_id"}}},
+	colReadStates:    {{"conversation", []string{"conversation", "user_id"}}},
 }
 
 // createIndexes creates the indexes that are missing. It does not re-create

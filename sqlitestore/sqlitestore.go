@@ -322,6 +322,59 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 CREATE INDEX events_created ON events (created_at);
 `,
+	// 5: reserved (another branch).
+	`SELECT 1`,
+	// 6: conversation state and read markers. A trigger keeps one row per
+	// conversation (message count, last message) and the sender's read
+	// marker up to date in the transaction that stores each message, so
+	// neither listing conversations nor unread counts scan history. 1:1
+	// rows carry their two users (user_a < user_b) for listing.
+	`
+CREATE TABLE conversations (
+	key     TEXT PRIMARY KEY,
+	user_a  TEXT,
+	user_b  TEXT,
+	seq     INTEGER NOT NULL,
+	last_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX conversations_user_a ON conversations (user_a, last_id) WHERE user_a IS NOT NULL;
+CREATE INDEX conversations_user_b ON conversations (user_b, last_id) WHERE user_b IS NOT NULL;
+
+CREATE TABLE read_states (
+	user_id      TEXT NOT NULL,
+	conversation TEXT NOT NULL,
+	read_up_to   TEXT NOT NULL,
+	read_count   INTEGER NOT NULL,
+	read_at      INTEGER NOT NULL,
+	PRIMARY KEY (user_id, conversation)
+) WITHOUT ROWID;
+CREATE INDEX read_states_conversation ON read_states (conversation);
+
+INSERT INTO conversations (key, user_a, user_b, seq, last_id)
+SELECT conversation,
+	CASE WHEN max(type) = 'chat' THEN min(min(from_id, to_id)) END,
+	CASE WHEN max(type) = 'chat' THEN max(max(from_id, to_id)) END,
+	count(*), max(id)
+FROM messages GROUP BY conversation;
+
+CREATE TRIGGER messages_conversation AFTER INSERT ON messages
+BEGIN
+	INSERT INTO conversations (key, user_a, user_b, seq, last_id)
+	VALUES (NEW.conversation,
+		CASE WHEN NEW.type = 'chat' THEN min(NEW.from_id, NEW.to_id) END,
+		CASE WHEN NEW.type = 'chat' THEN max(NEW.from_id, NEW.to_id) END,
+		1, NEW.id)
+	ON CONFLICT (key) DO UPDATE SET seq = seq + 1, last_id = max(last_id, excluded.last_id);
+	INSERT INTO read_states (user_id, conversation, read_up_to, read_count, read_at)
+	VALUES (NEW.from_id, NEW.conversation, NEW.id,
+		(SELECT seq FROM conversations WHERE key = NEW.conversation), NEW.ts)
+	ON CONFLICT (user_id, conversation) DO UPDATE SET
+		read_up_to = max(read_up_to, excluded.read_up_to),
+		read_count = max(read_count, excluded.read_count),
+		read_at = excluded.read_at
+	WHERE excluded.read_up_to > read_up_to;
+END;
+`,
 }
 
 // migrate creates schema_migrations and applies every step of migrations

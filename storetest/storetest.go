@@ -57,6 +57,7 @@ func RunStoreTests(t *testing.T, open OpenFunc, opts ...Option) {
 	t.Run("Message", func(t *testing.T) { runMessageTests(t, open) })
 	t.Run("Sessions", func(t *testing.T) { runSessionTests(t, open, cfg) })
 	t.Run("Events", func(t *testing.T) { runEventTests(t, open) })
+	t.Run("Conversations", func(t *testing.T) { runConversationTests(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrencyTests(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
