@@ -84,7 +84,7 @@ const (
 // that hold the AsyncAPI document (api/asyncapi.json) to the code.
 var ServerFrameTypes = []string{
 	FrameHello, FrameMessage, FramePresence, FrameTyping, FrameInvitation,
-	FrameGroup, FrameAck, FrameError, FramePong,
+	FrameGroup, FrameAck, FrameError, FramePong, FrameReceipt,
 }
 
 // EncodeFrame returns the JSON encoding of a frame of type typ with the
