@@ -16,11 +16,15 @@ import (
 // stored), its greatest message id and, for a 1:1 conversation, its two
 // users (for listing a user's conversations).
 //
-// $inc and $max are applied to one document at a time; MongoDB applies
-// them atomically. FerretDB v1.24 is documented to run single-document
-// updates as one statement of its backend, which we rely on but have not
-// verified under contention: a lost increment would show one unread
-// message too few until the next one.
+// $inc and $max are applied to one document. MongoDB applies them
+// atomically; FerretDB v1.24 does not: it reads the document and writes it
+// back, so concurrent sends to one conversation lose increments (the
+// contract suite shows it: 20 concurrent sends counted as about 7) and may
+// keep an older last_id until the next message. The unread counts of a
+// busy conversation are then too low on FerretDB (never negative); a
+// FerretDB-exact count needs a counter built on _id uniqueness (a slot
+// document per message), which costs round trips on every send and is not
+// done here.
 type conversationDoc struct {
 	ID     string   `bson:"_id"`
 	Users  []string `bson:"users,omitempty"`

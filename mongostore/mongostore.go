@@ -15,7 +15,9 @@
 // leaves a claim that the next caller detects and repairs (a username claim
 // once it is a minute old). Sessions are the one exception: a rotation is
 // a filtered update, atomic on MongoDB but not on FerretDB, where the later
-// of two concurrent rotations wins (see Store.RotateSession).
+// of two concurrent rotations wins (see Store.RotateSession); so are the
+// per-conversation message counters and read markers, $inc and $max updates
+// that FerretDB does not apply atomically (see conversationDoc).
 //
 // Besides the codes each method documents, every method returns an
 // EUNAVAILABLE error when the server cannot be reached in time and an

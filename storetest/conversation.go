@@ -16,7 +16,7 @@ func conversationKeys(cs []*aoba.ConversationState) []string {
 	return out
 }
 
-func runConversationTests(t *testing.T, open OpenFunc) {
+func runConversationTests(t *testing.T, open OpenFunc, cfg config) {
 	s := open(t)
 	a, b, c, g := aoba.NewID(), aoba.NewID(), aoba.NewID(), aoba.NewID()
 	ab, ac, gk := aoba.DirectConversation(a, b), aoba.DirectConversation(a, c), aoba.GroupConversation(g)
@@ -99,6 +99,50 @@ func runConversationTests(t *testing.T, open OpenFunc) {
 		all, err := s.FindConversationReadStates(ctx(t), ab)
 		if err != nil || len(all) != 2 {
 			t.Errorf("FindConversationReadStates = %v, %v; want 2", all, err)
+		}
+	})
+	t.Run("ConcurrentSends", func(t *testing.T) {
+		x, y := aoba.NewID(), aoba.NewID()
+		key := aoba.DirectConversation(x, y)
+		const n = Concurrency
+		msgs := make([]*aoba.Message, n)
+		for i := range msgs {
+			from, to := x, y
+			if i%2 == 1 {
+				from, to = y, x
+			}
+			msgs[i] = &aoba.Message{ID: aoba.NewID(), Conversation: key, FromID: from, ToID: to, FromName: "f", ToName: "t",
+				Content: "hi", Type: aoba.MessageChat, Timestamp: aoba.Now()}
+		}
+		for _, err := range race(func(i int) error { return s.CreateMessage(ctx(t), msgs[i%n]) }) {
+			if err != nil {
+				t.Fatalf("CreateMessage: %v", err)
+			}
+		}
+		conv, err := s.FindConversation(ctx(t), key)
+		if err != nil {
+			t.Fatalf("FindConversation: %v", err)
+		}
+		if cfg.atomicCounters && (conv.Seq != n || conv.LastMessage.ID != msgs[n-1].ID) {
+			t.Fatalf("FindConversation = seq %d, last %s; want %d messages, the last one %s", conv.Seq, conv.LastMessage.ID, n, msgs[n-1].ID)
+		} else if conv.Seq < 1 || conv.Seq > n {
+			t.Fatalf("FindConversation = seq %d; want 1 to %d", conv.Seq, n)
+		}
+		if !cfg.atomicCounters {
+			return
+		}
+		for _, u := range []string{x, y} {
+			rs, err := s.FindReadStates(ctx(t), u, []string{key})
+			if err != nil || len(rs) != 1 {
+				t.Fatalf("FindReadStates = %v, %v", rs, err)
+			}
+			want := msgs[n-1].ID
+			if u == x {
+				want = msgs[n-2].ID
+			}
+			if rs[0].ReadUpTo != want || rs[0].ReadCount < 1 || rs[0].ReadCount > n {
+				t.Errorf("marker of a sender = %s/%d, want their last message %s", rs[0].ReadUpTo, rs[0].ReadCount, want)
+			}
 		}
 	})
 }
