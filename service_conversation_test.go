@@ -73,6 +73,17 @@ func TestConversations(t *testing.T) {
 	_, err = ts.MarkRead(ctx, carol.Claims, alice.User.ID, m2.ID)
 	wantCode(t, err, aoba.ENOTFOUND)
 
+	hist, _, err := ts.History(ctx, bob.Claims, aoba.HistoryQuery{With: "alice", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, m := range hist {
+		status[m.ID] = m.Status
+	}
+	if status[m1.ID] != "read" || status[m2.ID] != "read" || status[m3.ID] != "sent" {
+		t.Errorf("statuses m1 %s m2 %s m3 %s, want read (bob replied after it), read, sent", status[m1.ID], status[m2.ID], status[m3.ID])
+	}
 	rs, err := ts.Receipts(ctx, bob.Claims, alice.User.ID)
 	if err != nil || len(rs) != 2 {
 		t.Fatalf("Receipts = %v, %v; want 2", rs, err)
