@@ -45,6 +45,7 @@ type Store interface {
 	InvitationStore
 	MessageStore
 	EventStore
+	ConversationStore
 	SessionStore
 	BlockStore
 	Pinger
@@ -90,7 +91,7 @@ const (
 // that hold the AsyncAPI document (api/asyncapi.json) to the code.
 var ServerFrameTypes = []string{
 	FrameHello, FrameMessage, FramePresence, FrameTyping, FrameInvitation,
-	FrameGroup, FrameBlock, FrameAck, FrameError, FramePong, FrameMessageUpdated, FrameMessageDeleted,
+	FrameGroup, FrameBlock, FrameAck, FrameError, FramePong, FrameMessageUpdated, FrameMessageDeleted, FrameReceipt,
 }
 
 // EncodeFrame returns the JSON encoding of a frame of type typ with the

@@ -323,7 +323,8 @@ type HistoryQuery struct {
 }
 
 // History returns one page of the caller's messages and the total count.
-// Newest first, or oldest first with After. It returns EINVALID for bad
+// Newest first, or oldest first with After. A 1:1 message's status is
+// "read" once its recipient's read marker reaches it, else "sent". It returns EINVALID for bad
 // paging or cursors and ENOTFOUND for an unknown conversation.
 func (s *Service) History(ctx context.Context, c Claims, q HistoryQuery) ([]*MessageView, int, error) {
 	if q.Limit < 1 || q.Limit > MaxPageSize {
@@ -393,7 +394,38 @@ func (s *Service) messageViews(ctx context.Context, msgs []*Message) ([]*Message
 	for i, m := range msgs {
 		out[i] = messageView(m, names)
 	}
+	if err := s.markReadStatus(ctx, msgs, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// markReadStatus sets the status of the 1:1 messages of msgs (views, in the
+// same order) to "read" where the recipient's read marker reaches them. It
+// reads the markers of each 1:1 conversation of msgs once. It returns the
+// store's error when a marker cannot be read.
+func (s *Service) markReadStatus(ctx context.Context, msgs []*Message, views []*MessageView) error {
+	markers := map[string]string{} // "<user>|<conversation>" -> read up to
+	done := map[string]bool{}
+	for _, m := range msgs {
+		if m.Type != MessageChat || done[m.Conversation] {
+			continue
+		}
+		done[m.Conversation] = true
+		rs, err := s.store.FindConversationReadStates(ctx, m.Conversation)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			markers[r.UserID+"|"+r.Conversation] = r.ReadUpTo
+		}
+	}
+	for i, m := range msgs {
+		if up, ok := markers[m.ToID+"|"+m.Conversation]; ok && m.Type == MessageChat && up >= m.ID {
+			views[i].Status = "read"
+		}
+	}
+	return nil
 }
 
 // Typing states.

@@ -263,6 +263,10 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodDelete, "/api/messages/:messageId", auth, std, s.deleteMessage)
 
 	s.handle(fiber.MethodGet, "/api/sync", auth, std, s.sync)
+
+	s.handle(fiber.MethodGet, "/api/conversations", auth, std, s.listConversations)
+	s.handle(fiber.MethodPut, "/api/conversations/:conversationId/read", auth, std, s.markRead)
+	s.handle(fiber.MethodGet, "/api/conversations/:conversationId/receipts", auth, std, s.receipts)
 }
 
 // observe is the outermost middleware: it turns errors into responses,

@@ -131,14 +131,15 @@ func (s *Store) CreateMessage(ctx context.Context, m *aoba.Message) error {
 	}
 }
 
-// insertMessage inserts m. It returns ECONFLICT when its id is in use.
+// insertMessage inserts m, then records it in its conversation's state
+// (recordMessage). It returns ECONFLICT when its id is in use.
 func (s *Store) insertMessage(ctx context.Context, m *aoba.Message) error {
 	if _, err := s.messages.InsertOne(ctx, toMessageDoc(m)); mongo.IsDuplicateKeyError(err) {
 		return errMessageIDTaken()
 	} else if err != nil {
 		return wrapErr(err, "insert message")
 	}
-	return nil
+	return s.recordMessage(ctx, m)
 }
 
 // insertClaimed inserts m once its claim claimID is held. When a repair

@@ -15,7 +15,9 @@
 // leaves a claim that the next caller detects and repairs (a username claim
 // once it is a minute old). Sessions are the one exception: a rotation is
 // a filtered update, atomic on MongoDB but not on FerretDB, where the later
-// of two concurrent rotations wins (see Store.RotateSession).
+// of two concurrent rotations wins (see Store.RotateSession); so are the
+// per-conversation message counters and read markers, $inc and $max updates
+// that FerretDB does not apply atomically (see conversationDoc).
 //
 // Besides the codes each method documents, every method returns an
 // EUNAVAILABLE error when the server cannot be reached in time and an
@@ -52,6 +54,8 @@ const (
 	colMessageClaims       = "message_claims"
 	colEvents              = "events"
 	colBlocks              = "blocks"
+	colConversations       = "conversations"
+	colReadStates          = "read_states"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -78,6 +82,8 @@ type Store struct {
 	sessions        *mongo.Collection
 	events          *mongo.Collection
 	blocks          *mongo.Collection
+	conversations   *mongo.Collection
+	readStates      *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -119,6 +125,8 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		sessions:        db.Collection(colSessions),
 		events:          db.Collection(colEvents),
 		blocks:          db.Collection(colBlocks),
+		conversations:   db.Collection(colConversations),
+		readStates:      db.Collection(colReadStates),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())
@@ -157,7 +165,9 @@ var indexes = map[string][]index{
 	colSessions: {{"user_created", []string{"user_id", "created_at", "_id"}}},
 	// Events are read by an _id range (see eventDoc); this one serves the
 	// retention sweep.
-	colEvents: {{"created", []string{"created_at"}}},
+	colEvents:        {{"created", []string{"created_at"}}},
+	colConversations: {{"users_last", []string{"users", "-last_id"}}, {"last", []string{"-last_id"}}},
+	colReadStates:    {{"conversation", []string{"conversation", "user_id"}}},
 }
 
 // createIndexes creates the indexes that are missing. It does not re-create

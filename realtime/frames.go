@@ -20,12 +20,13 @@ const (
 	FrameTyping        = "typing"
 	FramePresenceSub   = "presence.subscribe"
 	FramePresenceUnsub = "presence.unsubscribe"
+	FrameRead          = "read"
 )
 
 // ClientFrameTypes lists every client-to-server frame type handle serves,
 // for the tests that hold the AsyncAPI document (api/asyncapi.json) to the
 // code.
-var ClientFrameTypes = []string{FramePing, FrameMessageSend, FrameTyping, FramePresenceSub, FramePresenceUnsub}
+var ClientFrameTypes = []string{FramePing, FrameMessageSend, FrameTyping, FramePresenceSub, FramePresenceUnsub, FrameRead}
 
 // frameTimeout bounds the handling of one client frame.
 const frameTimeout = 10 * time.Second
@@ -52,6 +53,27 @@ type typingData struct {
 	To    string           `json:"to"`
 	Type  aoba.MessageType `json:"type"`
 	State string           `json:"state"`
+}
+
+type readData struct {
+	Conversation string `json:"conversation"`
+	UpTo         string `json:"up_to"`
+}
+
+// read counts the frame against the user's standard budget, then moves the
+// read marker (aoba.Service.MarkRead) and returns the conversation. It
+// returns an ERATELIMIT error over the budget and the errors of MarkRead.
+func (c *conn) read(ctx context.Context, f aoba.Frame) (*aoba.ConversationView, error) {
+	var in readData
+	if err := decode(f.Data, &in); err != nil {
+		return nil, err
+	}
+	if c.n.limiter != nil {
+		if _, err := aoba.Limit(ctx, c.n.limiter, aoba.UserRateKey(aoba.ClassStandard, c.claims.UserID), c.n.cfg.RateStandard); err != nil {
+			return nil, err
+		}
+	}
+	return c.n.svc.MarkRead(ctx, c.claims, in.Conversation, in.UpTo)
 }
 
 type presenceData struct {
@@ -108,6 +130,10 @@ func (c *conn) handle(typ int, data []byte) {
 		c.reply(f.ID, res, err)
 	case FramePresenceUnsub:
 		c.reply(f.ID, nil, c.presenceUnsubscribe(f))
+	case FrameRead:
+		var v *aoba.ConversationView
+		v, err = c.read(ctx, f)
+		c.reply(f.ID, v, err)
 	default:
 		c.sendError(f.ID, aoba.Errorf(aoba.EINVALID, "Unknown frame type %q.", f.Type))
 	}

@@ -76,22 +76,15 @@ func (s *Store) commitLoop() {
 // this batch), is that row's answer, in an aoba.DuplicateMessageError.
 // Any other failure of a row may have rolled the whole transaction back, so
 // that row is answered with its error and the other rows are returned, to
-// be committed again by the caller in a new transaction. A failure to
-// begin or commit is the answer of every row. A batch of one row is one
-// autocommit statement, which is the same single synced transaction
-// without the BEGIN and COMMIT round trips.
+// be committed again by the caller in a new transaction. The same
+// transaction updates the state of the conversations of the rows stored
+// (recordConversations): one statement per conversation and one per
+// (sender, conversation) of the batch, not per message. A failure to
+// begin, to record or to commit is the answer of every row.
 func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
 	// The callers' contexts do not bound the transaction: once taken, a
 	// write is committed or failed, whatever its caller does meanwhile.
 	ctx := context.Background()
-	if len(batch) == 1 {
-		err := insertOrFind(ctx, s.write, s.insertMessage, batch[0].m)
-		if err == nil {
-			s.commits.Add(1)
-		}
-		batch[0].done <- err
-		return nil
-	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		answerAll(batch, internal("begin transaction", err))
@@ -109,6 +102,16 @@ func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
 			w.done <- err
 			return append(batch[:i:i], batch[i+1:]...)
 		}
+	}
+	var stored []*aoba.Message
+	for i, w := range batch {
+		if answers[i] == nil {
+			stored = append(stored, w.m)
+		}
+	}
+	if err := s.recordConversations(ctx, tx, stored); err != nil {
+		answerAll(batch, err)
+		return nil
 	}
 	if err := tx.Commit(); err != nil {
 		answerAll(batch, internal("commit messages", err))
@@ -174,4 +177,82 @@ func (s *Store) enqueueMessage(ctx context.Context, m *aoba.Message) error {
 		return errClosed()
 	}
 	return <-w.done
+}
+
+// upsertConversationSQL adds a batch's messages to a conversation's state
+// and returns its message count afterwards.
+const upsertConversationSQL = "INSERT INTO conversations (key, user_a, user_b, seq, last_id) VALUES (?, ?, ?, ?, ?)" +
+	" ON CONFLICT (key) DO UPDATE SET seq = seq + excluded.seq, last_id = max(last_id, excluded.last_id) RETURNING seq"
+
+// upsertSenderReadSQL moves a sender's read marker forward to their message.
+const upsertSenderReadSQL = "INSERT INTO read_states (user_id, conversation, read_up_to, read_count, read_at) VALUES (?, ?, ?, ?, ?)" +
+	" ON CONFLICT (user_id, conversation) DO UPDATE SET read_up_to = excluded.read_up_to," +
+	" read_count = max(read_count, excluded.read_count), read_at = excluded.read_at WHERE excluded.read_up_to > read_up_to"
+
+// recordConversations updates, in tx and with the statements prepared at
+// Open, the state of the conversations of
+// msgs (stored in tx, in that order): each conversation's message count
+// and last message id, and each sender's read marker, which moves to their
+// last message of the batch with the count up to it (its position in the
+// conversation: the committer is the only writer, so the batch's messages
+// take the last positions in order). It runs one statement per
+// conversation and one per (sender, conversation), whatever the number of
+// messages. It returns EINTERNAL when a statement fails.
+func (s *Store) recordConversations(ctx context.Context, tx *sql.Tx, msgs []*aoba.Message) error {
+	type senderKey struct{ user, conv string }
+	type sender struct {
+		m   *aoba.Message
+		pos int64 // 1-based position among the batch's messages of the conversation
+	}
+	type conv struct {
+		first *aoba.Message
+		n     int64
+		last  string
+	}
+	convs := map[string]*conv{}
+	var order []string
+	senders := map[senderKey]*sender{}
+	var senderOrder []senderKey
+	for _, m := range msgs {
+		c := convs[m.Conversation]
+		if c == nil {
+			c = &conv{first: m}
+			convs[m.Conversation] = c
+			order = append(order, m.Conversation)
+		}
+		c.n++
+		c.last = max(c.last, m.ID)
+		k := senderKey{m.FromID, m.Conversation}
+		sd := senders[k]
+		if sd == nil {
+			sd = &sender{}
+			senders[k] = sd
+			senderOrder = append(senderOrder, k)
+		}
+		if sd.m == nil || m.ID > sd.m.ID {
+			sd.m, sd.pos = m, c.n
+		}
+	}
+	seqs := make(map[string]int64, len(convs))
+	for _, key := range order {
+		c := convs[key]
+		var a, b sql.NullString
+		if c.first.Type == aoba.MessageChat {
+			a = sql.NullString{String: min(c.first.FromID, c.first.ToID), Valid: true}
+			b = sql.NullString{String: max(c.first.FromID, c.first.ToID), Valid: true}
+		}
+		var seq int64
+		if err := tx.StmtContext(ctx, s.upsertConv).QueryRowContext(ctx, key, a, b, c.n, c.last).Scan(&seq); err != nil {
+			return internal("update conversation", err)
+		}
+		seqs[key] = seq
+	}
+	for _, k := range senderOrder {
+		sd := senders[k]
+		count := seqs[k.conv] - convs[k.conv].n + sd.pos
+		if _, err := tx.StmtContext(ctx, s.upsertRead).ExecContext(ctx, k.user, k.conv, sd.m.ID, count, millis(sd.m.Timestamp)); err != nil {
+			return internal("update read state", err)
+		}
+	}
+	return nil
 }

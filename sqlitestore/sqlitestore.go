@@ -78,6 +78,8 @@ type Store struct {
 	write *sql.DB // one connection: every write, in IMMEDIATE transactions
 
 	insertMessage *sql.Stmt // insertMessageSQL on write, prepared once
+	upsertConv    *sql.Stmt // upsertConversationSQL on write, prepared once
+	upsertRead    *sql.Stmt // upsertSenderReadSQL on write, prepared once
 	read          *sql.DB   // read-only pool
 
 	// writes hands CreateMessage calls to commitLoop (unbuffered: a write
@@ -138,14 +140,22 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 
-	insertMessage, err := write.PrepareContext(ctx, insertMessageSQL)
-	if err != nil {
-		write.Close()
-		read.Close()
-		return nil, aoba.Errorf(aoba.EINTERNAL, "prepare message insert: %v", err)
+	var stmts [3]*sql.Stmt
+	for i, q := range []string{insertMessageSQL, upsertConversationSQL, upsertSenderReadSQL} {
+		if stmts[i], err = write.PrepareContext(ctx, q); err != nil {
+			for _, st := range stmts[:i] {
+				st.Close()
+			}
+			write.Close()
+			read.Close()
+			return nil, aoba.Errorf(aoba.EINTERNAL, "prepare message statements: %v", err)
+		}
 	}
+	insertMessage := stmts[0]
 	s := &Store{
 		insertMessage: insertMessage,
+		upsertConv:    stmts[1],
+		upsertRead:    stmts[2],
 		write:         write,
 		read:          read,
 		writes:        make(chan *messageWrite),
@@ -155,6 +165,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	}
 	if _, err := s.DeleteExpiredSessions(ctx, time.Now().Add(-sessionRetention)); err != nil {
 		insertMessage.Close()
+		s.upsertConv.Close()
+		s.upsertRead.Close()
 		write.Close()
 		read.Close()
 		return nil, err
@@ -175,7 +187,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.done
 		<-s.committerDone
-		err = errors.Join(s.insertMessage.Close(), s.read.Close(), s.write.Close())
+		err = errors.Join(s.insertMessage.Close(), s.upsertConv.Close(), s.upsertRead.Close(), s.read.Close(), s.write.Close())
 	})
 	if err != nil {
 		return aoba.Errorf(aoba.EINTERNAL, "close sqlite store: %v", err)
@@ -333,8 +345,40 @@ CREATE TABLE blocks (
 ) WITHOUT ROWID;
 CREATE INDEX blocks_blocked ON blocks (blocked_id, blocker_id);
 `,
-	// 6: reserved (conversations, another branch).
-	`SELECT 1`,
+	// 6: conversation state and read markers. The message committer keeps
+	// one row per conversation (message count, last message id) and the
+	// senders' read markers up to date in the transaction that stores the
+	// messages (see recordConversations), so neither listing conversations
+	// nor unread counts scan history. 1:1 rows carry their two users
+	// (user_a < user_b) for listing.
+	`
+CREATE TABLE conversations (
+	key     TEXT PRIMARY KEY,
+	user_a  TEXT,
+	user_b  TEXT,
+	seq     INTEGER NOT NULL,
+	last_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX conversations_user_a ON conversations (user_a) WHERE user_a IS NOT NULL;
+CREATE INDEX conversations_user_b ON conversations (user_b) WHERE user_b IS NOT NULL;
+
+CREATE TABLE read_states (
+	user_id      TEXT NOT NULL,
+	conversation TEXT NOT NULL,
+	read_up_to   TEXT NOT NULL,
+	read_count   INTEGER NOT NULL,
+	read_at      INTEGER NOT NULL,
+	PRIMARY KEY (user_id, conversation)
+) WITHOUT ROWID;
+CREATE INDEX read_states_conversation ON read_states (conversation);
+
+INSERT INTO conversations (key, user_a, user_b, seq, last_id)
+SELECT conversation,
+	CASE WHEN max(type) = 'chat' THEN min(min(from_id, to_id)) END,
+	CASE WHEN max(type) = 'chat' THEN max(max(from_id, to_id)) END,
+	count(*), max(id)
+FROM messages GROUP BY conversation;
+`,
 	// 7: message edits and deletions: the time of the last edit (NULL
 	// when never edited) and the deleted flag (content is then empty).
 	`

@@ -165,7 +165,13 @@ func TestFramesMatchAsyncAPI(t *testing.T) {
 		if d := a.reply("m1", aoba.FrameAck); d["client_id"] != "c-1" {
 			t.Fatalf("send ack %v", d)
 		}
-		b.until(aoba.FrameMessage, func(d map[string]any) bool { return d["client_id"] == "c-1" })
+		m1 := b.until(aoba.FrameMessage, func(d map[string]any) bool { return d["client_id"] == "c-1" })
+
+		b.send(`{"type":"read","id":"r1","data":{"conversation":"` + alice.ID + `","up_to":"` + m1["id"].(string) + `"}}`)
+		if d := b.reply("r1", aoba.FrameAck); d["unread"] != float64(0) || d["read_up_to"] != m1["id"] {
+			t.Fatalf("read ack %v", d)
+		}
+		a.until(aoba.FrameReceipt, func(d map[string]any) bool { return d["conversation"] == bob.ID && d["read_up_to"] == m1["id"] })
 
 		a.sendInvalid(`{"type":"typing","id":"bad","data":{"to":"` + bob.Name + `","state":"shouting"}}`)
 		if d := a.reply("bad", aoba.FrameError); d["code"] != "invalid" {

@@ -1,0 +1,148 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+)
+
+// conversationKeys returns the keys of cs, in order.
+func conversationKeys(cs []*aoba.ConversationState) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Key
+	}
+	return out
+}
+
+func runConversationTests(t *testing.T, open OpenFunc, cfg config) {
+	s := open(t)
+	a, b, c, g := aoba.NewID(), aoba.NewID(), aoba.NewID(), aoba.NewID()
+	ab, ac, gk := aoba.DirectConversation(a, b), aoba.DirectConversation(a, c), aoba.GroupConversation(g)
+	base := aoba.Now()
+	var n int
+	send := func(from, to string, typ aoba.MessageType) *aoba.Message {
+		conv := aoba.DirectConversation(from, to)
+		if typ == aoba.MessageGroupChat {
+			conv = aoba.GroupConversation(to)
+		}
+		n++
+		m := &aoba.Message{ID: aoba.NewID(), Conversation: conv, FromID: from, ToID: to, FromName: "f", ToName: "t",
+			Content: "hi", Type: typ, Timestamp: base.Add(time.Duration(n) * time.Millisecond)}
+		if err := s.CreateMessage(ctx(t), m); err != nil {
+			t.Fatalf("CreateMessage: %v", err)
+		}
+		return m
+	}
+	ab1 := send(a, b, aoba.MessageChat)
+	ab2 := send(b, a, aoba.MessageChat)
+	ab3 := send(b, a, aoba.MessageChat)
+	send(a, c, aoba.MessageChat)
+	g1 := send(c, g, aoba.MessageGroupChat)
+
+	t.Run("List", func(t *testing.T) {
+		got, err := s.FindConversations(ctx(t), a, []string{gk}, "", 0)
+		if err != nil {
+			t.Fatalf("FindConversations: %v", err)
+		}
+		wantStrings(t, "conversations", conversationKeys(got), []string{gk, ac, ab})
+		if got[2].Seq != 3 || got[2].LastMessage.ID != ab3.ID || !got[2].UpdatedAt.Equal(ab3.Timestamp) {
+			t.Errorf("ab = seq %d last %s, want 3 %s", got[2].Seq, got[2].LastMessage.ID, ab3.ID)
+		}
+		page, err := s.FindConversations(ctx(t), a, []string{gk}, got[0].LastMessage.ID, 1)
+		if err != nil {
+			t.Fatalf("FindConversations: %v", err)
+		}
+		wantStrings(t, "page", conversationKeys(page), []string{ac})
+		none, err := s.FindConversations(ctx(t), b, nil, "", 0)
+		if err != nil {
+			t.Fatalf("FindConversations: %v", err)
+		}
+		wantStrings(t, "b's conversations", conversationKeys(none), []string{ab})
+		if _, err := s.FindConversation(ctx(t), aoba.GroupConversation(aoba.NewID())); aoba.ErrorCode(err) != aoba.ENOTFOUND {
+			t.Errorf("FindConversation(unknown) = %v, want not_found", err)
+		}
+		if one, err := s.FindConversation(ctx(t), gk); err != nil || one.Seq != 1 || one.LastMessage.ID != g1.ID {
+			t.Errorf("FindConversation(group) = %+v, %v", one, err)
+		}
+	})
+	t.Run("SenderReads", func(t *testing.T) {
+		rs, err := s.FindReadStates(ctx(t), b, []string{ab, gk})
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("FindReadStates = %v, %v; want b's marker in ab", rs, err)
+		}
+		if rs[0].ReadUpTo != ab3.ID || rs[0].ReadCount != 3 {
+			t.Errorf("b's marker = %s/%d, want %s/3", rs[0].ReadUpTo, rs[0].ReadCount, ab3.ID)
+		}
+	})
+	t.Run("MarkRead", func(t *testing.T) {
+		at := aoba.Now()
+		r, err := s.MarkRead(ctx(t), a, ab, ab2.ID, at)
+		if err != nil {
+			t.Fatalf("MarkRead: %v", err)
+		}
+		if r.ReadUpTo != ab2.ID || r.ReadCount != 2 || !r.ReadAt.Equal(at) {
+			t.Errorf("MarkRead = %+v, want up to %s count 2", r, ab2.ID)
+		}
+		conv, _ := s.FindConversation(ctx(t), ab)
+		if u := aoba.Unread(conv, r); u != 1 {
+			t.Errorf("unread = %d, want 1", u)
+		}
+		back, err := s.MarkRead(ctx(t), a, ab, ab1.ID, at.Add(time.Second))
+		if err != nil || back.ReadUpTo != ab2.ID || back.ReadCount != 2 {
+			t.Errorf("MarkRead backwards = %+v, %v; want it unmoved", back, err)
+		}
+		if _, err := s.MarkRead(ctx(t), a, ac, ab3.ID, at); aoba.ErrorCode(err) != aoba.ENOTFOUND {
+			t.Errorf("MarkRead(other conversation's message) = %v, want not_found", err)
+		}
+		all, err := s.FindConversationReadStates(ctx(t), ab)
+		if err != nil || len(all) != 2 {
+			t.Errorf("FindConversationReadStates = %v, %v; want 2", all, err)
+		}
+	})
+	t.Run("ConcurrentSends", func(t *testing.T) {
+		x, y := aoba.NewID(), aoba.NewID()
+		key := aoba.DirectConversation(x, y)
+		const n = Concurrency
+		msgs := make([]*aoba.Message, n)
+		for i := range msgs {
+			from, to := x, y
+			if i%2 == 1 {
+				from, to = y, x
+			}
+			msgs[i] = &aoba.Message{ID: aoba.NewID(), Conversation: key, FromID: from, ToID: to, FromName: "f", ToName: "t",
+				Content: "hi", Type: aoba.MessageChat, Timestamp: aoba.Now()}
+		}
+		for _, err := range race(func(i int) error { return s.CreateMessage(ctx(t), msgs[i%n]) }) {
+			if err != nil {
+				t.Fatalf("CreateMessage: %v", err)
+			}
+		}
+		conv, err := s.FindConversation(ctx(t), key)
+		if err != nil {
+			t.Fatalf("FindConversation: %v", err)
+		}
+		if cfg.atomicCounters && (conv.Seq != n || conv.LastMessage.ID != msgs[n-1].ID) {
+			t.Fatalf("FindConversation = seq %d, last %s; want %d messages, the last one %s", conv.Seq, conv.LastMessage.ID, n, msgs[n-1].ID)
+		} else if conv.Seq < 1 || conv.Seq > n {
+			t.Fatalf("FindConversation = seq %d; want 1 to %d", conv.Seq, n)
+		}
+		if !cfg.atomicCounters {
+			return
+		}
+		for _, u := range []string{x, y} {
+			rs, err := s.FindReadStates(ctx(t), u, []string{key})
+			if err != nil || len(rs) != 1 {
+				t.Fatalf("FindReadStates = %v, %v", rs, err)
+			}
+			want := msgs[n-1].ID
+			if u == x {
+				want = msgs[n-2].ID
+			}
+			if rs[0].ReadUpTo != want || rs[0].ReadCount < 1 || rs[0].ReadCount > n {
+				t.Errorf("marker of a sender = %s/%d, want their last message %s", rs[0].ReadUpTo, rs[0].ReadCount, want)
+			}
+		}
+	})
+}
