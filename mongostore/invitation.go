@@ -42,10 +42,7 @@ func toInvitationDoc(inv *aoba.Invitation) *invitationDoc {
 		Status:    string(inv.Status),
 		CreatedAt: utc(inv.CreatedAt),
 	}
-	if inv.RespondedAt != nil {
-		t := utc(*inv.RespondedAt)
-		d.RespondedAt = &t
-	}
+	d.RespondedAt = utcPtr(inv.RespondedAt)
 	return d
 }
 
@@ -58,10 +55,7 @@ func toInvitation(d *invitationDoc) *aoba.Invitation {
 		Status:    aoba.InvitationStatus(d.Status),
 		CreatedAt: utc(d.CreatedAt),
 	}
-	if d.RespondedAt != nil {
-		t := utc(*d.RespondedAt)
-		inv.RespondedAt = &t
-	}
+	inv.RespondedAt = utcPtr(d.RespondedAt)
 	return inv
 }
 

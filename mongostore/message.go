@@ -68,15 +68,6 @@ func toMessageDoc(m *aoba.Message) *messageDoc {
 	}
 }
 
-// utcPtr returns t in UTC, or nil when t is nil.
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := utc(*t)
-	return &u
-}
-
 func toMessage(d *messageDoc) *aoba.Message {
 	return &aoba.Message{
 		ID:           d.ID,

@@ -314,3 +314,12 @@ func countPage(ctx context.Context, col *mongo.Collection, filter bson.D, offset
 
 // utc returns t in UTC, as the domain keeps every time.
 func utc(t time.Time) time.Time { return t.UTC() }
+
+// utcPtr returns t in UTC, or nil when t is nil.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := utc(*t)
+	return &u
+}

@@ -37,10 +37,7 @@ func toSessionDoc(ss *aoba.Session) *sessionDoc {
 		UserAgent:  ss.UserAgent,
 		IP:         ss.IP,
 	}
-	if ss.RevokedAt != nil {
-		t := utc(*ss.RevokedAt)
-		d.RevokedAt = &t
-	}
+	d.RevokedAt = utcPtr(ss.RevokedAt)
 	return d
 }
 
@@ -55,10 +52,7 @@ func toSession(d *sessionDoc) *aoba.Session {
 		UserAgent:  d.UserAgent,
 		IP:         d.IP,
 	}
-	if d.RevokedAt != nil {
-		t := utc(*d.RevokedAt)
-		ss.RevokedAt = &t
-	}
+	ss.RevokedAt = utcPtr(d.RevokedAt)
 	return ss
 }
 
