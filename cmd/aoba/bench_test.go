@@ -73,3 +73,34 @@ func BenchmarkLogin(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConversations measures GET /api/conversations?limit=50 through
+// the Fiber app in process, for a user with 1,000 1:1 conversations (each
+// with one message from its peer, all unread), in the embedded mode.
+func BenchmarkConversations(b *testing.B) {
+	const peers = 1000
+	e := embeddedEnv(b)
+	e["AOBA_RATE_STANDARD"] = "1000000000"
+	e["AOBA_LOG_LEVEL"] = "error"
+	s := startMain(b, e)
+	me := s.register(b, "reader")
+	for i := 0; i < peers; i++ {
+		p := s.register(b, "peer")
+		s.do(b, "POST", "/api/messages", p.Token, map[string]string{"to": me.Name, "content": "hello"}).want(b, 201)
+	}
+	h := s.m.Server().App().Handler()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var ctx fasthttp.RequestCtx
+	for i := 0; i < b.N; i++ {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.Header.SetMethod("GET")
+		ctx.Request.SetRequestURI("/api/conversations?limit=50")
+		ctx.Request.Header.Set("Authorization", "Bearer "+me.Token)
+		h(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+}
