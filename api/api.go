@@ -355,10 +355,8 @@ func claimsOf(c *fiber.Ctx) (aoba.Claims, bool) {
 // tokenOf returns the request's token: from the Authorization header, then
 // the cookie, then the query.
 func tokenOf(c *fiber.Ctx) string {
-	if h := c.Get(fiber.HeaderAuthorization); h != "" {
-		if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
-			return strings.TrimSpace(h[7:])
-		}
+	if t, ok := bearer(c); ok {
+		return t
 	}
 	if t := c.Cookies(aoba.AuthCookie); t != "" {
 		return t
@@ -369,10 +367,19 @@ func tokenOf(c *fiber.Ctx) string {
 // cookieAuthenticated reports whether tokenOf takes the request's token from
 // the auth_token cookie: there is one, and no Bearer Authorization header.
 func cookieAuthenticated(c *fiber.Ctx) bool {
-	if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+	if _, ok := bearer(c); ok {
 		return false
 	}
 	return c.Cookies(aoba.AuthCookie) != ""
+}
+
+// bearer returns the token of an `Authorization: Bearer <token>` header and
+// whether the request has one.
+func bearer(c *fiber.Ctx) (string, bool) {
+	if h := c.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
 }
 
 // crossSite refuses with 403 a request from a page of another site (see
@@ -419,12 +426,8 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	} else if aoba.ErrorCode(err) != aoba.EUNAUTHORIZED {
 		return err
 	}
-	_, lerr := aoba.Limit(c.UserContext(), s.limiter, aoba.IPRateKey(authLimitClass, s.clientIP(c)), s.rates.Standard)
-	switch aoba.ErrorCode(lerr) {
-	case aoba.EUNAVAILABLE:
-		s.log.Warn("rate limiter failed", "class", authLimitClass, "err", lerr)
-	case aoba.ERATELIMIT:
-		s.refusals.WithLabelValues(authLimitClass).Inc()
+	// A limiter that cannot be reached leaves the 401 as it is.
+	if _, lerr := s.spend(c, authLimitClass, aoba.IPRateKey(authLimitClass, s.clientIP(c)), s.rates.Standard); aoba.ErrorCode(lerr) == aoba.ERATELIMIT {
 		return lerr
 	}
 	return err
@@ -460,9 +463,8 @@ func (s *Server) limit(class string, n int) fiber.Handler {
 		if cl, ok := claimsOf(c); ok {
 			key = aoba.UserRateKey(class, cl.UserID)
 		}
-		res, err := aoba.Limit(c.UserContext(), s.limiter, key, n)
+		res, err := s.spend(c, class, key, n)
 		if aoba.ErrorCode(err) == aoba.EUNAVAILABLE {
-			s.log.Warn("rate limiter failed", "class", class, "err", err)
 			return err
 		}
 		c.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit))
@@ -473,11 +475,24 @@ func (s *Server) limit(class string, n int) fiber.Handler {
 		}
 		c.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixMilli())/1000)), 10))
 		if err != nil {
-			s.refusals.WithLabelValues(class).Inc()
 			return err
 		}
 		return c.Next()
 	}
+}
+
+// spend counts one request of class against key's budget of n per
+// aoba.RateWindow (aoba.Limit), logs a limiter failure and counts a
+// refusal in the metrics. It returns aoba.Limit's result and error.
+func (s *Server) spend(c *fiber.Ctx, class, key string, n int) (aoba.RateResult, error) {
+	res, err := aoba.Limit(c.UserContext(), s.limiter, key, n)
+	switch aoba.ErrorCode(err) {
+	case aoba.EUNAVAILABLE:
+		s.log.Warn("rate limiter failed", "class", class, "err", err)
+	case aoba.ERATELIMIT:
+		s.refusals.WithLabelValues(class).Inc()
+	}
+	return res, err
 }
 
 // ipLimit counts every request against the client IP's budget in class,
@@ -487,13 +502,7 @@ func (s *Server) limit(class string, n int) fiber.Handler {
 // EUNAVAILABLE error) when the limiter cannot be reached.
 func (s *Server) ipLimit(class string, n int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		_, err := aoba.Limit(c.UserContext(), s.limiter, aoba.IPRateKey(class, s.clientIP(c)), n)
-		switch aoba.ErrorCode(err) {
-		case aoba.EUNAVAILABLE:
-			s.log.Warn("rate limiter failed", "class", class, "err", err)
-			return err
-		case aoba.ERATELIMIT:
-			s.refusals.WithLabelValues(class).Inc()
+		if _, err := s.spend(c, class, aoba.IPRateKey(class, s.clientIP(c)), n); err != nil {
 			return err
 		}
 		return c.Next()
