@@ -148,6 +148,37 @@ test('server-kept unread counts on two devices, receipts, edits, deletions and b
       await conv(A2.page, group).locator('.preview', { hasText: 'the owner speaks' }).waitFor();
     });
 
+    await step('a slow answer of an older render never replaces a newer one', async () => {
+      // The members list of the first render after a role change answers
+      // 2 s late, with what the server had then; the render of a member
+      // added meanwhile must stay.
+      const zed = `zed_${suffix}`;
+      await registerREST(zed);
+      await A1.page.locator('#group-info-link').click();
+      const row = (name) => A1.page.locator(`#member-list li.member[data-username="${name}"]`);
+      await row(ben).waitFor();
+      let held = null;
+      await A1.page.route('**/api/groups/*/members', async (route) => {
+        if (held || route.request().method() !== 'GET') return route.continue();
+        held = route.fetch();
+        const res = await held;
+        await new Promise((r) => setTimeout(r, 2000));
+        return route.fulfill({ response: res });
+      });
+      await row(ben).getByRole('button', { name: 'Make admin' }).click();
+      await A1.page.getByLabel('Add member directly').fill(zed);
+      await A1.page.getByRole('button', { name: 'Add member' }).click();
+      await row(zed).waitFor();
+      await row(ben).and(A1.page.locator('[data-role="admin"]')).waitFor();
+      assert.ok(held, 'a members request was held');
+      await held;
+      await new Promise((r) => setTimeout(r, 2500)); // the held answer has landed
+      await A1.page.unroute('**/api/groups/*/members');
+      assert.equal(await row(zed).count(), 1, 'the member added last is still listed');
+      assert.equal(await row(ben).getAttribute('data-role'), 'admin');
+      await A1.page.locator('#open-group-chat').click();
+    });
+
     await step('a block from the user page refuses the blocked user\'s messages; unblocking restores them', async () => {
       await conv(B.page, ann).click();
       await B.page.getByRole('heading', { name: ann }).waitFor();

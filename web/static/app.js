@@ -122,12 +122,14 @@ function convHref(conv) {
  * newConv makes a conversation: id is its id on the server (the peer's id
  * or the group id); srv the latest server snapshot {unread, lastId,
  * readUpTo}; readUpTo the user's read marker as far as known; lastMsg the
- * list's last message; peerReadUpTo the peer's marker (1:1).
+ * list's last message; peerReadUpTo the peer's marker (1:1); wantRead,
+ * sentRead and marking the marker this device moves (see sendRead).
  */
 function newConv(key, kind, id, target, name, extra = {}) {
   return {
     key, kind, id, target, name, messages: new Map(), loaded: false, hasMore: true, loadingOlder: false, typing: null,
-    srv: null, readUpTo: '', lastMsg: null, peerReadUpTo: '', updatedAt: '', ...extra,
+    srv: null, readUpTo: '', lastMsg: null, peerReadUpTo: '', updatedAt: '',
+    wantRead: '', sentRead: '', marking: false, ...extra,
   };
 }
 
@@ -201,7 +203,9 @@ function latestOnly(load, apply, epoch = () => 0) {
   const run = () => {
     const mine = ++seq;
     const e = epoch();
+    const me = state.me;
     const p = load().then((res) => {
+      if (state.me !== me) return undefined; // signed out meanwhile
       if (mine !== seq) return last;
       if (epoch() !== e) return run();
       return apply(res);
@@ -387,8 +391,9 @@ function mergeServerConv(c) {
 async function loadConversations(older = false) {
   const page = state.convPage;
   if (older && !page.before) return;
+  const me = state.me;
   const res = await api.conversations({ limit: CONV_PAGE, before: older ? page.before : undefined });
-  if (!state.me) return;
+  if (state.me !== me || state.convPage !== page) return; // signed out meanwhile
   const list = (res && res.conversations) || [];
   for (const c of list) mergeServerConv(c);
   let last = '';
@@ -422,12 +427,32 @@ function markReadIfVisible(conv) {
   const last = lastMessage(conv);
   if (!last || last.id <= conv.readUpTo) return;
   conv.readUpTo = last.id;
+  conv.wantRead = last.id;
   renderConvList();
-  if (!socket) return;
-  socket.markRead(conv.id, last.id).then((c) => {
+  sendRead(conv);
+}
+
+/**
+ * sendRead sends the marker conv.wantRead (a `read` frame, or PUT over
+ * REST while the socket is down): one at a time per conversation, the
+ * newest once the one under way is answered.
+ */
+function sendRead(conv) {
+  const upTo = conv.wantRead;
+  if (!socket || conv.marking || !upTo || upTo <= conv.sentRead) return;
+  conv.marking = true;
+  conv.sentRead = upTo;
+  const me = state.me;
+  socket.markRead(conv.id, upTo).then((c) => {
+    if (state.me !== me) return;
     mergeServerConv(c);
     renderConvList();
-  }, () => scheduleConvReload());
+  }, () => {
+    if (state.me === me) scheduleConvReload();
+  }).finally(() => {
+    conv.marking = false;
+    if (state.me === me) sendRead(conv);
+  });
 }
 
 /**
@@ -978,7 +1003,7 @@ async function viewConversation(conv, refresh, stale) {
     h('a', { href: '#/', class: 'back' }, '← Chats'),
     heading(conv.name),
     conv.kind === 'chat' ? [presenceEl(conv.name, true),
-      h('a', { href: userHref(conv.name), class: 'button secondary', id: 'user-info-link' }, 'Profile and blocking')]
+      h('a', { href: userHref(conv.name), class: 'button secondary', id: 'user-info-link' }, 'Details and blocking')]
       : h('a', { href: `#/group/${encodeURIComponent(conv.target)}`, class: 'button secondary', id: 'group-info-link' }, 'Members and settings'));
   const paintBlockNote = () => {
     const blocked = conv.kind === 'chat' && state.blocks.has(conv.peerId);
