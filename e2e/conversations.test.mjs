@@ -106,6 +106,7 @@ test('server-kept unread counts on two devices, receipts, edits, deletions and b
 
       await msg(A1.page, 'helo wrold').getByRole('button', { name: 'Edit' }).click();
       await A1.page.getByLabel('Edit message').fill('hello, world');
+      await shot(A1.page, '13-editing');
       await A1.page.getByRole('button', { name: 'Save' }).click();
       await msg(A1.page, 'hello, world').locator('.edited').waitFor();
       await msg(B.page, 'hello, world').locator('.edited').waitFor();
@@ -189,7 +190,11 @@ test('server-kept unread counts on two devices, receipts, edits, deletions and b
       await confirm(A1.page, 'Block');
       await A1.page.locator('#block-state', { hasText: `You blocked ${ben}` }).waitFor();
       await A1.page.getByRole('button', { name: `Unblock ${ben}`, exact: true }).waitFor();
-      // The other device, in the conversation, follows live.
+      // The other device, in the conversation, follows live; its profile lists the block.
+      await A2.page.locator('#block-note', { hasText: `You blocked ${ben}` }).waitFor();
+      await A2.page.getByRole('link', { name: 'Profile', exact: true }).click();
+      await A2.page.locator(`#block-list li[data-username="${ben}"]`).waitFor();
+      await conv(A2.page, ben).click();
       await A2.page.locator('#block-note', { hasText: `You blocked ${ben}` }).waitFor();
       await shot(A1.page, '14-user-blocked');
 

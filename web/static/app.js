@@ -1577,9 +1577,20 @@ function viewProfile(refresh) {
       }
     } }, 'Delete my account'));
 
-  setMain({ name: 'profile', navKey: 'profile' }, heading('Profile'),
+  const blockList = h('ul', { class: 'people', id: 'block-list' });
+  const paintBlockList = () => {
+    const users = [...state.blocks.values()].sort((a, b) => (lower(a.username) < lower(b.username) ? -1 : 1));
+    blockList.replaceChildren(...(users.length
+      ? users.map((u) => h('li', { class: 'person', dataset: { username: u.username } },
+        h('span', { class: 'name' }, h('a', { href: userHref(u.username) }, u.username))))
+      : [h('li', { class: 'hint' }, 'Nobody. Block someone from their page (People, then their name).')]));
+  };
+  paintBlockList();
+  const blocks = h('div', { class: 'card', id: 'blocks' }, h('h3', {}, 'Blocked users'), blockList);
+
+  setMain({ name: 'profile', navKey: 'profile', paintBlocks: paintBlockList }, heading('Profile'),
     h('p', {}, `Signed in as ${state.me.username} since ${new Date(state.me.created_at).toLocaleDateString()}.`),
-    nameForm, pwForm, del);
+    nameForm, pwForm, blocks, del);
   focusHeading(refresh);
 }
 
