@@ -49,6 +49,31 @@ export async function shot(page, file) {
 export const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 export const PASSWORD = 'correct-horse-battery';
 
+/**
+ * rest calls the API directly, outside any browser: JSON in and out, with
+ * the token as a Bearer header when given. It throws unless the answer has
+ * the status want, and returns the decoded body (null when empty).
+ */
+export async function rest(method, path, { token, body, want = 200 } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(`${BASE}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10000),
+  });
+  const text = await res.text();
+  if (res.status !== want) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** registerREST registers username through the API (no browser). */
+export async function registerREST(username) {
+  await rest('POST', '/api/auth/register', { body: { username, password: PASSWORD }, want: 201 });
+}
+
 /** register signs a new user up through the sign-up form and waits until the app is online. */
 export async function register(page, username) {
   await page.goto('/');
@@ -62,6 +87,24 @@ export async function register(page, username) {
   if ((await page.locator('#me-name').textContent()) !== username) {
     throw new Error(`signed up as ${username}, but the app shows ${await page.locator('#me-name').textContent()}`);
   }
+}
+
+/** signIn signs an existing user in through the sign-in form (another device) and waits until the app is online. */
+export async function signIn(page, username, password = PASSWORD) {
+  await page.goto('/');
+  await page.locator('#signin-form').waitFor({ state: 'visible' });
+  await page.locator('#signin-username').fill(username);
+  await page.locator('#signin-password').fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.locator('#conn-state[data-state="online"]').waitFor();
+}
+
+/** confirm answers the page's confirmation dialog with the button labelled label. */
+export async function confirm(page, label) {
+  const dlg = page.locator('#confirm-dialog');
+  await dlg.waitFor({ state: 'visible' });
+  await dlg.getByRole('button', { name: label }).click();
+  await dlg.waitFor({ state: 'hidden' });
 }
 
 /** send types text into the open conversation, sends it with Enter and waits until it is listed. */

@@ -4,25 +4,8 @@
 // follows live through group events.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, PASSWORD, launch, openUser, register, shot, stepper, suffix } from './browser.mjs';
+import { PASSWORD, confirm, launch, openUser, register, registerREST, shot, stepper, suffix } from './browser.mjs';
 
-
-async function registerREST(username) {
-  const res = await fetch(`${BASE}/api/auth/register`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-    signal: AbortSignal.timeout(10000),
-  });
-  assert.equal(res.status, 201, `register ${username}`);
-}
-
-async function confirm(page, label) {
-  const dlg = page.locator('#confirm-dialog');
-  await dlg.waitFor({ state: 'visible' });
-  await dlg.getByRole('button', { name: label }).click();
-  await dlg.waitFor({ state: 'hidden' });
-}
 
 function member(page, username) {
   return page.locator(`#member-list li.member[data-username="${username}"]`);

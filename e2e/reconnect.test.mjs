@@ -5,7 +5,7 @@
 // returns to the sign-in form.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, PASSWORD, launch, messageIn, openUser, register, send, shot, stepper, suffix } from './browser.mjs';
+import { BASE, PASSWORD, launch, messageIn, openUser, register, send, shot, signIn, stepper, suffix } from './browser.mjs';
 
 const NEW_PASSWORD = 'staple-battery-horse';
 
@@ -72,11 +72,7 @@ test('the client recovers lost frames and obeys close codes', { timeout: 170000 
 
     await step('a password change ends the other session with 4001', async () => {
       D2 = await openUser(browser, 'dave-2', { width: 1024, height: 720 });
-      await D2.page.goto('/');
-      await D2.page.locator('#signin-username').fill(dave);
-      await D2.page.locator('#signin-password').fill(PASSWORD);
-      await D2.page.getByRole('button', { name: 'Sign in', exact: true }).click();
-      await D2.page.locator('#conn-state[data-state="online"]').waitFor();
+      await signIn(D2.page, dave);
       await D.page.getByRole('link', { name: 'Profile' }).click();
       await D.page.getByLabel('Current password').fill(PASSWORD);
       await D.page.getByLabel('New password (8 to 128 characters)').fill(NEW_PASSWORD);

@@ -136,9 +136,12 @@ function messageKey(m) {
  * event once, in order, whether it came live or through GET /api/sync, and
  * sends messages idempotently.
  *
- * Events (subscribe with on): 'message' (Message), 'invitation' (Invitation),
- * 'group' ({event, group_id, ...}), 'presence', 'typing', 'state'
- * (StateEvent), 'hello' (hello data), 'error' (Error), 'synced' ({cursor}).
+ * Events (subscribe with on): 'message' (Message), 'message.updated'
+ * (Message), 'message.deleted' (Message), 'receipt' ({conversation, user_id,
+ * username, read_up_to}), 'block' ({event, user_id, username}), 'invitation'
+ * (Invitation), 'group' ({event, group_id, ...}), 'presence', 'typing',
+ * 'state' (StateEvent), 'hello' (hello data), 'error' (Error), 'synced'
+ * ({cursor}).
  */
 export class AobaClient {
   /** @param {AobaClientOptions} [opts] */
@@ -187,6 +190,7 @@ export class AobaClient {
     this._seq = 0;
     this._queue = []; // pending sends, in order
     this._inflight = new Map(); // frame id -> pending send
+    this._calls = new Map(); // frame id -> pending call (markRead) awaiting its ack
     this._watched = new Set();
     this._syncWs = null; // the socket whose sync pass runs
     this._retrySyncWs = null; // a socket whose failed pass waits for a retry
@@ -200,7 +204,7 @@ export class AobaClient {
 
   /**
    * on registers fn for events of type and returns a function that removes it.
-   * @param {'message'|'invitation'|'group'|'presence'|'typing'|'state'|'hello'|'error'|'synced'} type
+   * @param {'message'|'message.updated'|'message.deleted'|'receipt'|'block'|'invitation'|'group'|'presence'|'typing'|'state'|'hello'|'error'|'synced'} type
    * @param {(data: any) => void} fn
    * @returns {() => void}
    */
@@ -279,6 +283,8 @@ export class AobaClient {
     for (const p of this._queue) p.reject(err);
     this._queue = [];
     this._inflight.clear();
+    for (const c of this._calls.values()) c.reject(err);
+    this._calls.clear();
     this._liveBuffer = [];
     if (wasStarted || this.state !== 'stopped') this._setState('stopped', { reason, code });
   }
@@ -361,6 +367,10 @@ export class AobaClient {
     const back = [...this._inflight.values()].filter((p) => p.via === 'ws');
     this._inflight.clear();
     for (const p of back) p.via = null;
+    // Calls without a reply go through REST (they are idempotent).
+    const calls = [...this._calls.values()];
+    this._calls.clear();
+    for (const c of calls) c.rest().then(c.resolve, c.reject);
     if (!this._started) return;
     const stop = STOP_CODES.get(code);
     if (stop) {
@@ -466,6 +476,14 @@ export class AobaClient {
         return;
       case 'ack':
       case 'error': {
+        const call = f.id && this._calls.get(f.id);
+        if (call) {
+          this._calls.delete(f.id);
+          const d = f.data || {};
+          if (f.type === 'ack') call.resolve(d);
+          else call.reject(new AobaError(d.message || 'The server refused the request.', { code: d.code, body: d }));
+          return;
+        }
         const p = f.id && this._inflight.get(f.id);
         if (p) {
           this._inflight.delete(f.id);
@@ -480,6 +498,11 @@ export class AobaClient {
       case 'message':
       case 'invitation':
       case 'group':
+      case 'message.updated':
+      case 'message.deleted':
+      case 'receipt':
+      case 'block':
+        // Stored for GET /api/sync as well: held during a pass, delivered once.
         if (this._syncWs === ws || this._retrySyncWs === ws) {
           if (this._liveBuffer.length < LIVE_BUFFER_MAX) this._liveBuffer.push(f);
           else this._syncAgain = true; // dropped: the next pass reads it
@@ -705,6 +728,33 @@ export class AobaClient {
     for (let i = 0; i < names.length; i += 100) {
       this._raw(this._ws, { type, data: { usernames: names.slice(i, i + 100) } });
     }
+  }
+
+  /**
+   * markRead moves the user's read marker in a conversation (a group id, or
+   * the other user's id for a 1:1 conversation) to the message upTo and
+   * resolves to the Conversation `{id, type, peer or group, last_message,
+   * unread, read_up_to, updated_at}`. It goes as a `read` frame while the
+   * socket is open, else (and when the socket drops before the reply)
+   * through PUT /api/conversations/{id}/read: the marker never moves
+   * backwards, so a repeated call changes nothing. The other participants
+   * and the user's other devices get a `receipt` event when it moves.
+   * @param {string} conversation
+   * @param {string} upTo message id
+   * @returns {Promise<any>}
+   */
+  markRead(conversation, upTo) {
+    const rest = () => this.request('PUT', `/api/conversations/${encodeURIComponent(conversation)}/read`, { up_to: upTo });
+    const ws = this._ws;
+    if (!ws || this.state !== 'open') return rest();
+    return new Promise((resolve, reject) => {
+      const id = `r${++this._seq}`;
+      this._calls.set(id, { resolve, reject, rest });
+      if (!this._raw(ws, { type: 'read', id, data: { conversation, up_to: upTo } })) {
+        this._calls.delete(id);
+        rest().then(resolve, reject);
+      }
+    });
   }
 
   // ---------------------------------------------------------------- REST

@@ -71,6 +71,9 @@ export const api = {
     request('PUT', '/api/users/me/password', { current_password, new_password }),
   searchUsers: (q, page, limit, exclude) => request('GET', `/api/users${query({ q, page, limit, exclude })}`),
   user: (username) => request('GET', `/api/users/${enc(username)}`),
+  blocks: () => request('GET', '/api/users/me/blocks'),
+  block: (username) => request('PUT', `/api/users/me/blocks/${enc(username)}`),
+  unblock: (username) => request('DELETE', `/api/users/me/blocks/${enc(username)}`),
 
   groups: () => request('GET', '/api/groups'),
   createGroup: (name, initial_members) => request('POST', '/api/groups', { name, initial_members }),
@@ -90,4 +93,8 @@ export const api = {
 
   sendMessage: (to, content, type) => request('POST', '/api/messages', { to, content, type }),
   messages: (params) => request('GET', `/api/messages${query(params)}`),
+  editMessage: (id, content) => request('PATCH', `/api/messages/${enc(id)}`, { content }),
+  deleteMessage: (id) => request('DELETE', `/api/messages/${enc(id)}`),
+
+  conversations: (params) => request('GET', `/api/conversations${query(params)}`),
 };

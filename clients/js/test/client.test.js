@@ -256,3 +256,72 @@ test('a send while the socket stays down goes through POST /api/messages with it
   assert.equal(hist.messages.filter((x) => x.content === 'over rest').length, 1);
   c.close();
 });
+
+test('markRead acks with the conversation; the sender and the reader\'s other client get the receipt; edits and deletions arrive once', async () => {
+  const alice = await server.user('alice');
+  const bob = await server.user('bob');
+  const a = client({ token: alice.token, WebSocket: WS });
+  const a2 = client({ token: alice.token, WebSocket: WS });
+  const b = client({ token: bob.token, WebSocket: WS });
+  const events = (c) => {
+    const got = [];
+    for (const type of ['receipt', 'message.updated', 'message.deleted']) c.on(type, (d) => got.push({ type, d }));
+    return got;
+  };
+  const gotA2 = events(a2.c);
+  const gotB = events(b.c);
+  for (const x of [a, a2, b]) x.c.connect();
+  for (const x of [a, a2, b]) await open(x.c);
+  const m = await b.c.send({ to: alice.username, content: 'read me' });
+  await waitFor(() => a.got.messages.some((x) => x.id === m.id), 5000, 'message to alice');
+  const me = await server.api('GET', '/api/users/me', { token: alice.token });
+  const bobID = m.from_id;
+
+  const conv = await a.c.markRead(bobID, m.id);
+  assert.equal(conv.id, bobID);
+  assert.equal(conv.unread, 0);
+  assert.equal(conv.read_up_to, m.id);
+  await waitFor(() => gotB.some((e) => e.type === 'receipt') && gotA2.some((e) => e.type === 'receipt'), 5000, 'receipts');
+  assert.deepEqual(gotB.find((e) => e.type === 'receipt').d, { conversation: me.id, user_id: me.id, username: alice.username, read_up_to: m.id });
+  assert.deepEqual(gotA2.find((e) => e.type === 'receipt').d, { conversation: bobID, user_id: me.id, username: alice.username, read_up_to: m.id });
+  // A marker that would move backwards is refused as a no-op: same conversation, no receipt.
+  const again = await a.c.markRead(bobID, m.id);
+  assert.equal(again.read_up_to, m.id);
+  await assert.rejects(a.c.markRead(bobID, '00000000-0000-7000-8000-000000000000'), (e) => e.code === 'not_found');
+
+  await server.api('PATCH', `/api/messages/${m.id}`, { token: bob.token, body: { content: 'read me, edited' } });
+  await server.api('DELETE', `/api/messages/${m.id}`, { token: bob.token });
+  await waitFor(() => gotA2.some((e) => e.type === 'message.deleted'), 5000, 'message.deleted');
+  // After a reconnection GET /api/sync returns the same events: they are not delivered twice.
+  const synced = new Promise((r) => a2.c.on('synced', r));
+  a2.c._ws.close(4004, 'resync');
+  await synced;
+  const updated = gotA2.filter((e) => e.type === 'message.updated');
+  assert.equal(updated.length, 1);
+  assert.equal(updated[0].d.content, 'read me, edited');
+  assert.ok(updated[0].d.edited_at);
+  const deleted = gotA2.filter((e) => e.type === 'message.deleted');
+  assert.equal(deleted.length, 1);
+  assert.equal(deleted[0].d.deleted, true);
+  assert.equal(deleted[0].d.content, '');
+  assert.equal(gotA2.filter((e) => e.type === 'receipt').length, 1);
+  for (const x of [a, a2, b]) x.c.close();
+});
+
+test('markRead goes through PUT /api/conversations/{id}/read while the socket is down', async () => {
+  const alice = await server.user('alice');
+  const bob = await server.user('bob');
+  class DeadSocket {
+    addEventListener() {}
+    close() {}
+  }
+  const { c } = client({ token: alice.token, WebSocket: DeadSocket });
+  c.connect();
+  const m = await server.api('POST', '/api/messages', { token: bob.token, body: { to: alice.username, content: 'over rest', type: 'chat' } });
+  const conv = await c.markRead(m.from_id, m.id);
+  assert.equal(conv.read_up_to, m.id);
+  assert.equal(conv.unread, 0);
+  const list = await server.api('GET', '/api/conversations', { token: alice.token });
+  assert.equal(list.conversations[0].unread, 0);
+  c.close();
+});
