@@ -265,6 +265,28 @@ func (s *Store) FindConversations(ctx context.Context, userID string, keys []str
 	return s.conversationStates(ctx, docs)
 }
 
+// FindConversationKeys returns those of keys that have a conversation
+// document (a message), read by _id.
+func (s *Store) FindConversationKeys(ctx context.Context, keys []string) ([]string, error) {
+	if keys == nil {
+		keys = []string{}
+	}
+	cur, err := s.conversations.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, wrapErr(err, "find conversation keys")
+	}
+	docs, err := findAll(ctx, cur, func(d *conversationDoc) *conversationDoc { return d }, "conversation keys")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.ID
+	}
+	return out, nil
+}
+
 // FindConversation returns the state of key; ENOTFOUND when it has no
 // message.
 func (s *Store) FindConversation(ctx context.Context, key string) (*aoba.ConversationState, error) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"sort"
 	"testing"
 	"time"
 
@@ -65,6 +66,20 @@ func runConversationTests(t *testing.T, open OpenFunc) {
 		}
 		if one, err := s.FindConversation(ctx(t), gk); err != nil || one.Seq != 1 || one.LastMessage.ID != g1.ID {
 			t.Errorf("FindConversation(group) = %+v, %v", one, err)
+		}
+	})
+	t.Run("Keys", func(t *testing.T) {
+		empty := aoba.GroupConversation(aoba.NewID())
+		got, err := s.FindConversationKeys(ctx(t), []string{empty, gk, ab, aoba.DirectConversation(b, c)})
+		if err != nil {
+			t.Fatalf("FindConversationKeys: %v", err)
+		}
+		sort.Strings(got)
+		want := []string{gk, ab}
+		sort.Strings(want)
+		wantStrings(t, "keys with a message", got, want)
+		if none, err := s.FindConversationKeys(ctx(t), nil); err != nil || len(none) != 0 {
+			t.Errorf("FindConversationKeys(nil) = %v, %v; want none", none, err)
 		}
 	})
 	t.Run("SenderReads", func(t *testing.T) {
