@@ -117,9 +117,10 @@ func (s *Store) findSeq(ctx context.Context, key string, n int64) (*seqDoc, erro
 // and the sender's marker ($max of their greatest message id and their
 // last number, so that a sender has read every message before their own),
 // and reads the number after the last it knows. When that is taken, it
-// reads on to the first free one and publishes again. Uncontended, that is
-// five reads or writes by _id after the message's insert, three more than
-// $inc and $max took.
+// reads on to the first free one and publishes again (the marker only if
+// the sender's own messages moved it). Uncontended, that is five reads or
+// writes by _id after the message's insert, three more than $inc and $max
+// took; the two writes of a publication run at once.
 //
 // This makes the state exact once sends stop, on MongoDB and on FerretDB
 // alike: the last write to the document was followed by its writer's read
@@ -157,10 +158,12 @@ func (s *Store) recordMessage(ctx context.Context, m *aoba.Message) error {
 	if m.Type == aoba.MessageChat {
 		users = bson.A{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}
 	}
+	var marked int64 // the sender's number last written into their marker
 	for {
-		if err := s.publish(ctx, m, &k, users); err != nil {
+		if err := s.publish(ctx, m, &k, users, k.own != marked); err != nil {
 			return err
 		}
+		marked = k.own
 		if found, err := s.readSeqs(ctx, &k); err != nil || !found {
 			return err
 		}
@@ -181,27 +184,32 @@ func (s *Store) readSeqs(ctx context.Context, k *seen) (found bool, err error) {
 }
 
 // publish writes k into the document of m's conversation (with users on
-// its creation) and into the marker of m's sender.
-func (s *Store) publish(ctx context.Context, m *aoba.Message, k *seen, users bson.A) error {
+// its creation) and, when marker is set, into the marker of m's sender;
+// the two writes run at once.
+func (s *Store) publish(ctx context.Context, m *aoba.Message, k *seen, users bson.A, marker bool) error {
+	markerErr := make(chan error, 1)
+	if marker {
+		go func() {
+			markerErr <- wrapErr(upsertRetry(func() error {
+				_, err := s.readStates.UpdateOne(ctx, bson.D{{Key: "_id", Value: readStateID(m.FromID, m.Conversation)}}, bson.D{
+					{Key: "$set", Value: bson.D{{Key: "user_id", Value: m.FromID}, {Key: "conversation", Value: m.Conversation}}},
+					{Key: "$max", Value: bson.D{{Key: "read_up_to", Value: k.ownID}, {Key: "read_count", Value: k.own}, {Key: "read_at", Value: utc(m.Timestamp)}}},
+				}, options.UpdateOne().SetUpsert(true))
+				return err
+			}), "update read state")
+		}()
+	} else {
+		markerErr <- nil
+	}
 	update := bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: k.seq}, {Key: "last_id", Value: k.lastID}}}}
 	if users != nil {
 		update = append(update, bson.E{Key: "$setOnInsert", Value: bson.D{{Key: "users", Value: users}}})
 	}
-	err := upsertRetry(func() error {
+	err := wrapErr(upsertRetry(func() error {
 		_, err := s.conversations.UpdateOne(ctx, bson.D{{Key: "_id", Value: m.Conversation}}, update, options.UpdateOne().SetUpsert(true))
 		return err
-	})
-	if err != nil {
-		return wrapErr(err, "update conversation")
-	}
-	err = upsertRetry(func() error {
-		_, err := s.readStates.UpdateOne(ctx, bson.D{{Key: "_id", Value: readStateID(m.FromID, m.Conversation)}}, bson.D{
-			{Key: "$set", Value: bson.D{{Key: "user_id", Value: m.FromID}, {Key: "conversation", Value: m.Conversation}}},
-			{Key: "$max", Value: bson.D{{Key: "read_up_to", Value: k.ownID}, {Key: "read_count", Value: k.own}, {Key: "read_at", Value: utc(m.Timestamp)}}},
-		}, options.UpdateOne().SetUpsert(true))
-		return err
-	})
-	return wrapErr(err, "update read state")
+	}), "update conversation")
+	return errors.Join(err, <-markerErr)
 }
 
 // conversationStates returns the states of docs, in their order, with
