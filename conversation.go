@@ -9,7 +9,10 @@ import (
 // the same write as every message stored in it, so that listing
 // conversations and counting unread messages never scan history. Seq is the
 // number of messages stored in the conversation; LastMessage is the one
-// with the greatest id; UpdatedAt is its timestamp.
+// with the greatest id; UpdatedAt is its timestamp. Stores only keep
+// conversations with a message; the Service lists a group without
+// messages as a state with LastMessage nil and UpdatedAt the time the
+// member joined.
 type ConversationState struct {
 	Key         string
 	Seq         int64
@@ -49,6 +52,10 @@ type ConversationStore interface {
 	// recent last message first, at most limit of them. It returns an
 	// EINTERNAL (or EUNAVAILABLE) error when they cannot be read.
 	FindConversations(ctx context.Context, userID string, keys []string, before string, limit int) ([]*ConversationState, error)
+	// FindConversationKeys returns those of keys whose conversation has a
+	// message, in any order. It returns an EINTERNAL (or EUNAVAILABLE)
+	// error when they cannot be read.
+	FindConversationKeys(ctx context.Context, keys []string) ([]string, error)
 	// FindConversation returns the state of the conversation key; ENOTFOUND
 	// when it has no message.
 	FindConversation(ctx context.Context, key string) (*ConversationState, error)

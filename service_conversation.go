@@ -2,6 +2,8 @@ package aoba
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -100,9 +102,13 @@ func (s *Service) resolveConversation(ctx context.Context, c Claims, id string) 
 }
 
 // conversationView returns the view of conv for userID with its marker r
-// (nil: none), its peer or group and current usernames names.
+// (nil: none), its peer or group and current usernames names; its last
+// message is null when conv has none (a group without messages).
 func conversationView(conv *ConversationState, r *ReadState, peer *User, g *Group, names map[string]string) *ConversationView {
-	v := &ConversationView{LastMessage: messageView(conv.LastMessage, names), Unread: Unread(conv, r), UpdatedAt: conv.UpdatedAt}
+	v := &ConversationView{Unread: Unread(conv, r), UpdatedAt: conv.UpdatedAt}
+	if conv.LastMessage != nil {
+		v.LastMessage = messageView(conv.LastMessage, names)
+	}
 	if r != nil {
 		v.ReadUpTo = &r.ReadUpTo
 	}
@@ -115,41 +121,72 @@ func conversationView(conv *ConversationState, r *ReadState, peer *User, g *Grou
 	return v
 }
 
-// ListConversations returns one page of the caller's conversations that
-// have a message (their 1:1 conversations and their groups'), most recent
-// activity first, at most limit (1..MaxPageSize), those whose last message
-// id is smaller than before when it is set (the last_message id of the
-// previous page's last item). It reads only per-conversation state, never
-// history. It returns EINVALID for bad paging and the store's error when a
-// read fails.
+// joinKey returns where a group without messages sorts in its member's
+// conversation list, which is by last message id, newest first: the
+// group's id with the time part of joined (a UUIDv7 starts with its Unix
+// time in milliseconds), so it sorts as a message sent when the member
+// joined would.
+func joinKey(groupID string, joined time.Time) string {
+	ms := uint64(joined.UnixMilli())
+	return fmt.Sprintf("%08x-%04x", ms>>16, ms&0xffff) + groupID[13:]
+}
+
+// listed is a conversation of a list page and the key it sorts by: its
+// last message id, or joinKey for a group without messages.
+type listed struct {
+	conv *ConversationState
+	key  string
+}
+
+// ListConversations returns one page of the caller's conversations: their
+// 1:1 conversations and their groups, most recent activity first, at most
+// limit (1..MaxPageSize). A conversation sorts by its last message; a group
+// without messages by the time the caller joined it (or created it), with
+// last_message null and updated_at that time. before, when set, is the
+// last_message id of the previous page's last conversation or, when that
+// has no message (a group), its id; the page holds what sorts after it.
+// It reads only per-conversation state, never history. It returns EINVALID
+// for bad paging and the store's error when a read fails.
 func (s *Service) ListConversations(ctx context.Context, c Claims, limit int, before string) (*ConversationPage, error) {
 	if limit < 1 || limit > MaxPageSize {
 		return nil, Errorf(EINVALID, "limit must be between 1 and 100.")
 	} else if before != "" && !IsValidID(before) {
-		return nil, Errorf(EINVALID, "before must be a message id.")
+		return nil, Errorf(EINVALID, "before must be a message id or a group id.")
 	}
 	ms, err := s.store.FindMembershipsByUser(ctx, c.UserID)
 	if err != nil {
 		return nil, err
 	}
 	keys := make([]string, len(ms))
+	joined := make(map[string]*Membership, len(ms))
 	for i, m := range ms {
 		keys[i] = GroupConversation(m.GroupID)
+		joined[keys[i]] = m
 	}
-	convs, err := s.store.FindConversations(ctx, c.UserID, keys, before, limit+1)
+	bound := strings.ToLower(before)
+	if m := joined[GroupConversation(bound)]; m != nil {
+		bound = joinKey(m.GroupID, m.JoinedAt)
+	}
+	convs, err := s.store.FindConversations(ctx, c.UserID, keys, bound, limit+1)
 	if err != nil {
 		return nil, err
 	}
-	page := &ConversationPage{Conversations: []*ConversationView{}, More: len(convs) > limit}
-	convs = convs[:min(len(convs), limit)]
+	items, err := s.withQuietGroups(ctx, convs, joined, bound, limit)
+	if err != nil {
+		return nil, err
+	}
+	page := &ConversationPage{Conversations: []*ConversationView{}, More: len(items) > limit}
+	items = items[:min(len(items), limit)]
 	var convKeys, userIDs, groupIDs []string
-	for _, conv := range convs {
-		convKeys = append(convKeys, conv.Key)
-		userIDs = append(userIDs, conv.LastMessage.FromID)
-		if p := directPeer(conv.Key, c.UserID); p != "" {
+	for _, it := range items {
+		convKeys = append(convKeys, it.conv.Key)
+		if it.conv.LastMessage != nil {
+			userIDs = append(userIDs, it.conv.LastMessage.FromID)
+		}
+		if p := directPeer(it.conv.Key, c.UserID); p != "" {
 			userIDs = append(userIDs, p)
 		} else {
-			groupIDs = append(groupIDs, strings.TrimPrefix(conv.Key, "g:"))
+			groupIDs = append(groupIDs, strings.TrimPrefix(it.conv.Key, "g:"))
 		}
 	}
 	rs, err := s.store.FindReadStates(ctx, c.UserID, convKeys)
@@ -176,19 +213,61 @@ func (s *Service) ListConversations(ctx context.Context, c Claims, limit int, be
 	for _, g := range gs {
 		groups[g.ID] = g
 	}
-	for _, conv := range convs {
+	for _, it := range items {
 		var peer *User
 		var g *Group
-		if p := directPeer(conv.Key, c.UserID); p != "" {
+		if p := directPeer(it.conv.Key, c.UserID); p != "" {
 			if peer = byID[p]; peer == nil {
 				continue // the peer's account is gone
 			}
-		} else if g = groups[strings.TrimPrefix(conv.Key, "g:")]; g == nil {
+		} else if g = groups[strings.TrimPrefix(it.conv.Key, "g:")]; g == nil {
 			continue
 		}
-		page.Conversations = append(page.Conversations, conversationView(conv, reads[conv.Key], peer, g, names))
+		page.Conversations = append(page.Conversations, conversationView(it.conv, reads[it.conv.Key], peer, g, names))
 	}
 	return page, nil
+}
+
+// withQuietGroups returns convs, the first page of conversations with
+// messages sorting below bound (at most limit+1), merged with the groups
+// of joined (by conversation key) that have no message yet and sort below
+// bound, newest first. Only groups that sort above convs' (limit+1)th are
+// looked up, in one store call: the others cannot be on this page.
+func (s *Service) withQuietGroups(ctx context.Context, convs []*ConversationState, joined map[string]*Membership, bound string, limit int) ([]listed, error) {
+	items := make([]listed, 0, len(convs))
+	onPage := make(map[string]bool, len(convs))
+	for _, conv := range convs {
+		items = append(items, listed{conv: conv, key: conv.LastMessage.ID})
+		onPage[conv.Key] = true
+	}
+	var floor string
+	if len(convs) > limit {
+		floor = convs[limit].LastMessage.ID
+	}
+	quiet := map[string]listed{}
+	var keys []string
+	for key, m := range joined {
+		jk := joinKey(m.GroupID, m.JoinedAt)
+		if onPage[key] || (bound != "" && jk >= bound) || jk <= floor {
+			continue
+		}
+		quiet[key] = listed{conv: &ConversationState{Key: key, UpdatedAt: m.JoinedAt}, key: jk}
+		keys = append(keys, key)
+	}
+	if len(keys) > 0 {
+		started, err := s.store.FindConversationKeys(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range started {
+			delete(quiet, k)
+		}
+	}
+	for _, it := range quiet {
+		items = append(items, it)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].key > items[j].key })
+	return items, nil
 }
 
 // MarkRead moves the caller's read marker in the conversation id (a group

@@ -2,7 +2,9 @@ package aoba_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aoba-chat/aoba"
 )
@@ -101,4 +103,91 @@ func TestConversations(t *testing.T) {
 	if receipts != 1 {
 		t.Errorf("bob's sync has %d receipts, want 1", receipts)
 	}
+}
+
+// TestConversationsWithoutMessages: a group the caller created or joined is
+// listed before its first message, by the time they joined it, with no
+// last message; paging goes through it by its id; leaving it or deleting
+// it removes it from the list.
+func TestConversationsWithoutMessages(t *testing.T) {
+	ts := newService(t)
+	ctx := context.Background()
+	alice, bob, carol := ts.MustRegister(t, "alice"), ts.MustRegister(t, "bob"), ts.MustRegister(t, "carol")
+	quiet := ts.MustCreateGroup(t, alice, "quiet")
+	time.Sleep(2 * time.Millisecond)
+	m1, err := ts.SendMessage(ctx, bob.Claims, aoba.SendInput{To: "alice", Content: "hi", Type: aoba.MessageChat}, "")
+	if err != nil {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	late := ts.MustCreateGroup(t, carol, "late", alice.As(aoba.RoleMember))
+	list := func(a Account, limit int, before string) *aoba.ConversationPage {
+		t.Helper()
+		p, err := ts.ListConversations(ctx, a.Claims, limit, before)
+		if err != nil {
+			t.Fatalf("ListConversations: %v", err)
+		}
+		return p
+	}
+	ids := func(p *aoba.ConversationPage) []string {
+		out := []string{}
+		for _, c := range p.Conversations {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	want := func(what string, p *aoba.ConversationPage, more bool, wantIDs ...string) {
+		t.Helper()
+		if got := ids(p); strings.Join(got, ",") != strings.Join(wantIDs, ",") || p.More != more {
+			t.Fatalf("%s = %v (more %v), want %v (more %v)", what, got, p.More, wantIDs, more)
+		}
+	}
+
+	all := list(alice, 10, "")
+	want("alice's conversations", all, false, late.ID, bob.User.ID, quiet.ID)
+	for _, c := range []*aoba.ConversationView{all.Conversations[0], all.Conversations[2]} {
+		if c.Type != aoba.MessageGroupChat || c.LastMessage != nil || c.Unread != 0 || c.ReadUpTo != nil {
+			t.Errorf("group without messages = %+v, want no last message, nothing unread", c)
+		}
+	}
+	if c := all.Conversations[2]; !c.UpdatedAt.Equal(quiet.CreatedAt) || c.Group.Name != "quiet" {
+		t.Errorf("quiet = %+v, want updated_at %v (created)", c, quiet.CreatedAt)
+	}
+	if c := all.Conversations[0]; !c.UpdatedAt.After(m1.Timestamp) {
+		t.Errorf("late's updated_at = %v, want alice's joining, after %v", c.UpdatedAt, m1.Timestamp)
+	}
+	want("carol's conversations", list(carol, 10, ""), false, late.ID)
+
+	p := list(alice, 1, "")
+	want("page 1", p, true, late.ID)
+	p = list(alice, 1, late.ID)
+	want("page 2", p, true, bob.User.ID)
+	p = list(alice, 1, p.Conversations[0].LastMessage.ID)
+	want("page 3", p, false, quiet.ID)
+	want("page 4", list(alice, 1, quiet.ID), false)
+	want("page after the middle", list(alice, 2, late.ID), false, bob.User.ID, quiet.ID)
+
+	// The first message moves a group to the top with it.
+	g1, err := ts.SendMessage(ctx, alice.Claims, aoba.SendInput{To: quiet.ID, Content: "first", Type: aoba.MessageGroupChat}, "")
+	if err != nil {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	all = list(alice, 10, "")
+	want("after the first group message", all, false, quiet.ID, late.ID, bob.User.ID)
+	if c := all.Conversations[0]; c.LastMessage == nil || c.LastMessage.ID != g1.ID {
+		t.Errorf("quiet = %+v, want its message %s", c, g1.ID)
+	}
+
+	if err := ts.LeaveGroup(ctx, alice.Claims, late.ID); err != nil {
+		t.Fatalf("LeaveGroup: %v", err)
+	}
+	want("after leaving late", list(alice, 10, ""), false, quiet.ID, bob.User.ID)
+	if err := ts.DeleteGroup(ctx, alice.Claims, quiet.ID); err != nil {
+		t.Fatalf("DeleteGroup: %v", err)
+	}
+	want("after deleting quiet", list(alice, 10, ""), false, bob.User.ID)
+	if err := ts.DeleteGroup(ctx, carol.Claims, late.ID); err != nil {
+		t.Fatalf("DeleteGroup: %v", err)
+	}
+	want("carol's after deleting late", list(carol, 10, ""), false)
 }

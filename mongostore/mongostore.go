@@ -13,11 +13,14 @@
 // message that carries it (collection message_claims, _id
 // "<from_id>:<client_id>"). A crash between the claim and the change
 // leaves a claim that the next caller detects and repairs (a username claim
-// once it is a minute old). Sessions are the one exception: a rotation is
-// a filtered update, atomic on MongoDB but not on FerretDB, where the later
-// of two concurrent rotations wins (see Store.RotateSession); so are the
-// per-conversation message counters and read markers, $inc and $max updates
-// that FerretDB does not apply atomically (see conversationDoc).
+// once it is a minute old). Each message of a conversation takes the next
+// number by inserting a document with _id "<conversation>#<n>", from
+// which the conversation's count, last message and the sender's read
+// marker are published (see Store.recordMessage). Sessions are the one
+// exception: a rotation is a filtered update, atomic on MongoDB but not on
+// FerretDB, where the later of two concurrent rotations wins (see
+// Store.RotateSession); so is a read marker moved by PUT .../read (see
+// Store.MarkRead).
 //
 // Besides the codes each method documents, every method returns an
 // EUNAVAILABLE error when the server cannot be reached in time and an
@@ -56,6 +59,7 @@ const (
 	colBlocks              = "blocks"
 	colConversations       = "conversations"
 	colReadStates          = "read_states"
+	colConversationSeqs    = "conversation_seqs"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -84,6 +88,7 @@ type Store struct {
 	blocks          *mongo.Collection
 	conversations   *mongo.Collection
 	readStates      *mongo.Collection
+	seqs            *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -127,6 +132,7 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		blocks:          db.Collection(colBlocks),
 		conversations:   db.Collection(colConversations),
 		readStates:      db.Collection(colReadStates),
+		seqs:            db.Collection(colConversationSeqs),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())

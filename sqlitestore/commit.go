@@ -184,25 +184,29 @@ func (s *Store) enqueueMessage(ctx context.Context, m *aoba.Message) error {
 const upsertConversationSQL = "INSERT INTO conversations (key, user_a, user_b, seq, last_id) VALUES (?, ?, ?, ?, ?)" +
 	" ON CONFLICT (key) DO UPDATE SET seq = seq + excluded.seq, last_id = max(last_id, excluded.last_id) RETURNING seq"
 
-// upsertSenderReadSQL moves a sender's read marker forward to their message.
+// upsertSenderReadSQL moves a sender's read marker forward to their
+// messages: the id, the count and the time each only ever grow, so that
+// a batch stored after one holding a greater id of the same sender still
+// counts its messages as read.
 const upsertSenderReadSQL = "INSERT INTO read_states (user_id, conversation, read_up_to, read_count, read_at) VALUES (?, ?, ?, ?, ?)" +
-	" ON CONFLICT (user_id, conversation) DO UPDATE SET read_up_to = excluded.read_up_to," +
-	" read_count = max(read_count, excluded.read_count), read_at = excluded.read_at WHERE excluded.read_up_to > read_up_to"
+	" ON CONFLICT (user_id, conversation) DO UPDATE SET read_up_to = max(read_up_to, excluded.read_up_to)," +
+	" read_count = max(read_count, excluded.read_count), read_at = max(read_at, excluded.read_at)"
 
 // recordConversations updates, in tx and with the statements prepared at
 // Open, the state of the conversations of
 // msgs (stored in tx, in that order): each conversation's message count
 // and last message id, and each sender's read marker, which moves to their
-// last message of the batch with the count up to it (its position in the
-// conversation: the committer is the only writer, so the batch's messages
-// take the last positions in order). It runs one statement per
+// greatest message id of the batch with the count up to their last message
+// stored (its position in the conversation: the committer is the only
+// writer, so the batch's messages take the last positions in order), as
+// the MongoDB store does. It runs one statement per
 // conversation and one per (sender, conversation), whatever the number of
 // messages. It returns EINTERNAL when a statement fails.
 func (s *Store) recordConversations(ctx context.Context, tx *sql.Tx, msgs []*aoba.Message) error {
 	type senderKey struct{ user, conv string }
 	type sender struct {
-		m   *aoba.Message
-		pos int64 // 1-based position among the batch's messages of the conversation
+		m   *aoba.Message // the sender's message with the greatest id
+		pos int64         // 1-based position of their last message among the batch's of the conversation
 	}
 	type conv struct {
 		first *aoba.Message
@@ -229,8 +233,9 @@ func (s *Store) recordConversations(ctx context.Context, tx *sql.Tx, msgs []*aob
 			senders[k] = sd
 			senderOrder = append(senderOrder, k)
 		}
+		sd.pos = c.n
 		if sd.m == nil || m.ID > sd.m.ID {
-			sd.m, sd.pos = m, c.n
+			sd.m = m
 		}
 	}
 	seqs := make(map[string]int64, len(convs))

@@ -62,6 +62,15 @@ func (s *Store) FindConversations(ctx context.Context, userID string, keys []str
 		jsonList(keys), userID, userID, before, limit)
 }
 
+// FindConversationKeys returns those of keys that have a conversation row
+// (a message). It returns EINTERNAL when the query fails.
+func (s *Store) FindConversationKeys(ctx context.Context, keys []string) ([]string, error) {
+	return queryAll(ctx, s.read, "find conversation keys", func(r rowScanner) (string, error) {
+		var k string
+		return k, r.Scan(&k)
+	}, "SELECT key FROM conversations WHERE key IN (SELECT value FROM json_each(?))", jsonList(keys))
+}
+
 // FindConversation returns the state of the conversation key: ENOTFOUND
 // when it has no message, EINTERNAL when the query fails.
 func (s *Store) FindConversation(ctx context.Context, key string) (*aoba.ConversationState, error) {

@@ -41,7 +41,7 @@ func mustOpen(t testing.TB, dir string) *sqlitestore.Store {
 func TestStoreContract(t *testing.T) {
 	storetest.RunStoreTests(t, func(t *testing.T) aoba.Store {
 		return mustOpen(t, t.TempDir())
-	}, storetest.AtomicRotate(), storetest.AtomicCounters())
+	}, storetest.AtomicRotate())
 }
 
 // at returns a fixed UTC time plus d, at millisecond precision.

@@ -30,8 +30,7 @@ type Option func(*config)
 
 // config is what the options of RunStoreTests set.
 type config struct {
-	atomicRotate   bool
-	atomicCounters bool
+	atomicRotate bool
 }
 
 // AtomicRotate declares that the store's RotateSession is an atomic
@@ -41,16 +40,6 @@ type config struct {
 // on FerretDB, whose filtered updates are not atomic.
 func AtomicRotate() Option {
 	return func(c *config) { c.atomicRotate = true }
-}
-
-// AtomicCounters declares that the per-conversation state is updated
-// atomically with each message (SQLite, in the message's transaction), so
-// that concurrent sends to one conversation are all counted. Without it the
-// suite only asks that the count and the last message are those of some of
-// the sends, as on FerretDB, where $inc and $max are a read and a write
-// that concurrent updates can interleave (increments are lost).
-func AtomicCounters() Option {
-	return func(c *config) { c.atomicCounters = true }
 }
 
 // RunStoreTests runs the whole contract suite against the stores that open
@@ -69,7 +58,7 @@ func RunStoreTests(t *testing.T, open OpenFunc, opts ...Option) {
 	t.Run("Sessions", func(t *testing.T) { runSessionTests(t, open, cfg) })
 	t.Run("Events", func(t *testing.T) { runEventTests(t, open) })
 	t.Run("Blocks", func(t *testing.T) { runBlockTests(t, open) })
-	t.Run("Conversations", func(t *testing.T) { runConversationTests(t, open, cfg) })
+	t.Run("Conversations", func(t *testing.T) { runConversationTests(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrencyTests(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)

@@ -21,15 +21,19 @@ type restOp struct {
 	do   func(ctx context.Context, api *API, c *Common, u *User) (int, error)
 }
 
+// restMix returns every request the rest command can run; the default mix
+// is defaultOps. send is POST /api/messages, a 1:1 message from each user
+// to the next one.
 func restMix(users []*User) []restOp {
 	ids := make([]string, 0, 100)
 	names := make([]string, 0, 100)
-	for _, u := range users {
-		if len(ids) == 100 {
-			break
+	next := make(map[*User]*User, len(users))
+	for i, u := range users {
+		next[u] = users[(i+1)%len(users)]
+		if len(ids) < 100 {
+			ids = append(ids, u.ID)
+			names = append(names, u.Username)
 		}
-		ids = append(ids, u.ID)
-		names = append(names, u.Username)
 	}
 	return []restOp{
 		{"me", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
@@ -44,8 +48,15 @@ func restMix(users []*User) []restOp {
 		{"messages", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
 			return api.Do(ctx, c.Addrs[u.Pod], "GET", "/api/messages?limit=50", u.Token, nil, nil)
 		}},
+		{"send", func(ctx context.Context, api *API, c *Common, u *User) (int, error) {
+			body := map[string]string{"to": next[u].Username, "content": "bench", "type": "chat"}
+			return api.Do(ctx, c.Addrs[u.Pod], "POST", "/api/messages", u.Token, body, nil)
+		}},
 	}
 }
+
+// defaultOps is the default -ops of the rest command.
+const defaultOps = "me,metadata,presence,messages"
 
 func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) {
 	fs := flag.NewFlagSet("rest", flag.ContinueOnError)
@@ -54,7 +65,7 @@ func runREST(ctx context.Context, args []string, log io.Writer) (Result, error) 
 	c.register(fs, 20*time.Second)
 	nusers := fs.Int("users", 20, "number of provisioned users the requests are spread over")
 	conc := fs.Int("concurrency", 16, "concurrent request loops (capped at 1000)")
-	only := fs.String("ops", "me,metadata,presence,messages", "comma-separated requests of the mix")
+	only := fs.String("ops", defaultOps, "comma-separated requests of the mix: me, metadata, presence, messages, send (1:1 POST /api/messages)")
 	seed := fs.Int("seed-messages", 10, "1:1 messages each user sends before the run, so history is not empty")
 	if err := fs.Parse(args); err != nil {
 		return Result{}, err
@@ -195,7 +206,7 @@ func selectOps(all []restOp, list string) ([]restOp, error) {
 		}
 	}
 	for n := range want {
-		return nil, fmt.Errorf("unknown op %q in -ops (me, metadata, presence, messages)", n)
+		return nil, fmt.Errorf("unknown op %q in -ops (me, metadata, presence, messages, send)", n)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("-ops selects nothing")

@@ -151,4 +151,13 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("errors = %v, want 0: %+v", v, r.Metrics)
 		}
 	})
+	t.Run("RESTSend", func(t *testing.T) {
+		r := runJSON(t, "rest", "-addr", base, "-users", "4", "-concurrency", "4", "-duration", "2s", "-seed-messages", "0", "-ops", "send")
+		if v := metric(t, r, "send p50"); v <= 0 {
+			t.Errorf("send p50 = %v, want > 0: %+v", v, r.Metrics)
+		}
+		if v := metric(t, r, "errors"); v != 0 {
+			t.Errorf("errors = %v, want 0: %+v", v, r.Metrics)
+		}
+	})
 }

@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aoba-chat/aoba"
 	"github.com/fasthttp/websocket"
@@ -111,5 +113,67 @@ func TestConversations(t *testing.T) {
 				t.Errorf("alice's receipt = %+v, want up to %s", r, m3.ID)
 			}
 		}
+	})
+}
+
+// TestConversationsWithoutMessages: a group shows in its members' lists
+// from its creation or their joining, with last_message null, sorted by
+// that time; paging passes it by its id; leaving or deleting it removes it.
+func TestConversationsWithoutMessages(t *testing.T) {
+	forEachMode(t, func(t *testing.T, start func(env) *server) {
+		s := start(nil)
+		alice, bob, carol := s.register(t, "alice"), s.register(t, "bob"), s.register(t, "carol")
+		list := func(u *user, query string) conversationPage {
+			t.Helper()
+			var p conversationPage
+			s.do(t, "GET", "/api/conversations"+query, u.Token, nil).want(t, 200).decode(t, &p)
+			return p
+		}
+		want := func(what string, p conversationPage, more bool, ids ...string) {
+			t.Helper()
+			var got []string
+			for _, c := range p.Conversations {
+				got = append(got, c.ID)
+			}
+			if strings.Join(got, ",") != strings.Join(ids, ",") || p.More != more {
+				t.Fatalf("%s = %v (more %v), want %v (more %v)", what, got, p.More, ids, more)
+			}
+		}
+		quiet := s.newGroup(t, alice.Token, "quiet")
+		time.Sleep(5 * time.Millisecond)
+		var m1 aoba.MessageView
+		s.do(t, "POST", "/api/messages", bob.Token, map[string]string{"to": alice.Name, "content": "hi"}).want(t, 201).decode(t, &m1)
+		time.Sleep(5 * time.Millisecond)
+		late := s.newGroup(t, carol.Token, "late")
+		s.do(t, "POST", "/api/groups/"+late+"/members", carol.Token, map[string]string{"username": alice.Name, "role": "member"}).want(t, 201)
+
+		r := s.do(t, "GET", "/api/conversations", alice.Token, nil).want(t, 200)
+		var raw struct {
+			Conversations []map[string]json.RawMessage `json:"conversations"`
+		}
+		r.decode(t, &raw)
+		if len(raw.Conversations) != 3 || string(raw.Conversations[0]["last_message"]) != "null" || string(raw.Conversations[0]["unread"]) != "0" {
+			t.Fatalf("alice's conversations = %s, want late first with last_message null", r.Body)
+		}
+		want("alice's conversations", list(alice, ""), false, late, bob.ID, quiet)
+		want("carol's conversations", list(carol, ""), false, late)
+		p := list(alice, "?limit=1")
+		want("page 1", p, true, late)
+		p = list(alice, "?limit=1&before="+late)
+		want("page 2", p, true, bob.ID)
+		want("page 3", list(alice, "?limit=1&before="+p.Conversations[0].LastMessage.ID), false, quiet)
+		want("page 4", list(alice, "?limit=1&before="+quiet), false)
+
+		var g1 aoba.MessageView
+		s.do(t, "POST", "/api/messages", alice.Token, map[string]string{"to": quiet, "type": "groupchat", "content": "first"}).want(t, 201).decode(t, &g1)
+		p = list(alice, "")
+		want("after the first group message", p, false, quiet, late, bob.ID)
+		if c := p.Conversations[0]; c.LastMessage == nil || c.LastMessage.ID != g1.ID {
+			t.Errorf("quiet = %+v, want its message", c)
+		}
+		s.do(t, "POST", "/api/groups/"+late+"/leave", alice.Token, nil).want(t, 200)
+		want("after leaving late", list(alice, ""), false, quiet, bob.ID)
+		s.do(t, "DELETE", "/api/groups/"+quiet, alice.Token, nil).want(t, 204)
+		want("after deleting quiet", list(alice, ""), false, bob.ID)
 	})
 }

@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,54 +23,124 @@ import (
 const hookSecret = "webhook-secret-0123456789"
 
 // hookReceiver is a webhook endpoint on 127.0.0.1 that checks each
-// request's signature and counts the accepted ones by message id and
-// recipient id.
+// request's signature and timestamp and counts the accepted ones by
+// message id and recipient id. It can be taken down (stop: connections are
+// refused) and brought back on the same address (start), answering 503 to
+// every signed request while rejecting is set.
 type hookReceiver struct {
-	t   *testing.T
-	url string
+	t    *testing.T
+	url  string
+	addr string
 
-	mu     sync.Mutex
-	counts map[string]map[string]int // message id → recipient id → deliveries
-	bodies map[string][]byte         // "message/recipient" → last body
-	cond   chan struct{}             // closed and replaced at each delivery
+	mu        sync.Mutex
+	srv       *http.Server              // nil while stopped
+	rejecting bool                      // answer 503
+	rejected  map[string]int            // "message/recipient" → 503 answers
+	counts    map[string]map[string]int // message id → recipient id → deliveries
+	bodies    map[string][]byte         // "message/recipient" → last body
+	cond      chan struct{}             // closed and replaced at each delivery
 }
 
+// hookMaxSkew is how far from the receiver's clock a request's
+// X-Aoba-Timestamp may be, as a receiver guarding against replays checks:
+// a retry must be signed when it is sent, not when it was first queued.
+const hookMaxSkew = 10 * time.Second
+
 func newHookReceiver(t *testing.T) *hookReceiver {
-	r := &hookReceiver{t: t, counts: map[string]map[string]int{}, bodies: map[string][]byte{}, cond: make(chan struct{})}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		ts := req.Header.Get("X-Aoba-Timestamp")
-		mac := hmac.New(sha256.New, []byte(hookSecret))
-		mac.Write([]byte(ts + "." + string(body)))
-		if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); req.Method != "POST" || !hmac.Equal([]byte(req.Header.Get("X-Aoba-Signature")), []byte(want)) {
-			t.Errorf("webhook %s with a bad signature: %s", req.Method, body)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var p struct {
-			Event     string           `json:"event"`
-			Recipient aoba.User        `json:"recipient"`
-			Message   aoba.MessageView `json:"message"`
-		}
-		if err := json.Unmarshal(body, &p); err != nil || p.Event != "message.offline" {
-			t.Errorf("webhook body %s", body)
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		if r.counts[p.Message.ID] == nil {
-			r.counts[p.Message.ID] = map[string]int{}
-		}
-		r.counts[p.Message.ID][p.Recipient.ID]++
-		r.bodies[p.Message.ID+"/"+p.Recipient.ID] = body
-		close(r.cond)
-		r.cond = make(chan struct{})
-		r.mu.Unlock()
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(srv.Close)
-	r.url = srv.URL + "/hooks/aoba"
+	r := &hookReceiver{t: t, counts: map[string]map[string]int{}, bodies: map[string][]byte{}, rejected: map[string]int{}, cond: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	r.url = "http://" + r.addr + "/hooks/aoba"
+	r.serve(ln)
+	t.Cleanup(r.stop)
 	return r
+}
+
+// serve answers on ln until stop.
+func (r *hookReceiver) serve(ln net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(r.handle)}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// stop closes the listener and every connection: from then on connecting
+// is refused.
+func (r *hookReceiver) stop() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// start listens again on the receiver's address after stop.
+func (r *hookReceiver) start(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", r.addr, err)
+	}
+	r.serve(ln)
+}
+
+// setRejecting makes the receiver answer 503 to every request (true) or
+// accept them again (false).
+func (r *hookReceiver) setRejecting(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejecting = on
+}
+
+// handle checks a request's signature and timestamp, then rejects it or
+// counts it as delivered.
+func (r *hookReceiver) handle(w http.ResponseWriter, req *http.Request) {
+	t := r.t
+	body, _ := io.ReadAll(req.Body)
+	ts := req.Header.Get("X-Aoba-Timestamp")
+	mac := hmac.New(sha256.New, []byte(hookSecret))
+	mac.Write([]byte(ts + "." + string(body)))
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); req.Method != "POST" || !hmac.Equal([]byte(req.Header.Get("X-Aoba-Signature")), []byte(want)) {
+		t.Errorf("webhook %s with a bad signature: %s", req.Method, body)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(sec, 0)).Abs() > hookMaxSkew {
+		t.Errorf("webhook timestamp %q is not within %v of now", ts, hookMaxSkew)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var p struct {
+		Event     string           `json:"event"`
+		Recipient aoba.User        `json:"recipient"`
+		Message   aoba.MessageView `json:"message"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || p.Event != "message.offline" {
+		t.Errorf("webhook body %s", body)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rejecting {
+		r.rejected[p.Message.ID+"/"+p.Recipient.ID]++
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if r.counts[p.Message.ID] == nil {
+		r.counts[p.Message.ID] = map[string]int{}
+	}
+	r.counts[p.Message.ID][p.Recipient.ID]++
+	r.bodies[p.Message.ID+"/"+p.Recipient.ID] = body
+	close(r.cond)
+	r.cond = make(chan struct{})
+	w.WriteHeader(http.StatusOK)
 }
 
 // env returns the variables pointing a server at r.
@@ -75,12 +148,18 @@ func (r *hookReceiver) env() env {
 	return env{"AOBA_WEBHOOK_URL": r.url, "AOBA_WEBHOOK_SECRET": hookSecret}
 }
 
-// expect waits until message msgID has reached each of the recipients,
-// waits a little longer for any extra delivery, then checks that each got
-// exactly one and nobody else got any.
+// expect waits up to 15 seconds until message msgID has reached each of
+// the recipients, waits a little longer for any extra delivery, then checks
+// that each got exactly one and nobody else got any.
 func (r *hookReceiver) expect(t *testing.T, msgID string, recipients ...string) {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
+	r.expectWithin(t, 15*time.Second, msgID, recipients...)
+}
+
+// expectWithin is expect waiting up to d.
+func (r *hookReceiver) expectWithin(t *testing.T, d time.Duration, msgID string, recipients ...string) {
+	t.Helper()
+	deadline := time.After(d)
 	for {
 		r.mu.Lock()
 		done := true
@@ -268,5 +347,108 @@ func TestConfigWebhook(t *testing.T) {
 		if err := parse(tt.e); err == nil || !contains(err.Error(), tt.want) {
 			t.Errorf("%v: error %v, want %q", tt.e, err, tt.want)
 		}
+	}
+}
+
+// metric returns the value of the metric without labels name on s's
+// /metrics.
+func (s *server) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	body := string(s.do(t, "GET", "/metrics", "", nil).want(t, 200).Body)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric line %q", line)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metric %s missing", name)
+	return 0
+}
+
+// TestWebhookReceiverOutage: the receiver is down for 65 seconds, refusing
+// connections for 30 then answering 503, while offline messages are sent
+// through two pods. With the production schedule (waits from 1 s doubling
+// to a minute, with jitter, for up to 10 minutes) each delivery keeps
+// being retried, at most a few times in the 503 half, and once the
+// receiver is back each offline recipient gets each message exactly once,
+// signed when it is sent; the pods' webhook metrics add up to that.
+func TestWebhookReceiverOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about two minutes: a 65 s outage, then up to a minute of backoff")
+	}
+	const refusing, rejecting = 30 * time.Second, 35 * time.Second
+	rcv := newHookReceiver(t)
+	e := scaledEnv(t)
+	for k, v := range rcv.env() {
+		e[k] = v
+	}
+	pods := []*server{startMain(t, e), startMain(t, e)}
+	alice := pods[0].register(t, "alice")
+	bob := pods[0].register(t, "bob")
+	carol := pods[1].register(t, "carol")
+	gid := groupOf(t, pods[0], alice, bob, carol)
+
+	rcv.stop()
+	down := time.Now()
+	type delivery struct {
+		msg string
+		to  []string
+	}
+	var sent []delivery
+	for i, p := range pods {
+		sent = append(sent,
+			delivery{p.send(t, alice, bob.Name, "chat", fmt.Sprint("to bob through pod ", i+1)), []string{bob.ID}},
+			delivery{p.send(t, alice, carol.Name, "chat", fmt.Sprint("to carol through pod ", i+1)), []string{carol.ID}},
+			delivery{p.send(t, alice, gid, "groupchat", fmt.Sprint("to the group through pod ", i+1)), []string{bob.ID, carol.ID}})
+	}
+	var n int
+	for _, d := range sent {
+		n += len(d.to)
+	}
+	time.Sleep(time.Until(down.Add(refusing)))
+	rcv.setRejecting(true)
+	rcv.start(t)
+	time.Sleep(time.Until(down.Add(refusing + rejecting)))
+	rcv.setRejecting(false)
+	back := time.Now()
+	t.Logf("receiver back after %v; %d deliveries pending", back.Sub(down).Round(time.Second), n)
+
+	// The longest wait is a minute, so every delivery is attempted again
+	// within about that after the receiver is back.
+	for _, d := range sent {
+		rcv.expectWithin(t, 90*time.Second, d.msg, d.to...)
+	}
+	t.Logf("all delivered %v after the receiver came back", time.Since(back).Round(time.Second))
+
+	// At most 6 attempts fit in the first 30 s (waits of at least 0.5, 1,
+	// 2, 4 and 8 s), and the wait after the last of them is at most 32 s:
+	// every delivery is attempted in the 503 half, where waits are 16 s or
+	// more, so 1 to 3 times (5 allows for slow machines).
+	rcv.mu.Lock()
+	var rejected int
+	for _, d := range sent {
+		for _, to := range d.to {
+			k := rcv.rejected[d.msg+"/"+to]
+			if k < 1 || k > 5 {
+				t.Errorf("message %s to %s was answered 503 %d times, want 1 to 5 (retried with backoff)", d.msg, to, k)
+			}
+			rejected += k
+		}
+	}
+	rcv.mu.Unlock()
+	var delivered, failed, dropped float64
+	for _, p := range pods {
+		delivered += p.metric(t, "aoba_webhook_sent_total")
+		failed += p.metric(t, "aoba_webhook_failed_total")
+		dropped += p.metric(t, "aoba_webhook_dropped_total")
+	}
+	// Every delivery was first tried while connections were refused, 1 to
+	// 6 times; every 503 is a failed attempt too.
+	if refused := int(failed) - rejected; delivered != float64(n) || dropped != 0 || refused < n || refused > 6*n {
+		t.Errorf("metrics: sent %v, failed %v (%d of them 503), dropped %v; want sent %d, none dropped, %d to %d refused",
+			delivered, failed, rejected, dropped, n, n, 6*n)
 	}
 }
