@@ -396,10 +396,12 @@ async function loadConversations(older = false) {
   if (state.me !== me || state.convPage !== page) return; // signed out meanwhile
   const list = (res && res.conversations) || [];
   for (const c of list) mergeServerConv(c);
-  let last = '';
-  for (const c of list) if (c.last_message) last = c.last_message.id;
+  // The cursor is the last conversation's last message id, or its own id
+  // when it has no message yet (a group nobody has written in).
+  const tail = list[list.length - 1];
+  const last = tail ? (tail.last_message ? tail.last_message.id : tail.id) : '';
   if (older || !page.olderLoaded) {
-    if (last && (!page.before || !older || last < page.before)) page.before = last;
+    if (last) page.before = last;
     page.more = Boolean(res && res.more && last);
   }
   if (older) page.olderLoaded = true;
