@@ -257,3 +257,25 @@ func TestAdminAPI(t *testing.T) {
 		})
 	})
 }
+
+// TestAdminConfig: AOBA_ADMIN_TOKEN must be long enough to resist
+// guessing and AOBA_ADMIN_URL must be a base URL; each error names its
+// variable.
+func TestAdminConfig(t *testing.T) {
+	if err := parseOne("AOBA_ADMIN_TOKEN", adminToken); err != nil {
+		t.Fatalf("a 40-byte token refused: %v", err)
+	}
+	if err := parseOne("AOBA_ADMIN_TOKEN", strings.Repeat("x", 31)); err == nil || !contains(err.Error(), "AOBA_ADMIN_TOKEN") {
+		t.Fatalf("a 31-byte token: %v, want an AOBA_ADMIN_TOKEN error", err)
+	}
+	for _, ok := range []string{"http://127.0.0.1:8080", "https://chat.example.com/", "http://[::1]:9000"} {
+		if err := parseOne("AOBA_ADMIN_URL", ok); err != nil {
+			t.Errorf("AOBA_ADMIN_URL=%s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1:8080", "ftp://host", "http://", "http://u:p@host", "http://host?x=1", "http://host#f"} {
+		if err := parseOne("AOBA_ADMIN_URL", bad); err == nil || !contains(err.Error(), "AOBA_ADMIN_URL") {
+			t.Errorf("AOBA_ADMIN_URL=%s: %v, want an AOBA_ADMIN_URL error", bad, err)
+		}
+	}
+}
