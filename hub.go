@@ -31,7 +31,7 @@ const (
 	CloseInvalidPayload  = 1007 // a text frame that is not valid UTF-8: fix the client
 	ClosePolicyViolation = 1008 // bad Origin or protocol abuse: do not retry as is
 	CloseTooLarge        = 1009 // a frame over the size limit
-	CloseSessionRevoked  = 4001 // logout, password change or account deletion: sign in again
+	CloseSessionRevoked  = 4001 // logout, password change, account deletion or an administrator: sign in again
 	CloseTooSlow         = 4002 // the send queue overflowed: reconnect and catch up from history
 	CloseIdle            = 4003 // no frame or pong within the idle timeout: reconnect
 	CloseResync          = 4004 // the pod lost its broker connection and may have missed events: reconnect and catch up

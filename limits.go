@@ -44,6 +44,10 @@ type SocketRegistry interface {
 	// Close forgets connID; an unknown one is ignored. It returns an
 	// EUNAVAILABLE error when the registry cannot be reached.
 	Close(ctx context.Context, userID, connID string) error
+	// Count returns the number of open sockets of each of userIDs across
+	// all pods (0 for a user without any). It returns an EUNAVAILABLE
+	// error when the registry cannot be reached.
+	Count(ctx context.Context, userIDs []string) (map[string]int, error)
 }
 
 // ErrTooManyWatched returns the EINVALID error of a WatchRegistry refusing

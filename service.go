@@ -12,6 +12,9 @@ type ServiceConfig struct {
 	Store    Store
 	Broker   Broker
 	Presence PresenceRegistry
+	// Sockets, when set, counts each user's open sockets for the admin
+	// API (nil: counts are null).
+	Sockets SocketRegistry
 	// Sessions caches session state in front of the store (Redis, or
 	// memory for one pod).
 	Sessions SessionCache
@@ -42,6 +45,7 @@ type Service struct {
 	store    Store
 	broker   Broker
 	presence PresenceRegistry
+	sockets  SocketRegistry
 	sessions SessionCache
 	tickets  TicketStore
 	limiter  RateLimiter
@@ -70,7 +74,7 @@ func NewService(c ServiceConfig) *Service {
 	}
 	return &Service{
 		store: c.Store, broker: c.Broker, presence: c.Presence, sessions: c.Sessions,
-		tickets: c.Tickets, limiter: c.Limiter, failures: c.LoginFailures,
+		tickets: c.Tickets, limiter: c.Limiter, failures: c.LoginFailures, sockets: c.Sockets,
 		tokens: c.Tokens, hasher: c.Hasher, domain: c.Domain, tokenTTL: c.TokenTTL, offline: c.Offline, log: c.Logger,
 	}
 }

@@ -59,7 +59,8 @@ func loginKey(username string) string { return "login:" + strings.ToLower(userna
 // token, the token's claims and the user. An unknown user and a wrong
 // password get the same EUNAUTHORIZED error after the same amount of
 // hashing work; an account over its failed-login budget gets an
-// ERATELIMIT *RetryError before any hashing.
+// ERATELIMIT *RetryError before any hashing. A disabled account with the
+// right password gets EFORBIDDEN.
 func (s *Service) Login(ctx context.Context, username, password string, dev Device) (string, Claims, *User, error) {
 	key := loginKey(username)
 	if s.limiter != nil && ValidateUsername(username) == nil {
@@ -78,6 +79,9 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 	}
 	if err != nil {
 		return "", Claims{}, nil, err
+	}
+	if u.DisabledAt != nil {
+		return "", Claims{}, nil, errDisabled
 	}
 	if s.hasher.NeedsRehash(u.PasswordHash) {
 		if hash, err := s.hasher.Hash(password); err != nil {
@@ -150,8 +154,9 @@ func (s *Service) openSession(ctx context.Context, userID string, dev Device) (s
 // Authenticate verifies a session token and checks that its session is
 // still open, through the session cache and, when the cache does not know
 // it, the store. It returns EUNAUTHORIZED for an invalid, expired, revoked
-// or rotated token and for a token of an account that no longer exists,
-// and EUNAVAILABLE when neither the cache nor the store can answer.
+// or rotated token and for a token of an account that no longer exists or
+// is disabled, and EUNAVAILABLE when neither the cache nor the store can
+// answer.
 func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error) {
 	c, err := s.tokens.Verify(token)
 	if err != nil {
@@ -188,11 +193,13 @@ func (s *Service) checkSession(ctx context.Context, c Claims) error {
 		}
 		return errRevoked
 	}
-	if _, err := s.store.FindUserByID(ctx, c.UserID); ErrorCode(err) == ENOTFOUND {
+	if u, err := s.store.FindUserByID(ctx, c.UserID); ErrorCode(err) == ENOTFOUND {
 		return Errorf(EUNAUTHORIZED, "The account no longer exists.")
 	} else if err != nil {
 		s.log.Warn("find session user", "err", err)
 		return errSessionsUnavailable
+	} else if u.DisabledAt != nil {
+		return errDisabledSession
 	}
 	if err := s.sessions.Remember(ctx, sess.ID, sess.TokenID, minTime(sess.ExpiresAt, now.Add(sessionCacheTTL))); err != nil {
 		s.log.Warn("cache session", "err", err)

@@ -27,6 +27,7 @@ type TestService struct {
 	Store    *sqlitestore.Store
 	Broker   *hub.MemoryBroker
 	Presence *hub.MemoryPresence
+	Sockets  *hub.MemorySockets
 	Hasher   *recordingHasher
 
 	rec *recorder
@@ -82,7 +83,7 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &TestService{Store: store, Hasher: &recordingHasher{Argon2id: argon}, rec: newRecorder()}
+	ts := &TestService{Store: store, Sockets: hub.NewMemorySockets(), Hasher: &recordingHasher{Argon2id: argon}, rec: newRecorder()}
 	ts.Broker = hub.NewMemoryBroker()
 	ts.Broker.RegisterDeliver(ts.rec.deliver)
 	t.Cleanup(func() { _ = ts.Broker.Close() })
@@ -95,7 +96,7 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 	ts.Service = aoba.NewService(aoba.ServiceConfig{
 		Store: store, Broker: ts.Broker, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
-		Offline: o.offline,
+		Offline: o.offline, Sockets: ts.Sockets,
 	})
 	// The registry calls back into the Service, registered once both exist.
 	ts.Presence.RegisterChangeHandler(ts.Service.PresenceChanged)

@@ -101,6 +101,12 @@ func (s *Service) DeleteAccount(ctx context.Context, c Claims) error {
 	if err != nil {
 		return err
 	}
+	return s.deleteAccount(ctx, u)
+}
+
+// deleteAccount is DeleteAccount of the account u, asked by its owner or
+// by an administrator (AdminDeleteUser).
+func (s *Service) deleteAccount(ctx context.Context, u *User) error {
 	if err := s.revokeUserSessions(ctx, u.ID, ""); err != nil {
 		return err
 	}

@@ -38,6 +38,11 @@ type User struct {
 	Username     string    `json:"username"`
 	PasswordHash string    `json:"-"`
 	CreatedAt    time.Time `json:"created_at"`
+	// DisabledAt is when an administrator disabled the account (nil
+	// while it is enabled): a disabled account cannot sign in, and its
+	// sessions were revoked when it was disabled. Only the admin API
+	// shows it.
+	DisabledAt *time.Time `json:"-"`
 }
 
 // Metadata is the public description of a user used to resolve JIDs.
@@ -160,6 +165,10 @@ type UserStore interface {
 	// UpdatePasswordHash replaces the stored hash. It returns ENOTFOUND for
 	// an unknown id.
 	UpdatePasswordHash(ctx context.Context, id, hash string) error
+	// UpdateUserDisabled sets the user's DisabledAt to at (nil enables the
+	// account again) and returns the user. It returns ENOTFOUND for an
+	// unknown id.
+	UpdateUserDisabled(ctx context.Context, id string, at *time.Time) (*User, error)
 	// DeleteUser removes the account and frees its username. It returns
 	// ENOTFOUND for an unknown id. Memberships and invitations are the
 	// Service's business, not the store's.

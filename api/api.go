@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,6 +77,10 @@ type Config struct {
 	WebSocket fiber.Handler
 	// Static is served at / when set.
 	Static fs.FS
+	// AdminToken, when not empty, opens the admin API under /api/admin/
+	// to requests that present it as a Bearer token; empty leaves the
+	// admin API out (404).
+	AdminToken string
 }
 
 // Server is the HTTP front of Aoba.
@@ -94,6 +99,9 @@ type Server struct {
 	ws       fiber.Handler
 	registry *prometheus.Registry
 	origins  aoba.OriginPolicy
+	// adminDigest is the SHA-256 of Config.AdminToken, nil when the admin
+	// API is off.
+	adminDigest []byte
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -132,6 +140,10 @@ func New(cfg Config) *Server {
 		panic("api: TrustedProxies: " + err.Error())
 	}
 	s.proxies = proxies
+	if cfg.AdminToken != "" {
+		d := sha256.Sum256([]byte(cfg.AdminToken))
+		s.adminDigest = d[:]
+	}
 	s.initMetrics()
 
 	fc := fiber.Config{
@@ -267,6 +279,8 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodGet, "/api/conversations", auth, std, s.listConversations)
 	s.handle(fiber.MethodPut, "/api/conversations/:conversationId/read", auth, std, s.markRead)
 	s.handle(fiber.MethodGet, "/api/conversations/:conversationId/receipts", auth, std, s.receipts)
+
+	s.adminRoutes()
 }
 
 // observe is the outermost middleware: it turns errors into responses,

@@ -133,3 +133,15 @@ func (s *MemorySockets) Close(ctx context.Context, userID, connID string) error 
 	}
 	return nil
 }
+
+// Count returns the number of open sockets of each of userIDs. It never
+// fails.
+func (s *MemorySockets) Count(ctx context.Context, userIDs []string) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(userIDs))
+	for _, id := range userIDs {
+		out[id] = len(s.users[id])
+	}
+	return out, nil
+}

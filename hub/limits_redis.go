@@ -180,3 +180,28 @@ func (s *RedisSockets) Open(ctx context.Context, userID, connID string, limit in
 func (s *RedisSockets) Close(ctx context.Context, userID, connID string) error {
 	return redisError(s.client.ZRem(ctx, s.key(userID), connID).Err(), "socket registry")
 }
+
+// Count returns the number of sockets of each of userIDs in the registry,
+// read in one pipelined round trip; a pod that died without cleanup may
+// leave some counted (see RedisSockets). It returns an EUNAVAILABLE error
+// when Redis cannot be reached.
+func (s *RedisSockets) Count(ctx context.Context, userIDs []string) (map[string]int, error) {
+	out := make(map[string]int, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.IntCmd, len(userIDs))
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range userIDs {
+			cmds[i] = p.ZCard(ctx, s.key(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisError(err, "socket registry")
+	}
+	for i, id := range userIDs {
+		out[id] = int(cmds[i].Val())
+	}
+	return out, nil
+}

@@ -184,4 +184,33 @@ func RunSocketRegistryTests(t *testing.T, newRegistry NewSocketRegistryFunc) {
 			t.Fatal(err)
 		}
 	})
+
+	t.Run("Count", func(t *testing.T) {
+		r := newRegistry(t)
+		count := func(t *testing.T, users ...string) map[string]int {
+			t.Helper()
+			n, err := r.Count(ctx, users)
+			if err != nil {
+				t.Fatalf("count: %v", err)
+			}
+			return n
+		}
+		if n := count(t); len(n) != 0 {
+			t.Fatalf("count of nobody = %v", n)
+		}
+		open(t, r, "u", "c1", 0)
+		open(t, r, "u", "c2", 0)
+		open(t, r, "v", "d1", 0)
+		if n := count(t, "u", "v", "w"); n["u"] != 2 || n["v"] != 1 || n["w"] != 0 || len(n) != 3 {
+			t.Fatalf("counts = %v, want u:2 v:1 w:0", n)
+		}
+		// Closes and evictions are counted out.
+		if err := r.Close(ctx, "u", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		open(t, r, "v", "d2", 1)
+		if n := count(t, "u", "v"); n["u"] != 1 || n["v"] != 1 {
+			t.Fatalf("counts = %v, want u:1 v:1", n)
+		}
+	})
 }

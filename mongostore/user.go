@@ -26,6 +26,8 @@ type userDoc struct {
 	UsernameLower string    `bson:"username_lower"`
 	PasswordHash  string    `bson:"password_hash"`
 	CreatedAt     time.Time `bson:"created_at"`
+	// DisabledAt is set while an administrator keeps the account disabled.
+	DisabledAt *time.Time `bson:"disabled_at,omitempty"`
 }
 
 // usernameDoc claims a username: its _id is the lowercased name, so the
@@ -43,11 +45,12 @@ func toUserDoc(u *aoba.User) *userDoc {
 		UsernameLower: strings.ToLower(u.Username),
 		PasswordHash:  u.PasswordHash,
 		CreatedAt:     utc(u.CreatedAt),
+		DisabledAt:    utcPtr(u.DisabledAt),
 	}
 }
 
 func toUser(d *userDoc) *aoba.User {
-	return &aoba.User{ID: d.ID, Username: d.Username, PasswordHash: d.PasswordHash, CreatedAt: utc(d.CreatedAt)}
+	return &aoba.User{ID: d.ID, Username: d.Username, PasswordHash: d.PasswordHash, CreatedAt: utc(d.CreatedAt), DisabledAt: utcPtr(d.DisabledAt)}
 }
 
 func errUsernameTaken() error {
@@ -253,6 +256,24 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, id, hash string) error {
 		return notFound("User")
 	}
 	return nil
+}
+
+// UpdateUserDisabled sets disabled_at to at, or removes it when at is nil,
+// and returns the user. It returns ENOTFOUND for an unknown id.
+func (s *Store) UpdateUserDisabled(ctx context.Context, id string, at *time.Time) (*aoba.User, error) {
+	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "disabled_at", Value: ""}}}}
+	if at != nil {
+		update = bson.D{{Key: "$set", Value: bson.D{{Key: "disabled_at", Value: utc(*at)}}}}
+	}
+	var d userDoc
+	err := s.users.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}}, update,
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, notFound("User")
+	} else if err != nil {
+		return nil, wrapErr(err, "update user disabled")
+	}
+	return toUser(&d), nil
 }
 
 // DeleteUser removes the account and releases its username. It returns

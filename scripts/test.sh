@@ -3,8 +3,10 @@
 # Go unit, contract and HTTP/WebSocket tests (both modes, real redis-server and an embedded FerretDB, nginx in
 # front for the proxy tests), then the browser end-to-end tests in headless Debian Chromium, the JavaScript
 # client tests (clients/js) and the AsyncAPI document of the WebSocket channel through the official AsyncAPI parser
-# (api/asyncapi-check).
-# Installs what it needs on Debian when it is missing: redis-server, nginx-light, chromium, Node.js/npm.
+# (api/asyncapi-check), and the Prometheus alert rules of deploy/prometheus (promtool check and unit tests).
+# Installs what it needs on Debian when it is missing: redis-server, nginx-light, chromium, Node.js/npm, prometheus
+# (for promtool) and, without Docker Compose, Debian's docker-compose (cmd/aoba's TestDeployCompose validates
+# docker-compose.yml with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Test with a Go whose standard library has no known advisories (1.26.8 has some, fixed in 1.26.10). go.mod's
@@ -18,6 +20,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""
@@ -29,6 +33,9 @@ fi
 echo "== $(go version)"
 echo "== go vet"
 go vet ./...
+echo "== Prometheus alert rules (promtool)"
+promtool check rules deploy/prometheus/aoba-alerts.yml
+(cd deploy/prometheus && promtool test rules aoba-alerts.test.yml)
 echo "== govulncheck"
 ./scripts/vulncheck.sh
 echo "== go test -race"

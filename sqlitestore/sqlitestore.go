@@ -385,6 +385,10 @@ FROM messages GROUP BY conversation;
 ALTER TABLE messages ADD COLUMN edited_at INTEGER;
 ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 `,
+	// 8: accounts disabled by an administrator: when (NULL while enabled).
+	`
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+`,
 }
 
 // migrate creates schema_migrations and applies every step of migrations

@@ -4,11 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/aoba-chat/aoba"
 )
 
-const userColumns = "id, username, password_hash, created_at"
+const userColumns = "id, username, password_hash, created_at, disabled_at"
 
 const (
 	msgUserNotFound  = "User not found."
@@ -19,10 +20,15 @@ const (
 func scanUser(r rowScanner) (*aoba.User, error) {
 	var u aoba.User
 	var created int64
-	if err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &created); err != nil {
+	var disabled sql.NullInt64
+	if err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &disabled); err != nil {
 		return nil, err
 	}
 	u.CreatedAt = fromMillis(created)
+	if disabled.Valid {
+		t := fromMillis(disabled.Int64)
+		u.DisabledAt = &t
+	}
 	return &u, nil
 }
 
@@ -130,6 +136,22 @@ func (s *Store) UpdateUsername(ctx context.Context, id, username string) (*aoba.
 func (s *Store) UpdatePasswordHash(ctx context.Context, id, hash string) error {
 	res, err := s.write.ExecContext(ctx, "UPDATE users SET password_hash = ? WHERE id = ?", hash, id)
 	return affectedOne(res, err, "update password hash", msgUserNotFound)
+}
+
+// UpdateUserDisabled sets disabled_at to at (NULL when at is nil) and
+// returns the user. It returns ENOTFOUND for an unknown id, EINTERNAL on
+// any other failure.
+func (s *Store) UpdateUserDisabled(ctx context.Context, id string, at *time.Time) (*aoba.User, error) {
+	var ms sql.NullInt64
+	if at != nil {
+		ms = sql.NullInt64{Int64: millis(*at), Valid: true}
+	}
+	u, err := scanUser(s.write.QueryRowContext(ctx,
+		"UPDATE users SET disabled_at = ? WHERE id = ? RETURNING "+userColumns, ms, id))
+	if err != nil {
+		return nil, translate(err, "update user disabled", msgUserNotFound, "")
+	}
+	return u, nil
 }
 
 // DeleteUser removes the account and frees its username. It returns

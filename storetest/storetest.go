@@ -51,6 +51,7 @@ func RunStoreTests(t *testing.T, open OpenFunc, opts ...Option) {
 		o(&cfg)
 	}
 	t.Run("User", func(t *testing.T) { runUserTests(t, open) })
+	t.Run("UserDisabled", func(t *testing.T) { runUserDisabledTests(t, open) })
 	t.Run("Group", func(t *testing.T) { runGroupTests(t, open) })
 	t.Run("Membership", func(t *testing.T) { runMembershipTests(t, open) })
 	t.Run("Invitation", func(t *testing.T) { runInvitationTests(t, open) })

@@ -177,6 +177,12 @@ func TestComposeConfig(t *testing.T) {
 		}
 	}
 	vars["AOBA_JWT_SECRET"] = testSecret // ${AOBA_JWT_SECRET:?...} in the file
+	for name, v := range vars {
+		// ${NAME:-default} is default when NAME is unset.
+		if m := regexp.MustCompile(`^\$\{[A-Z0-9_]+:-(.*)\}$`).FindStringSubmatch(v); m != nil {
+			vars[name] = m[1]
+		}
+	}
 	if err := main.NewMain().ParseEnv(func(k string) string { return vars[k] }); err != nil {
 		t.Fatalf("docker-compose.yml's settings: %v", err)
 	}

@@ -23,9 +23,10 @@ import (
 	"github.com/aoba-chat/aoba"
 )
 
-// buildBinary builds cmd/aoba into a directory of tb and returns its path.
-// The build cache makes every build after the first a link only.
-func buildBinary(tb testing.TB) string {
+// buildBinary builds cmd/aoba, with the extra `go build` flags given, into
+// a directory of tb and returns its path. The build cache makes every
+// build after the first a link only.
+func buildBinary(tb testing.TB, flags ...string) string {
 	tb.Helper()
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goTool); err != nil {
@@ -34,7 +35,8 @@ func buildBinary(tb testing.TB) string {
 		}
 	}
 	bin := filepath.Join(tb.TempDir(), "aoba")
-	out, err := exec.Command(goTool, "build", "-o", bin, "github.com/aoba-chat/aoba/cmd/aoba").CombinedOutput()
+	args := append(append([]string{"build", "-o", bin}, flags...), "github.com/aoba-chat/aoba/cmd/aoba")
+	out, err := exec.Command(goTool, args...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("build cmd/aoba: %v\n%s", err, out)
 	}
@@ -51,9 +53,10 @@ type proc struct {
 }
 
 // startProc starts bin on dataDir in the embedded mode (no MongoDB, no
-// Redis, no AOBA_JWT_SECRET) and waits for its "aoba started" log line.
-// The process is killed when the test ends if it is still running.
-func startProc(t *testing.T, bin, dataDir string) *proc {
+// Redis, no AOBA_JWT_SECRET), with the extra "NAME=value" variables given,
+// and waits for its "aoba started" log line. The process is killed when
+// the test ends if it is still running.
+func startProc(t *testing.T, bin, dataDir string, extraEnv ...string) *proc {
 	t.Helper()
 	loadSpec(t)
 	logs := &logBuffer{}
@@ -69,6 +72,7 @@ func startProc(t *testing.T, bin, dataDir string) *proc {
 		"AOBA_RATE_SEARCH=1000000",
 		"AOBA_LOG_LEVEL=info",
 	}
+	cmd.Env = append(cmd.Env, extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,12 @@
 //	AOBA_WEBHOOK_URL        http(s) endpoint POSTed each message to a recipient with no open socket (empty: off)
 //	AOBA_WEBHOOK_SECRET     HMAC-SHA256 key signing the webhooks, at least 16 bytes; required with AOBA_WEBHOOK_URL
 //	AOBA_WEBHOOK_QUEUE      webhooks waiting for delivery on this pod; more are dropped (10000)
+//	AOBA_ADMIN_TOKEN        opens the admin API under /api/admin/ as a Bearer token, at least 32 bytes (empty: no admin API)
+//	AOBA_ADMIN_URL          the server `aoba admin` talks to (http://127.0.0.1:<port of AOBA_ADDR>)
+//
+// Besides serving (`aoba` or `aoba serve`), the binary is its own tool:
+// `aoba healthcheck`, `aoba backup FILE`, `aoba restore FILE`, `aoba admin
+// ...` and `aoba --version`; `aoba --help` lists them (commands.go).
 package main
 
 import (
@@ -67,6 +73,9 @@ import (
 )
 
 func main() {
+	if code, done := command(os.Args[1:], os.Environ(), os.Stdout, os.Stderr); done {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Environ(), os.Stderr); err != nil {
@@ -132,6 +141,9 @@ type Config struct {
 	WebhookURL    string
 	WebhookSecret string
 	WebhookQueue  int
+	// AdminToken opens the admin API (AOBA_ADMIN_TOKEN; empty: off);
+	// AdminURL is the server `aoba admin` calls (AOBA_ADMIN_URL).
+	AdminToken, AdminURL string
 }
 
 // DefaultConfig returns the configuration of the single-binary mode.
@@ -200,6 +212,7 @@ var EnvVars = []string{
 	"AOBA_RATE_SEARCH", "AOBA_MAX_SOCKETS_PER_USER", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
+	"AOBA_ADMIN_TOKEN", "AOBA_ADMIN_URL",
 }
 
 // ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
@@ -233,7 +246,8 @@ func (m *Main) ParseEnviron(environ []string) error {
 // entry must be an IP address or CIDR network and every
 // AOBA_ALLOWED_ORIGINS entry an origin (http or https, a host, an optional
 // port, nothing else), AOBA_WEBHOOK_URL an http or https URL and, with it,
-// AOBA_WEBHOOK_SECRET at least 16 bytes.
+// AOBA_WEBHOOK_SECRET at least 16 bytes; AOBA_ADMIN_TOKEN at least 32
+// bytes and AOBA_ADMIN_URL an http or https base URL (parseAdminEnv).
 func (m *Main) ParseEnv(getenv func(string) string) error {
 	c := &m.Config
 	str := func(name string, dst *string) {
@@ -327,7 +341,7 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_TRUSTED_PROXIES: %w", err)
 		}
 	}
-	return nil
+	return c.parseAdminEnv(getenv)
 }
 
 // checkOrigin returns an error saying why o is not an origin as browsers
@@ -479,7 +493,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.svc = aoba.NewService(aoba.ServiceConfig{
 		Store: m.store, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
 		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL,
-		Offline: offline, Logger: log,
+		Offline: offline, Logger: log, Sockets: m.sockets,
 	})
 	if m.webhooks != nil {
 		m.webhooks.RegisterResolver(m.svc.OfflineRecipients)
@@ -497,6 +511,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cols := append(hub.Collectors(), m.node.Collectors()...)
+	cols = append(cols, buildInfoGauge(Build()))
 	if m.webhooks != nil {
 		cols = append(cols, m.webhooks.Collectors()...)
 	}
@@ -509,7 +524,11 @@ func (m *Main) Run(ctx context.Context) error {
 		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Logger: log,
 		Registry: reg, BodyLimit: c.BodyLimit, HeaderLimit: c.HeaderLimit, TrustedProxies: c.TrustedProxies,
 		AllowedOrigins: c.AllowedOrigins, CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
+		AdminToken: c.AdminToken,
 	})
+	if c.AdminToken != "" {
+		log.Info("admin API on: /api/admin/ opens to AOBA_ADMIN_TOKEN")
+	}
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -529,7 +548,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.serveErr <- fmt.Errorf("serve: %w", err)
 		}
 	}()
-	log.Info("aoba started", "mode", c.mode(), "addr", ln.Addr().String())
+	log.Info("aoba started", "mode", c.mode(), "addr", ln.Addr().String(), "version", Build().Version)
 	return nil
 }
 

@@ -296,7 +296,10 @@ func TestSystemRoutes(t *testing.T) {
 }
 
 func TestRoutesDocumented(t *testing.T) {
-	s := startMain(t, embeddedEnv(t))
+	// With the admin token, so that the admin API's routes exist too.
+	e := embeddedEnv(t)
+	e["AOBA_ADMIN_TOKEN"] = adminToken
+	s := startMain(t, e)
 	loadSpec(t)
 	documented := map[string]bool{}
 	for path, item := range spec.Paths.Map() {
