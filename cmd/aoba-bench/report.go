@@ -88,6 +88,10 @@ func (r *Result) addMsgStats(prefix string, s *MsgStats) {
 		r.Add(prefix+"server_cpu", s.ServerCores, "cores")
 	}
 	r.Add(prefix+"bench_cpu", s.BenchCores, "cores")
+	if s.ServerCPUSeconds > 0 {
+		r.Add(prefix+"server_cpu_time", s.ServerCPUSeconds, "s")
+		r.Add(prefix+"deliveries_per_server_cpu_s", s.DeliveriesPerCPU, "msgs/cpu-s")
+	}
 }
 
 func round(v float64) float64 {
