@@ -69,6 +69,9 @@ type conn struct {
 	// out: nothing is written after it.
 	wmu       sync.Mutex
 	closeSent bool
+	// deadline, under wmu, is the write deadline flush last set on the
+	// connection; zero once a control frame set another.
+	deadline time.Time
 
 	// Owned by the reading goroutine.
 	ctx     context.Context
@@ -218,7 +221,13 @@ func (c *conn) flush() bool {
 		return false
 	}
 	nc := c.ws.NetConn()
-	_ = nc.SetWriteDeadline(time.Now().Add(c.n.cfg.WriteTimeout))
+	// Arming a deadline costs a timer update: a batch re-arms it only
+	// once an eighth of WriteTimeout has gone by, so every write has
+	// between 7/8 of WriteTimeout and all of it.
+	if now, timeout := time.Now(), c.n.cfg.WriteTimeout; c.deadline.Sub(now) < timeout-timeout/8 {
+		c.deadline = now.Add(timeout)
+		_ = nc.SetWriteDeadline(c.deadline)
+	}
 	_, err := nc.Write(b.buf)
 	c.wmu.Unlock()
 	if err != nil {
@@ -254,7 +263,7 @@ func (c *conn) writeClose() {
 		c.wmu.Unlock()
 		return
 	}
-	c.closeSent = true
+	c.closeSent, c.deadline = true, time.Time{}
 	err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.n.cfg.WriteTimeout))
 	c.wmu.Unlock()
 	if err != nil {
@@ -272,6 +281,7 @@ func (c *conn) answerPing(data string) error {
 	if c.closeSent {
 		return nil
 	}
+	c.deadline = time.Time{} // WriteControl sets its own
 	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlTimeout))
 	var ne net.Error
 	if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
@@ -289,7 +299,7 @@ func (c *conn) answerClose(code int, _ string) error {
 	if c.closeSent {
 		return nil
 	}
-	c.closeSent = true
+	c.closeSent, c.deadline = true, time.Time{}
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(controlTimeout))
 	return nil
 }

@@ -340,3 +340,41 @@ func TestCloseAfterBurst(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// TestWriteTimeout stops reading a socket while large frames are queued
+// for it: once the TCP buffers are full the writer's write blocks, and the
+// write deadline drops the connection about WriteTimeout later, before
+// the client has read every frame.
+func TestWriteTimeout(t *testing.T) {
+	const frames, size = 32, 1 << 20
+	const timeout = 200 * time.Millisecond
+	e := newEnv(t, realtime.Config{WriteTimeout: timeout, SendQueue: 4 * frames, PingInterval: 50 * time.Millisecond})
+	tok, cl := e.user("stalled")
+	c := e.dial(tok)
+	c.quiet()
+	big := []byte(strings.Repeat("w", size))
+	for range frames {
+		e.node.Deliver(aoba.UserTopic(cl.UserID), aoba.Envelope{Frame: big})
+	}
+	time.Sleep(10 * timeout) // not reading
+	read := 0
+	for {
+		_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("read %d frames, then nothing: the stalled socket was not dropped", read)
+			}
+			break
+		}
+		if len(data) != size {
+			t.Fatalf("frame %d of %d bytes, want %d", read, len(data), size)
+		}
+		read++
+	}
+	if read == frames {
+		t.Fatalf("all %d frames of %d MiB arrived: the writer never blocked, the test proves nothing", frames, size>>20)
+	}
+	t.Logf("%d of %d frames read before the connection dropped", read, frames)
+}
