@@ -65,8 +65,9 @@ type conn struct {
 
 	// wmu serializes the writer's writes with the pongs and the close
 	// frame the reader writes in answer to the client (answerPing,
-	// answerClose). closeSent, under wmu, is set once a close frame went
-	// out: nothing is written after it.
+	// answerClose): a pong waits for the batch being written, as the
+	// library's would wait for its own write lock. closeSent, under wmu,
+	// is set once a close frame went out: nothing is written after it.
 	wmu       sync.Mutex
 	closeSent bool
 	// deadline, under wmu, is the write deadline flush last set on the
@@ -190,7 +191,7 @@ func (c *conn) writeAll() {
 // flush writes the frames waiting in the queue, in order, up to
 // batchFrames of them or about batchBytes, with one write to the
 // connection: server frames are not masked, so the writer frames them
-// itself into one buffer (see appendFrame), pings included. On failure it
+// itself into one buffer (see appendFrameHeader), pings included. On failure it
 // drops the connection; it reports false when the socket is done with
 // (write failed, or the reader already answered the client's close).
 func (c *conn) flush() bool {
