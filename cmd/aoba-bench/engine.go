@@ -65,26 +65,29 @@ type MsgOptions struct {
 
 // MsgStats are the figures of a messaging run.
 type MsgStats struct {
-	Label          string         `json:"label"`
-	Endpoints      int            `json:"endpoints"`
-	Publishers     int            `json:"publishers"`
-	TargetRate     float64        `json:"target_rate"`
-	Sent           int64          `json:"sent"`
-	Acked          int64          `json:"acked"`
-	SendErrors     int64          `json:"send_errors"`
-	Skipped        int64          `json:"skipped_window_full"`
-	SentPerSec     float64        `json:"sent_per_s"`
-	Expected       int64          `json:"expected_deliveries"`
-	Delivered      int64          `json:"delivered"`
-	DeliveriesPerS float64        `json:"deliveries_per_s"`
-	Lost           int64          `json:"lost"`
-	Duplicated     int64          `json:"duplicated"`
-	Disconnected   int            `json:"disconnected"`
-	Latency        LatencySummary `json:"latency"`
-	AckLatency     LatencySummary `json:"ack_latency"`
-	LastError      string         `json:"last_error,omitempty"`
-	ServerCores    float64        `json:"server_cpu_cores"`
-	BenchCores     float64        `json:"bench_cpu_cores"`
+	Label          string  `json:"label"`
+	Endpoints      int     `json:"endpoints"`
+	Publishers     int     `json:"publishers"`
+	TargetRate     float64 `json:"target_rate"`
+	Sent           int64   `json:"sent"`
+	Acked          int64   `json:"acked"`
+	SendErrors     int64   `json:"send_errors"`
+	Skipped        int64   `json:"skipped_window_full"`
+	SentPerSec     float64 `json:"sent_per_s"`
+	Expected       int64   `json:"expected_deliveries"`
+	Delivered      int64   `json:"delivered"`
+	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	Lost           int64   `json:"lost"`
+	Duplicated     int64   `json:"duplicated"`
+	Disconnected   int     `json:"disconnected"`
+	// CloseCodes counts the disconnected sockets by the close code the
+	// server sent ("none" when the connection just dropped).
+	CloseCodes  map[string]int `json:"close_codes,omitempty"`
+	Latency     LatencySummary `json:"latency"`
+	AckLatency  LatencySummary `json:"ack_latency"`
+	LastError   string         `json:"last_error,omitempty"`
+	ServerCores float64        `json:"server_cpu_cores"`
+	BenchCores  float64        `json:"bench_cpu_cores"`
 	// ServerCPUSeconds is the servers' CPU time from the start of sending
 	// to the end of the drain, and DeliveriesPerCPU the deliveries of the
 	// whole run (drain included) per second of it.
@@ -227,6 +230,10 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 		all.Merge(&ep.tracker.lat)
 		if !ep.conn.Alive() {
 			st.Disconnected++
+			if st.CloseCodes == nil {
+				st.CloseCodes = map[string]int{}
+			}
+			st.CloseCodes[ep.conn.CloseCode()]++
 		}
 	}
 	st.Skipped = skippedTotal(eps)

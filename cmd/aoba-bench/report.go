@@ -84,6 +84,9 @@ func (r *Result) addMsgStats(prefix string, s *MsgStats) {
 	r.Add(prefix+"lost", float64(s.Lost), "msgs")
 	r.Add(prefix+"duplicated", float64(s.Duplicated), "msgs")
 	r.Add(prefix+"disconnected", float64(s.Disconnected), "sockets")
+	for code, n := range s.CloseCodes {
+		r.Add(prefix+"disconnected_close_"+code, float64(n), "sockets")
+	}
 	if s.ServerCores > 0 {
 		r.Add(prefix+"server_cpu", s.ServerCores, "cores")
 	}
