@@ -35,7 +35,14 @@ type ServiceConfig struct {
 	// Offline, when not nil, is told of every stored message, to announce
 	// it to the recipients who are offline (webhooks); nil means off.
 	Offline OfflineNotifier
-	Logger  *slog.Logger
+	// CacheMemberships makes the send path remember who is a member of
+	// which group, instead of reading the group and the membership from
+	// the store for every message. Set it only when this Service makes
+	// every change to the store (the embedded store with the in-process
+	// hub, one process): a member removed through another pod would stay
+	// cached here.
+	CacheMemberships bool
+	Logger           *slog.Logger
 }
 
 // Service holds the rules of the product: validation, permissions, and the
@@ -55,6 +62,7 @@ type Service struct {
 	domain   string
 	tokenTTL time.Duration
 	offline  OfflineNotifier
+	members  *memberCache // nil unless ServiceConfig.CacheMemberships
 	log      *slog.Logger
 }
 
@@ -72,11 +80,16 @@ func NewService(c ServiceConfig) *Service {
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 24 * time.Hour
 	}
-	return &Service{
+	s := &Service{
 		store: c.Store, broker: c.Broker, presence: c.Presence, sessions: c.Sessions,
 		tickets: c.Tickets, limiter: c.Limiter, failures: c.LoginFailures, sockets: c.Sockets,
 		tokens: c.Tokens, hasher: c.Hasher, domain: c.Domain, tokenTTL: c.TokenTTL, offline: c.Offline, log: c.Logger,
 	}
+	if c.CacheMemberships {
+		s.members = newMemberCache()
+		s.store = forgettingStore{Store: c.Store, members: s.members}
+	}
+	return s
 }
 
 // publish sends pubs through the broker. A failure is logged, not returned:

@@ -50,8 +50,8 @@ type target struct {
 
 // resolveTarget checks that the caller may address `to` with type typ and
 // returns who receives it. For a group it checks only the caller's own
-// membership: the frame goes once to the group's topic, not to a list of
-// members. It returns EINVALID for a bad type or id, ENOTFOUND for an
+// membership (see memberOf): the frame goes once to the group's topic, not
+// to a list of members. It returns EINVALID for a bad type or id, ENOTFOUND for an
 // unknown user or a group the caller is not in, and EFORBIDDEN for a user
 // who blocks the caller or whom the caller blocks (see checkDirect).
 func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ MessageType) (*target, error) {
@@ -70,13 +70,30 @@ func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ Me
 		return &target{typ: typ, toID: u.ID, toName: u.Username, conversation: DirectConversation(c.UserID, u.ID),
 			recipients: []string{u.ID, c.UserID}}, nil
 	case MessageGroupChat:
-		acc, err := s.authorize(ctx, c, to, ActionRead)
+		id, err := s.memberOf(ctx, c, to)
 		if err != nil {
 			return nil, err
 		}
-		return &target{typ: typ, toID: acc.group.ID, toName: acc.group.ID, conversation: GroupConversation(acc.group.ID)}, nil
+		return &target{typ: typ, toID: id, toName: id, conversation: GroupConversation(id)}, nil
 	}
 	return nil, Errorf(EINVALID, "type must be chat or groupchat.")
+}
+
+// memberOf returns the stored id of the group groupID when the caller is
+// one of its members, who may all send (ActionRead), with the errors of
+// authorize otherwise. With memberships cached, a sender's later messages
+// to the group read nothing from the store.
+func (s *Service) memberOf(ctx context.Context, c Claims, groupID string) (string, error) {
+	id, gen, ok := s.members.lookup(groupID, c.UserID)
+	if ok {
+		return id, nil
+	}
+	acc, err := s.authorize(ctx, c, groupID, ActionRead)
+	if err != nil {
+		return "", err
+	}
+	s.members.remember(groupID, c.UserID, acc.group.ID, gen)
+	return acc.group.ID, nil
 }
 
 // SendMessage validates, stores and then publishes a message. The sender's

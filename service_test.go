@@ -38,6 +38,8 @@ type serviceOptions struct {
 	loginFailures int
 	presence      hub.PresenceOptions
 	offline       aoba.OfflineNotifier
+	members       bool
+	wrap          func(aoba.Store) aoba.Store
 }
 
 // serviceOption changes one setting of newService.
@@ -52,6 +54,16 @@ func withLoginFailures(n int) serviceOption {
 // say).
 func withPresence(p hub.PresenceOptions) serviceOption {
 	return func(o *serviceOptions) { o.presence = p }
+}
+
+// withCachedMemberships sets ServiceConfig.CacheMemberships.
+func withCachedMemberships() serviceOption {
+	return func(o *serviceOptions) { o.members = true }
+}
+
+// withStore hands the Service wrap(the store) instead of the store.
+func withStore(wrap func(aoba.Store) aoba.Store) serviceOption {
+	return func(o *serviceOptions) { o.wrap = wrap }
 }
 
 // withOffline sets the Service's OfflineNotifier.
@@ -93,8 +105,12 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 	ts.Presence = hub.NewMemoryPresence(o.presence)
 	t.Cleanup(func() { _ = ts.Presence.Close() })
 	sessions := hub.NewMemorySessions()
+	var svcStore aoba.Store = store
+	if o.wrap != nil {
+		svcStore = o.wrap(store)
+	}
 	ts.Service = aoba.NewService(aoba.ServiceConfig{
-		Store: store, Broker: ts.Broker, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
+		Store: svcStore, Broker: ts.Broker, CacheMemberships: o.members, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
 		Offline: o.offline, Sockets: ts.Sockets,
 	})

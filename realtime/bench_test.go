@@ -3,7 +3,10 @@ package realtime_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +35,7 @@ func BenchmarkFanout500(b *testing.B) {
 	for i := range cs {
 		cs[i] = e.dial(tok)
 	}
-	measureFanout(b, e, cs, aoba.UserTopic(cl.UserID), aoba.Envelope{Frame: benchFrame})
+	measureFanout(b, e, cs, aoba.UserTopic(cl.UserID), aoba.Envelope{Frame: benchFrame}, 1)
 }
 
 // BenchmarkGroupFanout500 delivers one envelope on a group topic to the
@@ -40,6 +43,23 @@ func BenchmarkFanout500(b *testing.B) {
 // message to a 500-member group reaches a pod: one Deliver call, one queue
 // entry per socket.
 func BenchmarkGroupFanout500(b *testing.B) {
+	e, cs, topic := groupFanoutEnv(b)
+	// A real group message excepts the sending socket, on another pod here.
+	measureFanout(b, e, cs, topic, aoba.Envelope{Frame: benchFrame, ExceptConn: aoba.NewID()}, 1)
+}
+
+// BenchmarkGroupFanout500Burst16 delivers 16 envelopes back to back on the
+// group topic of BenchmarkGroupFanout500, as messages of busy publishers
+// reach a pod faster than one write per socket each: the frames a socket
+// has queued share its writes (see writes/frame).
+func BenchmarkGroupFanout500Burst16(b *testing.B) {
+	e, cs, topic := groupFanoutEnv(b)
+	measureFanout(b, e, cs, topic, aoba.Envelope{Frame: benchFrame, ExceptConn: aoba.NewID()}, 16)
+}
+
+// groupFanoutEnv returns a pod, the 500 sockets of the 100 members of one
+// group (5 sockets each) and the group's topic.
+func groupFanoutEnv(b *testing.B) (*testEnv, []*client, string) {
 	const members, perMember = 100, 5
 	ctx := context.Background()
 	e := newEnv(b, benchConfig)
@@ -63,14 +83,18 @@ func BenchmarkGroupFanout500(b *testing.B) {
 			cs = append(cs, e.dial(tok))
 		}
 	}
-	// A real group message excepts the sending socket, on another pod here.
-	measureFanout(b, e, cs, aoba.GroupTopic(g.Group.ID), aoba.Envelope{Frame: benchFrame, ExceptConn: aoba.NewID()})
+	return e, cs, aoba.GroupTopic(g.Group.ID)
 }
 
-// measureFanout delivers env on topic b.N times and waits each time until
-// every socket of cs has received it, reporting ns and allocations per
-// recipient, after a few deliveries that warm the node up.
-func measureFanout(b *testing.B, e *testEnv, cs []*client, topic string, env aoba.Envelope) {
+// measureFanout delivers env on topic burst times in a row, b.N times, and
+// waits each time until every socket of cs has received the burst. It
+// reports ns and allocations per recipient (per frame received), and the
+// writes per frame: the Write calls on the server's connections
+// (writes/frame, see countingConn) and the write system calls of the whole
+// process as /proc/self/io counts them (syscw/frame: an upper bound, which
+// includes the runtime's own wakeup writes), after a few rounds that warm
+// the node up.
+func measureFanout(b *testing.B, e *testEnv, cs []*client, topic string, env aoba.Envelope, burst int) {
 	wire := 2 + len(env.Frame) // an unmasked server frame under 126 bytes
 	tick := make(chan struct{}, len(cs))
 	var wg sync.WaitGroup
@@ -97,8 +121,10 @@ func measureFanout(b *testing.B, e *testEnv, cs []*client, topic string, env aob
 		}()
 	}
 	deliver := func() {
-		e.node.Deliver(topic, env)
-		for range cs {
+		for range burst {
+			e.node.Deliver(topic, env)
+		}
+		for range len(cs) * burst {
 			<-tick
 		}
 	}
@@ -112,13 +138,40 @@ func measureFanout(b *testing.B, e *testEnv, cs []*client, topic string, env aob
 	runtime.ReadMemStats(&before)
 	b.ReportAllocs()
 	b.ResetTimer()
+	writes0, syscw0 := e.writes.Load(), syscw(b)
 	start := time.Now()
 	for range b.N {
 		deliver()
 	}
 	b.StopTimer()
 	elapsed := time.Since(start)
+	writes, sys := e.writes.Load()-writes0, syscw(b)-syscw0
 	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N*len(cs)), "ns/recipient")
-	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N*len(cs)), "allocs/recipient")
+	frames := float64(b.N * len(cs) * burst)
+	b.ReportMetric(float64(elapsed.Nanoseconds())/frames, "ns/recipient")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/frames, "allocs/recipient")
+	b.ReportMetric(float64(writes)/frames, "writes/frame")
+	if sys >= 0 {
+		b.ReportMetric(float64(sys)/frames, "syscw/frame")
+	}
+}
+
+// syscw returns the write system calls this process made so far, from
+// /proc/self/io, or -1 where the kernel does not say.
+func syscw(tb testing.TB) int64 {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				tb.Fatalf("/proc/self/io: %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return -1
 }

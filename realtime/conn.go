@@ -19,6 +19,10 @@ import (
 // sending its own.
 const closeGrace = 2 * time.Second
 
+// controlTimeout bounds the pong and the close frame the reader writes in
+// answer to the client's ping or close, as the library's own handlers do.
+const controlTimeout = time.Second
+
 // item is one frame to write and when it reached this pod. Deliver makes
 // one item per envelope and queues the same pointer on every socket, so a
 // queue slot costs one word and fan-out allocates nothing per recipient.
@@ -34,8 +38,14 @@ var pingItem = &item{}
 // pings, the close frame) are made by a writer that exists only while the
 // socket has something to write: enqueue and closeWith start one unless one
 // runs (the writing flag), and it ends when nothing is left, so an idle
-// socket costs one goroutine. At most one writer runs at any time, as the
-// websocket library requires.
+// socket costs one goroutine. At most one writer runs at any time. The
+// writer frames the data frames and pings itself and writes every frame
+// waiting in the queue with one write to the connection (flush); the
+// library keeps the handshake, the reading, and the control frames that
+// answer the client (under wmu) or close the socket. A protocol error the
+// library answers itself while reading (a close frame it writes on its own)
+// is the one write not serialized with the writer's; each is a single write
+// to the connection, so frames never interleave.
 type conn struct {
 	n      *Node
 	id     string
@@ -52,6 +62,17 @@ type conn struct {
 	closeReason string
 	closeDrain  bool          // write the queued frames before the close frame
 	writerDone  chan struct{} // closed by the writer that handled closeReq
+
+	// wmu serializes the writer's writes with the pongs and the close
+	// frame the reader writes in answer to the client (answerPing,
+	// answerClose): a pong waits for the batch being written, as the
+	// library's would wait for its own write lock. closeSent, under wmu,
+	// is set once a close frame went out: nothing is written after it.
+	wmu       sync.Mutex
+	closeSent bool
+	// deadline, under wmu, is the write deadline flush last set on the
+	// connection; zero once a control frame set another.
+	deadline time.Time
 
 	// Owned by the reading goroutine.
 	ctx     context.Context
@@ -147,14 +168,12 @@ func (c *conn) writeAll() {
 			close(c.writerDone)
 			return
 		}
-		select {
-		case it := <-c.queue:
-			if !c.write(it) {
+		if len(c.queue) > 0 {
+			if !c.flush() {
 				close(c.writerDone)
 				return
 			}
 			continue
-		default:
 		}
 		// Nothing left. Clear the flag, then look again: an enqueue or a
 		// close request that saw the flag still set before it was cleared
@@ -169,23 +188,58 @@ func (c *conn) writeAll() {
 	}
 }
 
-// write writes one frame; on failure it drops the connection and reports
-// false.
-func (c *conn) write(it *item) bool {
-	if it == pingItem {
-		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.n.cfg.WriteTimeout)); err != nil {
-			c.abort()
-			return false
+// flush writes the frames waiting in the queue, in order, up to
+// batchFrames of them or about batchBytes, with one write to the
+// connection: server frames are not masked, so the writer frames them
+// itself into one buffer (see appendFrameHeader), pings included. On failure it
+// drops the connection; it reports false when the socket is done with
+// (write failed, or the reader already answered the client's close).
+func (c *conn) flush() bool {
+	b := getBatch()
+	defer putBatch(b)
+	for n := 0; n < batchFrames && len(b.buf) < batchBytes; n++ {
+		var it *item
+		select {
+		case it = <-c.queue:
+		default:
 		}
+		if it == nil {
+			break
+		}
+		if it == pingItem {
+			b.buf = appendFrameHeader(b.buf, websocket.PingMessage, 0)
+			continue
+		}
+		b.buf = append(appendFrameHeader(b.buf, websocket.TextMessage, len(it.frame)), it.frame...)
+		b.items = append(b.items, it)
+	}
+	if len(b.buf) == 0 {
 		return true
 	}
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.n.cfg.WriteTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, it.frame); err != nil {
+	c.wmu.Lock()
+	if c.closeSent {
+		c.wmu.Unlock()
+		return false
+	}
+	nc := c.ws.NetConn()
+	// Arming a deadline costs a timer update: a batch re-arms it only
+	// once an eighth of WriteTimeout has gone by, so every write has
+	// between 7/8 of WriteTimeout and all of it.
+	if now, timeout := time.Now(), c.n.cfg.WriteTimeout; c.deadline.Sub(now) < timeout-timeout/8 {
+		c.deadline = now.Add(timeout)
+		_ = nc.SetWriteDeadline(c.deadline)
+	}
+	_, err := nc.Write(b.buf)
+	c.wmu.Unlock()
+	if err != nil {
 		c.abort()
 		return false
 	}
-	c.n.metrics.framesOut.Inc()
-	c.n.metrics.latency.Observe(time.Since(it.at).Seconds())
+	now := time.Now()
+	for _, it := range b.items {
+		c.n.metrics.framesOut.Inc()
+		c.n.metrics.latency.Observe(now.Sub(it.at).Seconds())
+	}
 	return true
 }
 
@@ -193,15 +247,9 @@ func (c *conn) write(it *item) bool {
 // and gives the client closeGrace to answer before the reader gives up.
 func (c *conn) writeClose() {
 	if c.closeDrain {
-	drain:
-		for {
-			select {
-			case it := <-c.queue:
-				if !c.write(it) {
-					return
-				}
-			default:
-				break drain
+		for len(c.queue) > 0 {
+			if !c.flush() {
+				return
 			}
 		}
 	}
@@ -211,11 +259,50 @@ func (c *conn) writeClose() {
 		return
 	}
 	msg := websocket.FormatCloseMessage(c.closeCode, c.closeReason)
-	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.n.cfg.WriteTimeout)); err != nil {
+	c.wmu.Lock()
+	if c.closeSent {
+		c.wmu.Unlock()
+		return
+	}
+	c.closeSent, c.deadline = true, time.Time{}
+	err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.n.cfg.WriteTimeout))
+	c.wmu.Unlock()
+	if err != nil {
 		c.abort()
 		return
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// answerPing is the socket's ping handler: it writes the pong the
+// library's default handler would, serialized with the writer's batches.
+func (c *conn) answerPing(data string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return nil
+	}
+	c.deadline = time.Time{} // WriteControl sets its own
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlTimeout))
+	var ne net.Error
+	if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+		return nil // as the library's default: a failed pong is not the reader's error
+	}
+	return err
+}
+
+// answerClose is the socket's close handler: it echoes the client's close
+// code as the library's default handler does, serialized with the
+// writer's batches, after which the writer writes nothing more.
+func (c *conn) answerClose(code int, _ string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return nil
+	}
+	c.closeSent, c.deadline = true, time.Time{}
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(controlTimeout))
+	return nil
 }
 
 // abort drops the TCP connection, which ends the reader at once.
@@ -233,6 +320,8 @@ func (c *conn) readLoop() (int, string) {
 		// Once closing, the writer sets the close grace instead.
 		_ = c.ws.SetReadDeadline(time.Now().Add(idle))
 	}
+	c.ws.SetPingHandler(c.answerPing)
+	c.ws.SetCloseHandler(c.answerClose)
 	c.ws.SetPongHandler(func(string) error {
 		select {
 		case <-c.closeReq:

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,37 @@ type testEnv struct {
 	node   *realtime.Node
 	addr   string
 	claims map[string]aoba.Claims // by token
+	// writes counts the Write calls on the server's connections (see
+	// countingConn).
+	writes *atomic.Int64
+}
+
+// countingConn counts its Write calls. The node writes a socket's frames
+// straight to its connection, so on a TCP connection each call is one
+// write system call (more only when the kernel takes part of it at a
+// time): the benchmarks report them per frame.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// countingListener hands out its connections as countingConns.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: c, writes: l.writes}, nil
 }
 
 // countingLimiter is a fixed-window stand-in for the hub's limiter, enough
@@ -96,7 +128,8 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, broker aoba.Br
 	node := realtime.New(cfg)
 	broker.RegisterDeliver(node.Deliver)
 	presence.RegisterChangeHandler(svc.PresenceChanged)
-	e := &testEnv{t: tb, svc: svc, store: store, tokens: tokens, node: node, claims: make(map[string]aoba.Claims)}
+	e := &testEnv{t: tb, svc: svc, store: store, tokens: tokens, node: node, claims: make(map[string]aoba.Claims),
+		writes: new(atomic.Int64)}
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Use("/ws", func(c *fiber.Ctx) error {
@@ -121,7 +154,7 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, broker aoba.Br
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go func() { _ = app.Listener(ln) }()
+	go func() { _ = app.Listener(countingListener{Listener: ln, writes: e.writes}) }()
 	e.addr = ln.Addr().String()
 	tb.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

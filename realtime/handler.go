@@ -65,7 +65,7 @@ func (n *Node) Handler() fiber.Handler {
 		Origins:          []string{"*"},
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   ReadBufferSize,
-		WriteBufferSize:  WriteBufferSize,
+		WriteBufferPool:  noWriteBuffer{},
 		RecoverHandler: func(*contrib.Conn) {
 			if r := recover(); r != nil {
 				n.log.Error("realtime: panic in socket handler", "panic", r)
@@ -90,22 +90,20 @@ func (n *Node) Handler() fiber.Handler {
 	}
 }
 
-// Buffer sizes of every socket, held for its lifetime.
-//
-// ReadBufferSize: clients send small frames; a larger one is read in
-// several calls.
-//
-// WriteBufferSize: a server frame whose header and payload fit is written
-// with one copy and one write, without allocating; a larger one is written
-// as one frame all the same, from this buffer and the payload with one
-// writev, at the cost of two small allocations. Message frames are a few
-// hundred bytes. No WriteBufferPool: the library boxes the buffer into an
-// interface on every return to the pool, one allocation per frame written
-// on the fan-out path.
-const (
-	ReadBufferSize  = 512
-	WriteBufferSize = 2048
-)
+// ReadBufferSize is the read buffer of every socket, held for its
+// lifetime: clients send small frames; a larger one is read in several
+// calls.
+const ReadBufferSize = 512
+
+// noWriteBuffer is the library's write buffer pool, which stays empty: the
+// writer frames data frames and pings itself (conn.flush) and the library
+// writes only control frames, which need no write buffer, so no socket
+// holds one. Should the library ever write a data frame, it would
+// allocate a buffer for it (Get returns nil) and drop it afterwards.
+type noWriteBuffer struct{}
+
+func (noWriteBuffer) Get() any { return nil }
+func (noWriteBuffer) Put(any)  {}
 
 func httpError(c *fiber.Ctx, status int, msg string) error {
 	return c.Status(status).JSON(errorData{Error: http.StatusText(status), Message: msg})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -149,7 +150,7 @@ func rawDial(tb testing.TB, addr, token string) net.Conn {
 	return c
 }
 
-// rawFrame reads one unmasked server text frame shorter than 126 bytes and
+// rawFrame reads one unmasked server text frame shorter than 64 KiB and
 // returns its payload.
 func rawFrame(tb testing.TB, r *bufio.Reader) []byte {
 	tb.Helper()
@@ -157,10 +158,17 @@ func rawFrame(tb testing.TB, r *bufio.Reader) []byte {
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		tb.Fatal(err)
 	}
-	if hdr[1]&0x7f >= 126 {
-		tb.Fatalf("frame of %d bytes or more, want a short one", 126)
+	n := int(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			tb.Fatal(err)
+		}
+		n = int(binary.BigEndian.Uint16(hdr))
+	case 127:
+		tb.Fatalf("frame of 64 KiB or more, want a short one")
 	}
-	body := make([]byte, hdr[1]&0x7f)
+	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
 		tb.Fatal(err)
 	}

@@ -95,7 +95,9 @@ type Config struct {
 	// socket with aoba.CloseTooLarge.
 	MaxFrameBytes int
 	// WriteTimeout bounds every write to a socket; a client that does not
-	// read for that long loses its connection.
+	// read for that long loses its connection (a write gets between 7/8 of
+	// it and all of it: the deadline is re-armed once an eighth has gone
+	// by, not for every write).
 	WriteTimeout time.Duration
 	// AllowedOrigins are the origins, besides the server's own, from which
 	// a browser may open a cookie-authenticated socket.

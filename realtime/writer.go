@@ -1,6 +1,10 @@
 package realtime
 
-import "time"
+import (
+	"encoding/binary"
+	"sync"
+	"time"
+)
 
 // writerLinger is how long a writer goroutine with nothing to write waits
 // for another socket to write to before it ends. Sockets have no writer of
@@ -59,5 +63,56 @@ func (n *Node) pinger(stop <-chan struct{}) {
 			}
 		}
 		s.mu.RUnlock()
+	}
+}
+
+// Bounds of one batch (see conn.flush): at most batchFrames frames, and no
+// frame added once the batch holds batchBytes. A single frame larger than
+// that is written alone.
+const (
+	batchFrames = 64
+	batchBytes  = 64 << 10
+)
+
+// batch is the buffer one flush frames its frames into, and the items it
+// holds, for the metrics once written. Batches are pooled, so a flush
+// allocates nothing once the pool is warm.
+type batch struct {
+	buf   []byte
+	items []*item
+}
+
+// maxPooledBatch is the largest buffer returned to the pool: a batch grown
+// by one very large frame is left to the garbage collector.
+const maxPooledBatch = 2 * batchBytes
+
+var batchPool = sync.Pool{New: func() any {
+	return &batch{buf: make([]byte, 0, 4096), items: make([]*item, 0, batchFrames)}
+}}
+
+func getBatch() *batch { return batchPool.Get().(*batch) }
+
+func putBatch(b *batch) {
+	if cap(b.buf) > maxPooledBatch {
+		return
+	}
+	clear(b.items) // the frames may be collected
+	b.buf, b.items = b.buf[:0], b.items[:0]
+	batchPool.Put(b)
+}
+
+// appendFrameHeader appends the header of a final, unmasked server frame
+// of opcode op (websocket.TextMessage, PingMessage...) with a payload of n
+// bytes (RFC 6455 section 5.2: a 7-bit length up to 125, then 126 and a
+// 16-bit length, then 127 and a 64-bit length).
+func appendFrameHeader(b []byte, op, n int) []byte {
+	b = append(b, 0x80|byte(op))
+	switch {
+	case n <= 125:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 	}
 }

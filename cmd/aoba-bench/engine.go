@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,11 @@ type Endpoint struct {
 	Target  string // username or group id to send to
 	MsgType string // chat or groupchat
 	Expect  []int  // publishers whose messages this endpoint must receive
+	// Base and Token, when Base is set, make a publisher send with POST
+	// /api/messages on that server instead of message.send frames (see
+	// MsgOptions.Count).
+	Base  *url.URL
+	Token string
 
 	conn     *Conn
 	tracker  *Tracker
@@ -44,33 +50,56 @@ type MsgOptions struct {
 	Sources  int
 	Progress time.Duration
 	Label    string
+	// Count, when positive, is the number of messages to send over all
+	// publishers, each sending its share as fast as Window allows (Rate
+	// is then unused; Duration caps the sending time). REST publishers
+	// (Endpoint.Base set) need it: each keeps Window requests in flight.
+	Count int
+	// API sends the REST publishers' requests.
+	API *API
 	// ServerCPU, when set, returns the servers' total CPU seconds; it is
-	// read at the start and the end of the sending window.
+	// read at the start and the end of the sending window, and after the
+	// drain.
 	ServerCPU func() (float64, error)
 }
 
 // MsgStats are the figures of a messaging run.
 type MsgStats struct {
-	Label          string         `json:"label"`
-	Endpoints      int            `json:"endpoints"`
-	Publishers     int            `json:"publishers"`
-	TargetRate     float64        `json:"target_rate"`
-	Sent           int64          `json:"sent"`
-	Acked          int64          `json:"acked"`
-	SendErrors     int64          `json:"send_errors"`
-	Skipped        int64          `json:"skipped_window_full"`
-	SentPerSec     float64        `json:"sent_per_s"`
-	Expected       int64          `json:"expected_deliveries"`
-	Delivered      int64          `json:"delivered"`
-	DeliveriesPerS float64        `json:"deliveries_per_s"`
-	Lost           int64          `json:"lost"`
-	Duplicated     int64          `json:"duplicated"`
-	Disconnected   int            `json:"disconnected"`
-	Latency        LatencySummary `json:"latency"`
-	AckLatency     LatencySummary `json:"ack_latency"`
-	LastError      string         `json:"last_error,omitempty"`
-	ServerCores    float64        `json:"server_cpu_cores"`
-	BenchCores     float64        `json:"bench_cpu_cores"`
+	Label          string  `json:"label"`
+	Endpoints      int     `json:"endpoints"`
+	Publishers     int     `json:"publishers"`
+	TargetRate     float64 `json:"target_rate"`
+	Sent           int64   `json:"sent"`
+	Acked          int64   `json:"acked"`
+	SendErrors     int64   `json:"send_errors"`
+	Skipped        int64   `json:"skipped_window_full"`
+	SentPerSec     float64 `json:"sent_per_s"`
+	Expected       int64   `json:"expected_deliveries"`
+	Delivered      int64   `json:"delivered"`
+	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	Lost           int64   `json:"lost"`
+	Duplicated     int64   `json:"duplicated"`
+	Disconnected   int     `json:"disconnected"`
+	// CloseCodes counts the disconnected sockets by the close code the
+	// server sent ("none" when the connection just dropped).
+	CloseCodes  map[string]int `json:"close_codes,omitempty"`
+	Latency     LatencySummary `json:"latency"`
+	AckLatency  LatencySummary `json:"ack_latency"`
+	LastError   string         `json:"last_error,omitempty"`
+	ServerCores float64        `json:"server_cpu_cores"`
+	BenchCores  float64        `json:"bench_cpu_cores"`
+	// ServerCPUSeconds is the servers' CPU time from the start of sending
+	// to the end of the drain, and DeliveriesPerCPU the deliveries of the
+	// whole run (drain included) per second of it.
+	ServerCPUSeconds float64 `json:"server_cpu_s"`
+	DeliveriesPerCPU float64 `json:"deliveries_per_server_cpu_s"`
+}
+
+// counters are the receivers' shared tallies: deliveries, and the time of
+// the latest one (Unix nanoseconds).
+type counters struct {
+	delivered atomic.Int64
+	last      atomic.Int64
 }
 
 // RunMessaging connects every endpoint, publishes at the target rate for
@@ -80,7 +109,8 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	if len(eps) > MaxSockets {
 		return nil, fmt.Errorf("%d sockets asked, the cap is %d", len(eps), MaxSockets)
 	}
-	var delivered atomic.Int64
+	var cnt counters
+	delivered := &cnt.delivered
 	src := &Sources{n: o.Sources}
 	pubs := 0
 	for _, ep := range eps {
@@ -93,6 +123,11 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	if pubs == 0 {
 		return nil, fmt.Errorf("no publisher")
 	}
+	for _, ep := range eps {
+		if ep.Pub >= 0 && ep.Base != nil && (o.Count <= 0 || o.API == nil) {
+			return nil, fmt.Errorf("REST publishers need a message count and an API client")
+		}
+	}
 	defer func() {
 		for _, ep := range eps {
 			if ep.conn != nil {
@@ -102,7 +137,7 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	}()
 	if err := connectAll(ctx, len(eps), o.DialConc, func(i int) error {
 		ep := eps[i]
-		c, err := Dial(ctx, ep.URL, src.Next(), func(b []byte) { ep.handle(b, o.NeedAck, &delivered) })
+		c, err := Dial(ctx, ep.URL, src.Next(), func(b []byte) { ep.handle(b, o.NeedAck, &cnt) })
 		ep.conn = c
 		return err
 	}); err != nil {
@@ -120,6 +155,19 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	rank := 0
 	for _, ep := range eps {
 		if ep.Pub < 0 {
+			continue
+		}
+		if o.Count > 0 {
+			quota := int64(o.Count / pubs)
+			if rank < o.Count%pubs {
+				quota++
+			}
+			rank++
+			wg.Add(1)
+			go func(ep *Endpoint) {
+				defer wg.Done()
+				ep.publishCount(ctx, quota, end, o)
+			}(ep)
 			continue
 		}
 		// Publishers are phased evenly over one send interval, so that they
@@ -145,7 +193,8 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	elapsed := time.Since(start)
 	cpu1, cpuErr1 := serverCPU(o)
 	self1 := selfCPU()
-	drain(ctx, eps, &delivered, o.Drain)
+	drain(ctx, eps, delivered, o.Drain)
+	cpu2, cpuErr2 := serverCPU(o)
 	stopProgress()
 
 	st := &MsgStats{Label: o.Label, Endpoints: len(eps), Publishers: pubs, TargetRate: o.Rate}
@@ -181,17 +230,30 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 		all.Merge(&ep.tracker.lat)
 		if !ep.conn.Alive() {
 			st.Disconnected++
+			if st.CloseCodes == nil {
+				st.CloseCodes = map[string]int{}
+			}
+			st.CloseCodes[ep.conn.CloseCode()]++
 		}
 	}
 	st.Skipped = skippedTotal(eps)
 	st.SentPerSec = float64(st.Sent) / elapsed.Seconds()
 	st.DeliveriesPerS = float64(deliveredInWindow) / elapsed.Seconds()
+	if last := cnt.last.Load(); o.Count > 0 && last > start.UnixNano() {
+		// Everything was sent as fast as possible: the rate is that of
+		// the whole run, up to the last delivery.
+		st.DeliveriesPerS = float64(st.Delivered) / time.Duration(last-start.UnixNano()).Seconds()
+	}
 	st.Latency = all.Summary()
 	st.AckLatency = acks.Summary()
 	if cpuErr == nil && cpuErr1 == nil && o.ServerCPU != nil {
 		st.ServerCores = round((cpu1-cpu0)/elapsed.Seconds()*100) / 100
 	}
 	st.BenchCores = round((self1-self0)/elapsed.Seconds()*100) / 100
+	if cpuErr == nil && cpuErr2 == nil && o.ServerCPU != nil && cpu2 > cpu0 {
+		st.ServerCPUSeconds = round((cpu2-cpu0)*100) / 100
+		st.DeliveriesPerCPU = round(float64(st.Delivered) / (cpu2 - cpu0))
+	}
 	return st, ctx.Err()
 }
 
@@ -227,7 +289,7 @@ func skippedTotal(eps []*Endpoint) int64 {
 	return n
 }
 
-func (ep *Endpoint) handle(b []byte, needAck bool, delivered *atomic.Int64) {
+func (ep *Endpoint) handle(b []byte, needAck bool, cnt *counters) {
 	switch Classify(b) {
 	case FrameMessage:
 		now := time.Now()
@@ -239,7 +301,8 @@ func (ep *Endpoint) handle(b []byte, needAck bool, delivered *atomic.Int64) {
 			return
 		}
 		if ep.tracker.Record(m.Pub, m.Seq, m.Sent, now) {
-			delivered.Add(1)
+			cnt.delivered.Add(1)
+			cnt.last.Store(now.UnixNano())
 		}
 	case FrameAck:
 		if ep.Pub < 0 || !needAck {
@@ -310,20 +373,9 @@ func (ep *Endpoint) publish(ctx context.Context, start, end time.Time, rate floa
 				seq = due
 				break
 			}
-			m := Marker{Pub: ep.Pub, Seq: seq, Sent: time.Now()}
-			if o.NeedAck {
-				ep.inflight.Add(1)
-			} else {
-				ep.ackMu.Lock()
-				ep.acked.Add(seq)
-				ep.ackMu.Unlock()
-			}
-			if err := ep.conn.Send(SendFrame(seq, ep.Target, ep.MsgType, m.Content(o.Size))); err != nil {
-				ep.errs.Add(1)
-				ep.lastErr.Store(err.Error())
+			if !ep.sendFrame(seq, o) {
 				return
 			}
-			ep.sent.Add(1)
 			seq++
 		}
 		select {
@@ -332,6 +384,83 @@ func (ep *Endpoint) publish(ctx context.Context, start, end time.Time, rate floa
 		case <-t.C:
 		}
 	}
+}
+
+// sendFrame sends message seq as a message.send frame; it reports false
+// when the socket failed.
+func (ep *Endpoint) sendFrame(seq int64, o MsgOptions) bool {
+	m := Marker{Pub: ep.Pub, Seq: seq, Sent: time.Now()}
+	if o.NeedAck {
+		ep.inflight.Add(1)
+	} else {
+		ep.ackMu.Lock()
+		ep.acked.Add(seq)
+		ep.ackMu.Unlock()
+	}
+	if err := ep.conn.Send(SendFrame(seq, ep.Target, ep.MsgType, m.Content(o.Size))); err != nil {
+		ep.errs.Add(1)
+		ep.lastErr.Store(err.Error())
+		return false
+	}
+	ep.sent.Add(1)
+	return true
+}
+
+// publishCount sends messages 0..quota-1 as fast as the window allows,
+// until end: with message.send frames, waiting while o.Window of them are
+// unconfirmed; through REST (ep.Base set), from o.Window goroutines, each
+// sending its next request when the previous one is answered.
+func (ep *Endpoint) publishCount(ctx context.Context, quota int64, end time.Time, o MsgOptions) {
+	window := max(o.Window, 1)
+	if ep.Base == nil {
+		for seq := int64(0); seq < quota; {
+			if time.Now().After(end) || ctx.Err() != nil {
+				return
+			}
+			if o.NeedAck && ep.inflight.Load() >= int64(window) {
+				time.Sleep(100 * time.Microsecond)
+				continue
+			}
+			if !ep.sendFrame(seq, o) {
+				return
+			}
+			seq++
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range window {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				seq := next.Add(1) - 1
+				if seq >= quota || time.Now().After(end) || ctx.Err() != nil {
+					return
+				}
+				ep.post(ctx, seq, o)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// post sends message seq with POST /api/messages; the 201 answer is its
+// acknowledgement.
+func (ep *Endpoint) post(ctx context.Context, seq int64, o MsgOptions) {
+	m := Marker{Pub: ep.Pub, Seq: seq, Sent: time.Now()}
+	body := map[string]string{"to": ep.Target, "type": ep.MsgType, "content": m.Content(o.Size)}
+	ep.sent.Add(1)
+	if _, err := o.API.Do(ctx, ep.Base, "POST", "/api/messages", ep.Token, body, nil); err != nil {
+		ep.errs.Add(1)
+		ep.lastErr.Store(err.Error())
+		return
+	}
+	ep.ackLat.Add(time.Since(m.Sent))
+	ep.ackMu.Lock()
+	ep.acked.Add(seq)
+	ep.ackMu.Unlock()
 }
 
 // connectAll runs dial(i) for i in [0, n) with at most conc at once and

@@ -14,6 +14,7 @@ type msgFlags struct {
 	size     *int
 	drain    *time.Duration
 	dialConc *int
+	count    *int
 }
 
 func registerMsgFlags(fs *flag.FlagSet, defRate float64) msgFlags {
@@ -23,6 +24,8 @@ func registerMsgFlags(fs *flag.FlagSet, defRate float64) msgFlags {
 		size:     fs.Int("size", 64, "message content size in bytes"),
 		drain:    fs.Duration("drain", 10*time.Second, "longest wait after sending for late deliveries and acks (ends after 1s without any)"),
 		dialConc: fs.Int("dial-concurrency", 32, "sockets opened at once"),
+		count: fs.Int("count", 0, "send this many messages over all publishers as fast as -window allows, "+
+			"ignoring -rate (-duration caps the sending time); 0: send at -rate for -duration"),
 	}
 }
 
@@ -30,10 +33,14 @@ func (m msgFlags) options(c *Common, label string, needAck bool) (MsgOptions, er
 	if *m.rate <= 0 || *m.rate > MaxRate {
 		return MsgOptions{}, fmt.Errorf("-rate must be in (0, %d]", MaxRate)
 	}
+	if *m.count < 0 || *m.count > MaxMessages {
+		return MsgOptions{}, fmt.Errorf("-count must be in [0, %d]", MaxMessages)
+	}
 	return MsgOptions{
 		Rate: *m.rate, Duration: c.Duration, Drain: min(max(*m.drain, 0), time.Minute),
 		Window: clamp(*m.window, 1, 100000), Size: clamp(*m.size, 32, 10000), NeedAck: needAck,
 		DialConc: clamp(*m.dialConc, 1, MaxConcurrency), Sources: c.Sources, Progress: c.Progress, Label: label,
+		Count: *m.count,
 	}, nil
 }
 
@@ -45,6 +52,8 @@ func runFanout(ctx context.Context, args []string, log io.Writer) (Result, error
 	members := fs.Int("members", 100, "group size M; member i connects to server i mod len(addr)")
 	pubs := fs.Int("publishers", 4, "number of publishing members P")
 	baseline := fs.Bool("baseline", false, "also run the bare Fiber broadcast baseline and print ratios")
+	via := fs.String("via", "ws", "how publishers send: ws (message.send frames) or rest (POST /api/messages, "+
+		"-window requests in flight per publisher; needs -count; the baseline always uses frames)")
 	mf := registerMsgFlags(fs, 100)
 	if err := fs.Parse(args); err != nil {
 		return Result{}, err
@@ -62,9 +71,20 @@ func runFanout(ctx context.Context, args []string, log io.Writer) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
+	switch *via {
+	case "ws":
+	case "rest":
+		if opts.Count == 0 {
+			return Result{}, fmt.Errorf("-via rest needs -count")
+		}
+		opts.API = NewAPI(min(*pubs*opts.Window, MaxConcurrency))
+	default:
+		return Result{}, fmt.Errorf("-via must be ws or rest")
+	}
 	res := Result{Command: "fanout", JSON: c.JSON, Params: map[string]any{
 		"addr": c.AddrList, "members": *members, "publishers": *pubs, "rate": opts.Rate,
 		"duration": c.Duration.String(), "window": opts.Window, "size": opts.Size, "baseline": *baseline,
+		"count": opts.Count, "via": *via,
 	}}
 	api := NewAPI(c.Conc)
 	opts.ServerCPU = func() (float64, error) { return ServersCPU(ctx, api, &c) }
@@ -77,9 +97,17 @@ func runFanout(ctx context.Context, args []string, log io.Writer) (Result, error
 		return res, err
 	}
 	fmt.Fprintf(log, "fanout: %d members provisioned in group %s\n", len(users), gid)
-	st, err := RunMessaging(ctx, fanoutEndpoints(users, *pubs, func(u *User) string {
+	eps := fanoutEndpoints(users, *pubs, func(u *User) string {
 		return WSURL(c.Addrs[u.Pod], u.Token)
-	}, gid), opts, log)
+	}, gid)
+	if *via == "rest" {
+		for i, ep := range eps {
+			if ep.Pub >= 0 {
+				ep.Base, ep.Token = c.Addrs[users[i].Pod], users[i].Token
+			}
+		}
+	}
+	st, err := RunMessaging(ctx, eps, opts, log)
 	if err != nil {
 		return res, err
 	}

@@ -6,6 +6,7 @@
 //
 //	aoba-bench idle   -addr http://127.0.0.1:8080 -n 1000 -duration 30s
 //	aoba-bench fanout -addr http://127.0.0.1:8080 -members 500 -publishers 5 -rate 200 -baseline
+//	aoba-bench fanout -addr http://127.0.0.1:8080 -members 500 -publishers 8 -via rest -count 12000 -window 4
 //	aoba-bench direct -addr http://127.0.0.1:8080,http://127.0.0.1:8081 -pairs 50 -rate 1000
 //	aoba-bench rest   -addr http://127.0.0.1:8080 -users 50 -concurrency 32
 //
@@ -34,6 +35,7 @@ const (
 	MaxSockets     = 10000
 	MaxDuration    = 5 * time.Minute
 	MaxRate        = 100000
+	MaxMessages    = 1000000
 	MaxConcurrency = 1000
 	MaxSources     = 64
 )

@@ -84,10 +84,17 @@ func (r *Result) addMsgStats(prefix string, s *MsgStats) {
 	r.Add(prefix+"lost", float64(s.Lost), "msgs")
 	r.Add(prefix+"duplicated", float64(s.Duplicated), "msgs")
 	r.Add(prefix+"disconnected", float64(s.Disconnected), "sockets")
+	for code, n := range s.CloseCodes {
+		r.Add(prefix+"disconnected_close_"+code, float64(n), "sockets")
+	}
 	if s.ServerCores > 0 {
 		r.Add(prefix+"server_cpu", s.ServerCores, "cores")
 	}
 	r.Add(prefix+"bench_cpu", s.BenchCores, "cores")
+	if s.ServerCPUSeconds > 0 {
+		r.Add(prefix+"server_cpu_time", s.ServerCPUSeconds, "s")
+		r.Add(prefix+"deliveries_per_server_cpu_s", s.DeliveriesPerCPU, "msgs/cpu-s")
+	}
 }
 
 func round(v float64) float64 {

@@ -5,15 +5,24 @@
 # cheap argon2 set through their environment, and runs each measurement.
 # Each measurement runs $REPS times (default 3); every run's JSON goes to
 # $OUT (default /tmp/aoba-bench-results)/<name>-<i>.json. Usage, from the
-# repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|fanout|direct|fanout-redis|rest|all]
+# repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|fanout|direct|fanout-redis|rest|fanout-rest|all]
 # ("direct" also runs the two-pod fan-out; FANOUT_RATE sets the fan-out's
-# offered rate, default 200 msg/s). medians.py OUT prints each figure's median.
+# offered rate, default 200 msg/s; "fanout-rest", not part of "all", sends
+# 12,000 group messages through REST as fast as 8 publishers with 4 requests
+# in flight each can, one pod then two pods on Redis, for deliveries per
+# server CPU-second). SERVER=path runs that server binary instead of
+# building this tree's (to compare two commits). medians.py OUT prints each
+# figure's median.
 set -eu
 OUT=${OUT:-/tmp/aoba-bench-results}
 WHAT=${1:-all}
 REPS=${REPS:-3}
 mkdir -p "$OUT"
-go build -o /tmp/aoba ./cmd/aoba
+SERVER=${SERVER:-}
+if [ -z "$SERVER" ]; then
+	go build -o /tmp/aoba ./cmd/aoba
+	SERVER=/tmp/aoba
+fi
 go build -o /tmp/aoba-bench ./cmd/aoba-bench
 PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -25,7 +34,7 @@ start_pod() {
 		AOBA_JWT_SECRET=bench-secret-0123456789abcdef0123456789 \
 		AOBA_RATE_STANDARD=100000000 AOBA_RATE_BATCH=100000000 AOBA_RATE_SEARCH=100000000 \
 		AOBA_ARGON2_MEMORY_KIB=1024 AOBA_ARGON2_ITERATIONS=1 AOBA_LOG_LEVEL=warn \
-		/tmp/aoba >"$4" 2>&1 &
+		"$SERVER" >"$4" 2>&1 &
 	PIDS="$PIDS $!"
 	i=0
 	until curl -fs "http://127.0.0.1:$1/health" >/dev/null; do
@@ -74,6 +83,23 @@ if [ "$WHAT" = all ] || [ "$WHAT" = direct ] || [ "$WHAT" = fanout-redis ]; then
 	[ "$WHAT" = fanout-redis ] || bench direct direct -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -pairs 50 -rate 1000 -duration 30s
 	bench fanout-redis fanout -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -members 500 -publishers 5 \
 		-rate "${FANOUT_RATE:-200}" -duration 20s -window 64 -baseline
+	stop_all
+fi
+if [ "$WHAT" = fanout-rest ]; then
+	one_pod
+	bench fanout-rest fanout -addr http://127.0.0.1:18080 -members 500 -publishers 8 -via rest -count 12000 \
+		-window 4 -duration 120s
+	stop_all
+	RPORT=${REDIS_PORT:-16379}
+	redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+		>"$OUT/redis.log" 2>&1 &
+	PIDS="$PIDS $!"
+	sleep 0.5
+	rm -rf "$OUT/shared"
+	start_pod 18081 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-a.log"
+	start_pod 18082 "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-b.log"
+	bench fanout-rest-redis fanout -addr http://127.0.0.1:18081,http://127.0.0.1:18082 -members 500 -publishers 8 \
+		-via rest -count 12000 -window 4 -duration 120s
 	stop_all
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = rest ]; then

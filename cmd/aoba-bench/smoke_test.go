@@ -142,6 +142,21 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("ratio_deliveries_rate = %v, want > 0", v)
 		}
 	})
+	t.Run("FanoutREST", func(t *testing.T) {
+		// 40 messages through POST /api/messages, as fast as 2 requests in
+		// flight per publisher allow: each reaches the 9 other members.
+		r := runJSON(t, "fanout", "-addr", base, "-members", "10", "-publishers", "2", "-via", "rest",
+			"-count", "40", "-window", "2", "-duration", "20s")
+		if v := metric(t, r, "acked"); v != 40 {
+			t.Errorf("acked = %v, want 40 (%s)", v, r.Runs[0].LastError)
+		}
+		if d, l := metric(t, r, "delivered"), metric(t, r, "lost"); d != 40*9 || l != 0 {
+			t.Errorf("delivered %v lost %v, want %d and 0", d, l, 40*9)
+		}
+		if v := metric(t, r, "deliveries_per_server_cpu_s"); v <= 0 {
+			t.Errorf("deliveries_per_server_cpu_s = %v, want > 0", v)
+		}
+	})
 	t.Run("REST", func(t *testing.T) {
 		r := runJSON(t, "rest", "-addr", base, "-users", "4", "-concurrency", "4", "-duration", "2s", "-seed-messages", "2")
 		if v := metric(t, r, "requests"); v < 10 {

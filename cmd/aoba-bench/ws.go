@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -103,6 +104,17 @@ func (c *Conn) Send(b []byte) error {
 	defer c.wmu.Unlock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// CloseCode returns the close code the server sent, once the reader has
+// stopped, or "none" when it stopped otherwise.
+func (c *Conn) CloseCode() string {
+	<-c.done
+	var ce *websocket.CloseError
+	if errors.As(c.readErr, &ce) {
+		return strconv.Itoa(ce.Code)
+	}
+	return "none"
 }
 
 // Alive reports whether the reader is still running.

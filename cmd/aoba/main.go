@@ -494,6 +494,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Store: m.store, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
 		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL,
 		Offline: offline, Logger: log, Sockets: m.sockets,
+		// One process makes every change to the embedded store only
+		// without Redis: scaled out, another pod may remove a member.
+		CacheMemberships: c.mode() == "embedded",
 	})
 	if m.webhooks != nil {
 		m.webhooks.RegisterResolver(m.svc.OfflineRecipients)
