@@ -4,6 +4,10 @@ package sqlitestore
 // committer to take them.
 func MessagesWaiting(s *Store) int64 { return s.waiting.Load() }
 
+// MessagesHeld returns how many messages the committer of s has received
+// and keeps for its next transaction while every sync slot is busy.
+func MessagesHeld(s *Store) int64 { return s.held.Load() }
+
 // MessagesTaken returns how many messages the committer of s has taken.
 func MessagesTaken(s *Store) int64 { return s.taken.Load() }
 
@@ -12,3 +16,19 @@ func MessageCommits(s *Store) int64 { return s.commits.Load() }
 
 // Migration returns the schema step of version v (1-based).
 func Migration(v int) string { return migrations[v-1] }
+
+// WrapSyncWAL makes every sync of the write-ahead log of s call wrap with
+// the real sync. Call it before the first CreateMessage.
+func WrapSyncWAL(s *Store, wrap func(sync func() error) error) {
+	sync := s.wal.sync
+	s.syncWAL = func() error { return wrap(sync) }
+}
+
+// WriterSynchronous returns the synchronous setting of the writer
+// connection of s (2 is FULL, 1 NORMAL), as the store's other writes find
+// it.
+func WriterSynchronous(s *Store) (int, error) {
+	var v int
+	err := s.write.QueryRow("PRAGMA synchronous").Scan(&v)
+	return v, err
+}

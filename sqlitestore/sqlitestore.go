@@ -5,7 +5,8 @@
 // Writes go through a single connection, so concurrent writers queue in the
 // connection pool instead of failing with SQLITE_BUSY; reads use a pool of
 // read-only connections that see every committed write (WAL mode). Every
-// commit is synced to disk (synchronous=FULL) before a method returns.
+// write is synced to disk before a method returns: with synchronous=FULL,
+// or, for messages, by the committer's own sync of the write-ahead log.
 //
 // # Group commit of messages
 //
@@ -13,16 +14,29 @@
 // an insert, so CreateMessage does not commit alone. One committer
 // goroutine per Store receives writes on an unbuffered channel: it takes
 // one, then every write whose caller is already blocked sending (at most
-// 256), and inserts them all in one IMMEDIATE transaction with one commit,
-// hence one sync, on the writer connection (a batch of one is a single
-// autocommit INSERT, the same synced transaction). Only then does it answer
-// each caller with its own row's result, so "CreateMessage returned nil"
-// still means "the row is on disk", exactly as with one transaction per
-// message. While it commits, new callers queue behind it and form the next
-// batch: a lone message commits at once (the committer never waits on a
-// timer; it only yields once, so that callers just answered can queue their
-// next write), and under load the number of syncs per second, not of
-// messages, is what the disk bounds.
+// 256), and inserts them all in one IMMEDIATE transaction with one commit
+// on the writer connection. That commit runs with synchronous=NORMAL: it
+// writes the transaction to the write-ahead log without syncing it, so the
+// write lock is held only while the statements run. A goroutine then syncs
+// the log (one fsync of the -wal file, outside SQLite's lock: see walFile)
+// and only then answers each caller with its own row's result, so
+// "CreateMessage returned nil" still means "the row is on disk", exactly as
+// with synchronous=FULL. Meanwhile the committer goes on: the next batch is
+// inserted and committed while the previous one is being synced, and its
+// own sync starts at once, up to two syncs in progress; while two are, new
+// callers gather into the next batch. A lone message commits and syncs at
+// once (the committer never waits on a timer; it only yields once, so that
+// callers just answered can queue their next write), and under load the
+// number of syncs per second, not of messages, is what the disk bounds.
+//
+// A committed row is visible to readers from its commit, a sync's duration
+// before its caller is answered: a power loss in that window loses rows
+// that no caller was told are stored. A failed sync fails every caller of
+// its batch (EINTERNAL), although their rows are committed: a client that
+// retries with its client id gets the stored message. The store's other
+// writes (users, groups, invitations, sessions, read markers) commit with
+// synchronous=FULL on the same writer connection, which the committer holds
+// for its whole transaction and sets back to FULL before releasing it.
 //
 // A batch is not all-or-nothing. A duplicate id fails that row's statement
 // only (SQLite undoes the failed statement and keeps the transaction), and
@@ -31,7 +45,7 @@
 // inserted (ON CONFLICT DO NOTHING on the partial unique index of
 // migration 3): the committer reads that message in the same transaction
 // and its caller alone gets it in an aoba.DuplicateMessageError, once the
-// batch is committed. Any other failure of a row may have
+// batch is committed and synced. Any other failure of a row may have
 // rolled the transaction back, so that row's caller gets the error and the
 // rest of the batch is committed again in a new transaction. A failed
 // commit fails every row of its batch: none of them is acknowledged.
@@ -39,10 +53,10 @@
 // The channel being unbuffered, "taken by the committer" is one instant:
 // before it, a caller whose context ends, or a Store being closed, ends the
 // call with ctx.Err() or EUNAVAILABLE and the row is never written; after
-// it, the caller waits for its batch's commit. Close stops the committer
-// after the batch it is committing, whose callers are all answered, and
-// only then closes the database. Other writes (users, groups, invitations,
-// sessions) are rarer and keep their own statements or transactions on the
+// it, the caller waits for its batch's commit and sync. Close stops the
+// committer after the batch it is committing and waits for the syncs in
+// progress, whose callers are all answered, and only then closes the
+// database. Other writes keep their own statements or transactions on the
 // same writer connection.
 package sqlitestore
 
@@ -86,9 +100,19 @@ type Store struct {
 	// is either taken or not).
 	writes        chan *messageWrite
 	committerDone chan struct{}
-	waiting       atomic.Int64 // CreateMessage calls not yet taken
-	taken         atomic.Int64 // messages taken by commitLoop
+	waiting       atomic.Int64 // CreateMessage calls not yet received by commitLoop
+	held          atomic.Int64 // messages received by commitLoop, waiting for a sync slot
+	taken         atomic.Int64 // messages taken by commitLoop into a transaction
 	commits       atomic.Int64 // message transactions committed
+
+	// wal is the write-ahead log that syncWAL (wal.sync, or a test's
+	// replacement) syncs after each message commit; slots holds one token
+	// per sync in progress (capacity maxSyncs) and syncing counts their
+	// goroutines.
+	wal     *walFile
+	syncWAL func() error
+	slots   chan struct{}
+	syncing sync.WaitGroup
 
 	stop chan struct{} // closed by Close: ends purgeLoop and commitLoop
 	done chan struct{} // closed when purgeLoop ends
@@ -160,6 +184,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		read:          read,
 		writes:        make(chan *messageWrite),
 		committerDone: make(chan struct{}),
+		wal:           &walFile{path: path + "-wal"},
+		slots:         make(chan struct{}, maxSyncs),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
 	}
@@ -171,6 +197,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		read.Close()
 		return nil, err
 	}
+	s.syncWAL = s.wal.sync
 	go s.purgeLoop()
 	go s.commitLoop()
 	return s, nil
@@ -178,8 +205,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 
 // Close stops the purge loop and the message committer and closes the
 // database. CreateMessage calls not yet taken by the committer fail with
-// EUNAVAILABLE; Close waits for the batch being committed, whose callers
-// get their results. Calling it twice is harmless. It returns an EINTERNAL
+// EUNAVAILABLE; Close waits for the batch being committed and the syncs in
+// progress, whose callers get their results. Calling it twice is harmless. It returns an EINTERNAL
 // error when the database cannot be closed cleanly.
 func (s *Store) Close() error {
 	var err error
@@ -187,7 +214,9 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.done
 		<-s.committerDone
-		err = errors.Join(s.insertMessage.Close(), s.upsertConv.Close(), s.upsertRead.Close(), s.read.Close(), s.write.Close())
+		s.syncing.Wait()
+		err = errors.Join(s.insertMessage.Close(), s.upsertConv.Close(), s.upsertRead.Close(), s.read.Close(), s.write.Close(),
+			s.wal.close())
 	})
 	if err != nil {
 		return aoba.Errorf(aoba.EINTERNAL, "close sqlite store: %v", err)
