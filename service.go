@@ -52,6 +52,7 @@ type Service struct {
 	tokenTTL time.Duration
 	offline  OfflineNotifier
 	log      *slog.Logger
+	dir      directoryCache // users and blocks of the send path, once CacheDirectory armed it
 }
 
 // NewService returns a Service on the given dependencies.
