@@ -490,9 +490,20 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger: log, AllowedOrigins: c.AllowedOrigins,
 	})
 	// The loop node → presence → Service → broker → node closes here,
-	// before the node subscribes anything or a connection is counted.
-	m.broker.RegisterDeliver(m.node.Deliver)
+	// before the node subscribes anything or a connection is counted. The
+	// directory topic goes to the Service (its cache of the send path's
+	// users and blocks), every other topic to the node.
+	m.broker.RegisterDeliver(func(topic string, env aoba.Envelope) {
+		if topic == aoba.DirectoryTopic {
+			m.svc.DirectoryChanged(env)
+			return
+		}
+		m.node.Deliver(topic, env)
+	})
 	m.presence.RegisterChangeHandler(m.svc.PresenceChanged)
+	if err := m.svc.CacheDirectory(ctx); err != nil {
+		log.Warn("directory cache off until the broker is reachable: sends read users and blocks from the store", "err", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
