@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"runtime"
+	"strconv"
+	"time"
 
 	"github.com/aoba-chat/aoba"
 )
@@ -150,17 +152,19 @@ func (s *Store) commitMessages(batch []*messageWrite) (retry, committed []*messa
 	// The callers' contexts do not bound the transaction: once taken, a
 	// write is committed or failed, whatever its caller does meanwhile.
 	ctx := context.Background()
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	conn, err := s.write.Conn(ctx)
 	if err != nil {
 		answerAll(batch, internal("writer connection", err))
 		return nil, nil
 	}
 	defer releaseWriter(conn)
-	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 0"); err != nil {
 		answerAll(batch, internal("defer sync", err))
 		return nil, nil
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := beginImmediate(ctx, conn)
 	if err != nil {
 		answerAll(batch, internal("begin transaction", err))
 		return nil, nil
@@ -196,12 +200,30 @@ func (s *Store) commitMessages(batch []*messageWrite) (retry, committed []*messa
 }
 
 // releaseWriter sets the writer connection conn back to synchronous=FULL
-// and returns it to the pool, or has the pool discard it when that fails.
+// and its busy timeout back to busyTimeoutMS, and returns it to the pool,
+// or has the pool discard it when that fails.
 func releaseWriter(conn *sql.Conn) {
-	if _, err := conn.ExecContext(context.Background(), "PRAGMA synchronous = FULL"); err != nil {
+	if _, err := conn.ExecContext(context.Background(),
+		"PRAGMA synchronous = FULL; PRAGMA busy_timeout = "+strconv.Itoa(busyTimeoutMS)); err != nil {
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	conn.Close()
+}
+
+// beginImmediate begins an IMMEDIATE transaction on conn, whose busy
+// timeout is 0. While another process holds the database's write lock (two
+// pods sharing one data directory) it tries again every 50 µs to 1 ms, for
+// up to busyTimeoutMS, where SQLite's busy handler would sleep 1, 2, 5,
+// 10 ms and more between tries. It returns the last error.
+func beginImmediate(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for wait := 50 * time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return tx, err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // insertOrFind inserts m with stmt, a statement of insertMessageSQL on q's

@@ -17,6 +17,22 @@ func MessageCommits(s *Store) int64 { return s.commits.Load() }
 // Migration returns the schema step of version v (1-based).
 func Migration(v int) string { return migrations[v-1] }
 
+// SetRestartFrames sets the log length past which the checkpointer holds
+// the committer back so that the log starts over.
+func SetRestartFrames(s *Store, n int64) { s.restartFrames.Store(n) }
+
+// LogFrames returns the number of pages in the write-ahead log at the last
+// checkpoint of s.
+func LogFrames(s *Store) int64 { return s.logFrames.Load() }
+
+// WriterAutocheckpoint returns the wal_autocheckpoint setting of the writer
+// connection of s.
+func WriterAutocheckpoint(s *Store) (int, error) {
+	var v int
+	err := s.write.QueryRow("PRAGMA wal_autocheckpoint").Scan(&v)
+	return v, err
+}
+
 // WrapSyncWAL makes every sync of the write-ahead log of s call wrap with
 // the real sync. Call it before the first CreateMessage.
 func WrapSyncWAL(s *Store, wrap func(sync func() error) error) {
