@@ -454,6 +454,9 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("AOBA_REDIS_URL: %w", err)
 		}
+		if opts.PoolSize == 0 { // no pool_size in the URL
+			opts.PoolSize = redisPoolSize
+		}
 		m.rdb = redis.NewClient(opts)
 		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix)
 		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
@@ -591,6 +594,12 @@ func (m *Main) jwtSecret() ([]byte, error) {
 	m.Logger.Info("generated a JWT secret", "path", path)
 	return []byte(s), nil
 }
+
+// redisPoolSize is the number of Redis connections of a pod when
+// AOBA_REDIS_URL sets no pool_size. Every message takes two round trips on
+// the pool (the rate limit, then the publication); go-redis's default, ten
+// per CPU, made senders queue for a connection under load.
+const redisPoolSize = 64
 
 // sessionRetention is how long after its expiry a session stays stored
 // (listed nowhere, but kept for a day for the logs' sake).
