@@ -8,7 +8,7 @@
 //	AOBA_DATA_DIR           embedded store and generated JWT secret (./data)
 //	AOBA_MONGO_URI          MongoDB connection string (empty: embedded SQLite store)
 //	AOBA_MONGO_DB           MongoDB database (aoba)
-//	AOBA_REDIS_URL          redis:// URL (empty: in-process broker, presence and limiter)
+//	AOBA_REDIS_URL          redis:// URL (empty: in-process broker, presence and limiter); ?pool_size= (64)
 //	AOBA_REDIS_PREFIX       prefix of every Redis key and channel (aoba:)
 //	AOBA_JWT_SECRET         HS256 secret, at least 32 bytes; required with MongoDB or Redis
 //	AOBA_TOKEN_TTL          session lifetime (24h)
