@@ -19,8 +19,10 @@ const maxBatch = 256
 // while one batch is being synced, the next one is inserted and committed,
 // and its own sync starts without waiting for the first (a sync covers what
 // was committed before it started, see walFile). Once maxSyncs are in
-// progress, new writes gather into the next batch until one ends.
-const maxSyncs = 2
+// progress, new writes gather into the next batch until one ends; each
+// commit writes every page it touches, so unbounded concurrency would turn
+// into many small commits and a faster-growing log.
+const maxSyncs = 4
 
 // insertMessageSQL inserts one row of messageColumns, unless its sender
 // already has a message with its client id: then it inserts nothing and

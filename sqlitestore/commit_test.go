@@ -514,8 +514,9 @@ func TestDeferredSync(t *testing.T) {
 		// The first batch's sync is held: its row is committed (readers
 		// see it) but its caller is not answered. The second batch
 		// commits meanwhile and its sync starts without waiting for the
-		// first. A third batch of five gathers while both are held; its
-		// sync fails, which fails its five callers and nobody else.
+		// first; so do batches up to MaxSyncs in progress. A last batch
+		// of five gathers while they are all held; its sync fails, which
+		// fails its five callers and nobody else.
 		s := mustOpen(t, t.TempDir())
 		ctx := testCtx(t)
 		g := gateSyncs(t, s)
@@ -528,11 +529,15 @@ func TestDeferredSync(t *testing.T) {
 		}
 		pending(t, "the first caller", firstRes)
 
-		second := newMessage(conv, "second")
-		secondRes := createAsync(ctx, s, second)
-		secondSync := g.next(t) // started while the first is still held
-		if stored := storedContents(t, s, conv); stored[second.ID] != "second" {
-			t.Fatalf("stored %v while both syncs are held, want the second row committed", stored)
+		var others []<-chan result
+		var otherSyncs []chan<- error
+		for i := 1; i < sqlitestore.MaxSyncs; i++ {
+			m := newMessage(conv, fmt.Sprintf("other %d", i))
+			others = append(others, createAsync(ctx, s, m))
+			otherSyncs = append(otherSyncs, g.next(t)) // started while the first is still held
+			if stored := storedContents(t, s, conv); stored[m.ID] != m.Content {
+				t.Fatalf("stored %v while %d syncs are held, want row %q committed", stored, i, m.Content)
+			}
 		}
 
 		var third []<-chan result
@@ -548,7 +553,7 @@ func TestDeferredSync(t *testing.T) {
 		stored := storedContents(t, s, conv)
 		for _, id := range thirdIDs {
 			if _, ok := stored[id]; ok {
-				t.Fatalf("held write %s committed while both sync slots are busy", id)
+				t.Fatalf("held write %s committed while every sync slot is busy", id)
 			}
 		}
 		commits := sqlitestore.MessageCommits(s)
@@ -567,10 +572,12 @@ func TestDeferredSync(t *testing.T) {
 				t.Fatalf("caller of the batch whose sync failed: %v, want %s", r.err, aoba.EINTERNAL)
 			}
 		}
-		pending(t, "the second caller", secondRes)
-		secondSync <- nil
-		if r := <-secondRes; r.err != nil {
-			t.Fatalf("second caller after its sync: %v", r.err)
+		pending(t, "a caller of a batch synced before the failed one", others...)
+		for i, v := range otherSyncs {
+			v <- nil
+			if r := <-others[i]; r.err != nil {
+				t.Fatalf("caller %q after its sync: %v", r.m.Content, r.err)
+			}
 		}
 
 		// Later batches sync for real again.

@@ -4,6 +4,10 @@ package sqlitestore
 // committer to take them.
 func MessagesWaiting(s *Store) int64 { return s.waiting.Load() }
 
+// MaxSyncs is the number of syncs of the write-ahead log that may be in
+// progress at a time.
+const MaxSyncs = maxSyncs
+
 // MessagesHeld returns how many messages the committer of s has received
 // and keeps for its next transaction while every sync slot is busy.
 func MessagesHeld(s *Store) int64 { return s.held.Load() }

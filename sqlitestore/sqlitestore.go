@@ -23,8 +23,9 @@
 // "CreateMessage returned nil" still means "the row is on disk", exactly as
 // with synchronous=FULL. Meanwhile the committer goes on: the next batch is
 // inserted and committed while the previous one is being synced, and its
-// own sync starts at once, up to two syncs in progress; while two are, new
-// callers gather into the next batch. A lone message commits and syncs at
+// own sync starts at once, up to four syncs in progress (concurrent fsyncs
+// of one file overlap on Linux; BENCHMARKS.md, "1:1 path", compares two
+// and four); while four are, new callers gather into the next batch. A lone message commits and syncs at
 // once (the committer never waits on a timer; it only yields once, so that
 // callers just answered can queue their next write), and under load the
 // number of syncs per second, not of messages, is what the disk bounds.
