@@ -88,7 +88,7 @@ type DeliverFunc func(topic string, env Envelope)
 // broker outage lost from message history (the after cursor), never from the
 // broker. So that a client learns it may have missed something, a broker
 // that resubscribes after losing its connection delivers, on each user
-// topic it holds, a CloseOrder with CloseResync. The in-process broker
+// topic it holds and on DirectoryTopic, a CloseOrder with CloseResync. The in-process broker
 // serves the single-binary mode, the Redis one many pods.
 type Broker interface {
 	// RegisterDeliver sets the function that receives the envelopes of the

@@ -64,6 +64,7 @@ type Service struct {
 	offline  OfflineNotifier
 	members  *memberCache // nil unless ServiceConfig.CacheMemberships
 	log      *slog.Logger
+	dir      directoryCache // users and blocks of the send path, once CacheDirectory armed it
 }
 
 // NewService returns a Service on the given dependencies.

@@ -108,6 +108,7 @@ func (s *Service) BlockUser(ctx context.Context, c Claims, username string) erro
 	} else if err != nil {
 		return err
 	}
+	s.announceDirectory(ctx, DirectoryChange{Pair: [2]string{c.UserID, u.ID}})
 	s.publishEvent(ctx, EventBlock, BlockEvent{Event: BlockBlocked, UserID: u.ID, Username: u.Username}, []string{c.UserID})
 	s.publishPresenceTo(ctx, Presence{UserID: c.UserID, Status: StatusOffline}, u.ID)
 	return nil
@@ -130,6 +131,7 @@ func (s *Service) UnblockUser(ctx context.Context, c Claims, username string) er
 	} else if err != nil {
 		return err
 	}
+	s.announceDirectory(ctx, DirectoryChange{Pair: [2]string{c.UserID, u.ID}})
 	s.publishEvent(ctx, EventBlock, BlockEvent{Event: BlockUnblocked, UserID: u.ID, Username: u.Username}, []string{c.UserID})
 	if pres, err := s.presence.FindPresence(ctx, []string{c.UserID}); err != nil {
 		s.log.Warn("unblock: presence lookup failed", "err", err)
@@ -149,7 +151,7 @@ func (s *Service) checkDirect(ctx context.Context, userID, peerID string) error 
 	if userID == peerID {
 		return nil
 	}
-	bs, err := s.store.FindBlocksBetween(ctx, userID, []string{peerID})
+	bs, err := s.blocksBetween(ctx, userID, peerID)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ Me
 	}
 	switch typ {
 	case MessageChat:
-		u, err := s.FindUserByUsername(ctx, to)
+		u, err := s.userNamed(ctx, to)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +134,7 @@ func (s *Service) SendMessage(ctx context.Context, c Claims, in SendInput, excep
 	if err != nil {
 		return nil, err
 	}
-	me, err := s.Me(ctx, c)
+	me, err := s.sendingUser(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -488,7 +488,7 @@ func (s *Service) Typing(ctx context.Context, c Claims, to string, typ MessageTy
 			return nil
 		}
 	}
-	me, err := s.Me(ctx, c)
+	me, err := s.sendingUser(ctx, c)
 	if err != nil {
 		return err
 	}

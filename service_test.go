@@ -31,6 +31,7 @@ type TestService struct {
 	Hasher   *recordingHasher
 
 	rec *recorder
+	cfg aoba.ServiceConfig // of Service, for startPod
 }
 
 // serviceOptions are what a serviceOption may change in newService.
@@ -39,7 +40,7 @@ type serviceOptions struct {
 	presence      hub.PresenceOptions
 	offline       aoba.OfflineNotifier
 	members       bool
-	wrap          func(aoba.Store) aoba.Store
+	wrapStore     func(aoba.Store) aoba.Store
 }
 
 // serviceOption changes one setting of newService.
@@ -61,9 +62,10 @@ func withCachedMemberships() serviceOption {
 	return func(o *serviceOptions) { o.members = true }
 }
 
-// withStore hands the Service wrap(the store) instead of the store.
+// withStore gives the Service wrap(store) instead of the store itself (to
+// count its calls, say); TestService.Store stays the store.
 func withStore(wrap func(aoba.Store) aoba.Store) serviceOption {
-	return func(o *serviceOptions) { o.wrap = wrap }
+	return func(o *serviceOptions) { o.wrapStore = wrap }
 }
 
 // withOffline sets the Service's OfflineNotifier.
@@ -105,18 +107,32 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 	ts.Presence = hub.NewMemoryPresence(o.presence)
 	t.Cleanup(func() { _ = ts.Presence.Close() })
 	sessions := hub.NewMemorySessions()
-	var svcStore aoba.Store = store
-	if o.wrap != nil {
-		svcStore = o.wrap(store)
-	}
-	ts.Service = aoba.NewService(aoba.ServiceConfig{
-		Store: svcStore, Broker: ts.Broker, CacheMemberships: o.members, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
+	ts.cfg = aoba.ServiceConfig{
+		Store: store, Broker: ts.Broker, CacheMemberships: o.members, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
 		Offline: o.offline, Sockets: ts.Sockets,
-	})
+	}
+	if o.wrapStore != nil {
+		ts.cfg.Store = o.wrapStore(store)
+	}
+	ts.Service = ts.startPod(t)
 	// The registry calls back into the Service, registered once both exist.
 	ts.Presence.RegisterChangeHandler(ts.Service.PresenceChanged)
 	return ts
+}
+
+// startPod returns a Service on ts's configuration that hears the
+// directory topic and caches what sends read, as main sets it up. Called
+// again, it returns another pod of the same deployment: same store and
+// broker, a directory cache of its own.
+func (ts *TestService) startPod(t testing.TB) *aoba.Service {
+	t.Helper()
+	svc := aoba.NewService(ts.cfg)
+	ts.rec.onDirectory(svc.DirectoryChanged)
+	if err := svc.CacheDirectory(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 // recordingHasher is a cheap argon2id that records the length of every
@@ -249,12 +265,21 @@ func (ts *TestService) flush(t testing.TB) {
 // flushTopic carries the markers of flush.
 const flushTopic = "test:flush"
 
-// recorder keeps the envelopes the broker delivers, per topic.
+// recorder keeps the envelopes the broker delivers, per topic, and hands
+// those of the directory topic to the Services that hear it.
 type recorder struct {
-	mu      sync.Mutex
-	topics  map[string][]aoba.Envelope
-	markers map[string]chan struct{}
-	next    int
+	mu        sync.Mutex
+	topics    map[string][]aoba.Envelope
+	markers   map[string]chan struct{}
+	next      int
+	directory []func(aoba.Envelope)
+}
+
+// onDirectory makes fn receive every envelope of aoba.DirectoryTopic.
+func (r *recorder) onDirectory(fn func(aoba.Envelope)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.directory = append(r.directory, fn)
 }
 
 func newRecorder() *recorder {
@@ -265,6 +290,11 @@ func newRecorder() *recorder {
 func (r *recorder) deliver(topic string, env aoba.Envelope) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if topic == aoba.DirectoryTopic {
+		for _, fn := range r.directory {
+			fn(env)
+		}
+	}
 	if topic == flushTopic {
 		if ch, ok := r.markers[env.Join]; ok {
 			delete(r.markers, env.Join)

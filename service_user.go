@@ -47,6 +47,7 @@ func (s *Service) ChangeUsername(ctx context.Context, c Claims, username string)
 	u, err := s.store.UpdateUsername(ctx, c.UserID, username)
 	switch ErrorCode(err) {
 	case "":
+		s.announceDirectory(ctx, DirectoryChange{UserID: c.UserID})
 		return u, nil
 	case ECONFLICT:
 		return nil, Errorf(ECONFLICT, "Username is already taken.")
@@ -125,6 +126,7 @@ func (s *Service) deleteAccount(ctx context.Context, u *User) error {
 	if err := s.store.DeleteUser(ctx, u.ID); err != nil && ErrorCode(err) != ENOTFOUND {
 		return err
 	}
+	s.announceDirectory(ctx, DirectoryChange{UserID: u.ID})
 	s.closeSessions(ctx, u.ID, CloseOrder{Code: CloseSessionRevoked, Reason: "account deleted"})
 	return nil
 }

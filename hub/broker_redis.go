@@ -106,10 +106,11 @@ func (b *RedisBroker) confirm(channel string) bool {
 // resubscribed handles a channel subscribed again after the pub/sub
 // connection was lost: whatever was published on it meanwhile is gone, so
 // the sockets of a user topic are told to reconnect and catch up from
-// history (a CloseOrder with aoba.CloseResync).
+// history, and the Service empties the cache that aoba.DirectoryTopic keeps
+// fresh (both by a CloseOrder with aoba.CloseResync).
 func (b *RedisBroker) resubscribed(channel string) {
 	topic, ok := strings.CutPrefix(channel, b.prefix)
-	if !ok || !strings.HasPrefix(topic, aoba.UserTopic("")) {
+	if !ok || (!strings.HasPrefix(topic, aoba.UserTopic("")) && topic != aoba.DirectoryTopic) {
 		return
 	}
 	metricResyncs.Inc()

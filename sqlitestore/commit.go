@@ -3,7 +3,10 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"runtime"
+	"strconv"
+	"time"
 
 	"github.com/aoba-chat/aoba"
 )
@@ -11,6 +14,15 @@ import (
 // maxBatch bounds the messages committed in one transaction, so that one
 // commit, and the wait of the first caller in it, stays short.
 const maxBatch = 256
+
+// maxSyncs bounds the syncs of the write-ahead log in progress at a time:
+// while one batch is being synced, the next one is inserted and committed,
+// and its own sync starts without waiting for the first (a sync covers what
+// was committed before it started, see walFile). Once maxSyncs are in
+// progress, new writes gather into the next batch until one ends; each
+// commit writes every page it touches, so unbounded concurrency would turn
+// into many small commits and a faster-growing log.
+const maxSyncs = 4
 
 // insertMessageSQL inserts one row of messageColumns, unless its sender
 // already has a message with its client id: then it inserts nothing and
@@ -23,8 +35,9 @@ const findByClientIDSQL = "SELECT " + messageReadColumns + " FROM messages WHERE
 
 // messageWrite is one CreateMessage call handed to the committer.
 type messageWrite struct {
-	m    *aoba.Message
-	done chan error // buffered: the committer never blocks answering
+	m      *aoba.Message
+	answer error      // the row's result, sent once its commit is synced
+	done   chan error // buffered: the committer never blocks answering
 }
 
 // errClosed returns the answer to a write that is not taken before Close.
@@ -33,95 +46,186 @@ func errClosed() error {
 }
 
 // commitLoop is the committer goroutine; it runs until Close. It takes one
-// write, then every write whose caller is already waiting (up to maxBatch),
-// commits them in one transaction and answers each caller.
+// write, then every write whose caller is already waiting, and, as soon as
+// fewer than maxSyncs syncs are in progress (taking the writes that arrive
+// meanwhile, up to maxBatch), commits them in one transaction without
+// syncing it. A goroutine then syncs the write-ahead log and answers each
+// caller, while the loop goes on with the next batch. Close stops it
+// between two batches.
 func (s *Store) commitLoop() {
 	defer close(s.committerDone)
-	batch := make([]*messageWrite, 0, maxBatch)
 	for {
-		batch = batch[:0]
+		var batch []*messageWrite
 		select {
 		case <-s.stop:
 			return
 		case w := <-s.writes:
 			batch = append(batch, w)
 		}
-		// Let the callers answered by the previous commit, which are
+		// Let the callers answered by the previous syncs, which are
 		// runnable but may not have queued their next write yet, run
 		// first; without other runnable goroutines this returns at once.
 		runtime.Gosched()
-	gather:
-		for len(batch) < maxBatch {
+		batch = s.gather(batch)
+	slot:
+		for {
+			s.held.Store(int64(len(batch)))
+			if len(batch) >= maxBatch {
+				s.slots <- struct{}{}
+				break
+			}
 			select {
+			case s.slots <- struct{}{}:
+				break slot
 			case w := <-s.writes:
-				batch = append(batch, w)
-			default:
-				break gather
+				batch = s.gather(append(batch, w))
 			}
 		}
+		s.held.Store(0)
 		s.taken.Add(int64(len(batch)))
+		var committed []*messageWrite
 		for pending := batch; len(pending) > 0; {
-			pending = s.commitMessages(pending)
+			pending, committed = s.commitMessages(pending)
 		}
-		clear(batch) // the callers' messages are theirs again
+		if len(committed) == 0 {
+			<-s.slots
+			continue
+		}
+		s.syncing.Add(1)
+		go s.syncAndAnswer(committed)
 	}
 }
 
-// commitMessages inserts batch in one IMMEDIATE transaction, commits it
-// (one sync to disk) and answers every caller. A row that violates a
-// uniqueness constraint is answered with ECONFLICT and the others are still
-// committed: SQLite undoes only the failed statement, not the transaction.
-// A row whose client id its sender already used is not inserted; the
-// message stored with it, read in the same transaction (it may be a row of
-// this batch), is that row's answer, in an aoba.DuplicateMessageError.
-// Any other failure of a row may have rolled the whole transaction back, so
-// that row is answered with its error and the other rows are returned, to
-// be committed again by the caller in a new transaction. The same
-// transaction updates the state of the conversations of the rows stored
-// (recordConversations): one statement per conversation and one per
-// (sender, conversation) of the batch, not per message. A failure to
-// begin, to record or to commit is the answer of every row.
-func (s *Store) commitMessages(batch []*messageWrite) (retry []*messageWrite) {
+// gather appends to batch every write whose caller is already waiting, up
+// to maxBatch in all.
+func (s *Store) gather(batch []*messageWrite) []*messageWrite {
+	for len(batch) < maxBatch {
+		select {
+		case w := <-s.writes:
+			batch = append(batch, w)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// syncAndAnswer syncs the write-ahead log, which makes the commit of
+// committed durable, frees the sync slot that commitLoop took for it and
+// answers each caller with its row's result, or every caller with
+// EINTERNAL when the sync fails: the rows are then committed, and visible,
+// but none of them is acknowledged.
+func (s *Store) syncAndAnswer(committed []*messageWrite) {
+	defer s.syncing.Done()
+	err := s.syncWAL()
+	<-s.slots
+	for _, w := range committed {
+		if err != nil {
+			w.done <- err
+		} else {
+			w.done <- w.answer
+		}
+	}
+}
+
+// commitMessages inserts batch in one IMMEDIATE transaction and commits it
+// with synchronous=NORMAL: the commit writes the transaction to the
+// write-ahead log without syncing it, and the rows it returns as committed,
+// each with its answer, must wait for a sync (syncAndAnswer). A row that
+// violates a uniqueness constraint is answered with ECONFLICT and the others
+// are still committed: SQLite undoes only the failed statement, not the
+// transaction. A row whose client id its sender already used is not
+// inserted; the message stored with it, read in the same transaction (it
+// may be a row of this batch), is that row's answer, in an
+// aoba.DuplicateMessageError. Any other failure of a row may have rolled
+// the whole transaction back, so that row is answered at once with its
+// error and the other rows are returned as retry, to be committed again by
+// the caller in a new transaction. The same transaction updates the state
+// of the conversations of the rows stored (recordConversations): one
+// statement per conversation and one per (sender, conversation) of the
+// batch, not per message. A failure to begin, to record or to commit is the
+// immediate answer of every row.
+//
+// The writer connection is held for the whole transaction and set back to
+// synchronous=FULL before it returns to the pool, so the store's other
+// writes still sync as they commit; a connection that cannot be set back is
+// discarded.
+func (s *Store) commitMessages(batch []*messageWrite) (retry, committed []*messageWrite) {
 	// The callers' contexts do not bound the transaction: once taken, a
 	// write is committed or failed, whatever its caller does meanwhile.
 	ctx := context.Background()
-	tx, err := s.write.BeginTx(ctx, nil)
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
+		answerAll(batch, internal("writer connection", err))
+		return nil, nil
+	}
+	defer releaseWriter(conn)
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 0"); err != nil {
+		answerAll(batch, internal("defer sync", err))
+		return nil, nil
+	}
+	tx, err := beginImmediate(ctx, conn)
 	if err != nil {
 		answerAll(batch, internal("begin transaction", err))
-		return nil
+		return nil, nil
 	}
 	defer tx.Rollback()
 	stmt := tx.StmtContext(ctx, s.insertMessage)
-	answers := make([]error, len(batch))
 	for i, w := range batch {
 		err := insertOrFind(ctx, tx, stmt, w.m)
 		switch code := aoba.ErrorCode(err); {
 		case code == "" || code == aoba.ECONFLICT:
-			answers[i] = err
+			w.answer = err
 		default:
 			w.done <- err
-			return append(batch[:i:i], batch[i+1:]...)
+			return append(batch[:i:i], batch[i+1:]...), nil
 		}
 	}
 	var stored []*aoba.Message
-	for i, w := range batch {
-		if answers[i] == nil {
+	for _, w := range batch {
+		if w.answer == nil {
 			stored = append(stored, w.m)
 		}
 	}
 	if err := s.recordConversations(ctx, tx, stored); err != nil {
 		answerAll(batch, err)
-		return nil
+		return nil, nil
 	}
 	if err := tx.Commit(); err != nil {
 		answerAll(batch, internal("commit messages", err))
-		return nil
+		return nil, nil
 	}
 	s.commits.Add(1)
-	for i, w := range batch {
-		w.done <- answers[i]
+	return nil, batch
+}
+
+// releaseWriter sets the writer connection conn back to synchronous=FULL
+// and its busy timeout back to busyTimeoutMS, and returns it to the pool,
+// or has the pool discard it when that fails.
+func releaseWriter(conn *sql.Conn) {
+	if _, err := conn.ExecContext(context.Background(),
+		"PRAGMA synchronous = FULL; PRAGMA busy_timeout = "+strconv.Itoa(busyTimeoutMS)); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
-	return nil
+	conn.Close()
+}
+
+// beginImmediate begins an IMMEDIATE transaction on conn, whose busy
+// timeout is 0. While another process holds the database's write lock (two
+// pods sharing one data directory) it tries again every 50 µs to 1 ms, for
+// up to busyTimeoutMS, where SQLite's busy handler would sleep 1, 2, 5,
+// 10 ms and more between tries. It returns the last error.
+func beginImmediate(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for wait := 50 * time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return tx, err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // insertOrFind inserts m with stmt, a statement of insertMessageSQL on q's
@@ -159,7 +263,7 @@ func answerAll(batch []*messageWrite, err error) {
 }
 
 // enqueueMessage hands m to the committer and waits for the commit that
-// contains it. See CreateMessage.
+// contains it to be synced. See CreateMessage.
 func (s *Store) enqueueMessage(ctx context.Context, m *aoba.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err

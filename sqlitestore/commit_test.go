@@ -454,3 +454,189 @@ WHEN NEW.content = 'reject' BEGIN SELECT RAISE(ABORT, 'rejected by test'); END`)
 		}
 	})
 }
+
+// syncGate holds every sync of a store's write-ahead log until the test
+// gives it a verdict: nil runs the real sync, an error fails it instead.
+// When the test ends, held and later syncs run for real.
+type syncGate struct {
+	calls chan chan<- error
+	open  chan struct{}
+}
+
+// gateSyncs installs a syncGate on s, before its first CreateMessage.
+func gateSyncs(t *testing.T, s *sqlitestore.Store) *syncGate {
+	g := &syncGate{calls: make(chan chan<- error, 64), open: make(chan struct{})}
+	sqlitestore.WrapSyncWAL(s, func(sync func() error) error {
+		verdict := make(chan error, 1)
+		g.calls <- verdict
+		select {
+		case err := <-verdict:
+			if err != nil {
+				return err
+			}
+		case <-g.open:
+		}
+		return sync()
+	})
+	t.Cleanup(func() { close(g.open) }) // runs before mustOpen's Close
+	return g
+}
+
+// next returns the verdict channel of the next sync, failing the test when
+// none starts within 10 s.
+func (g *syncGate) next(t *testing.T) chan<- error {
+	t.Helper()
+	select {
+	case v := <-g.calls:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for a sync of the write-ahead log")
+		return nil
+	}
+}
+
+// pending fails the test when one of chs already has a result.
+func pending(t *testing.T, what string, chs ...<-chan result) {
+	t.Helper()
+	for _, ch := range chs {
+		select {
+		case r := <-ch:
+			t.Fatalf("%s answered (%v) before its sync", what, r.err)
+		default:
+		}
+	}
+}
+
+func TestDeferredSync(t *testing.T) {
+	conv := aoba.DirectConversation("a", "b")
+
+	t.Run("NextBatchCommitsWhileOneSyncs", func(t *testing.T) {
+		// The first batch's sync is held: its row is committed (readers
+		// see it) but its caller is not answered. The second batch
+		// commits meanwhile and its sync starts without waiting for the
+		// first; so do batches up to MaxSyncs in progress. A last batch
+		// of five gathers while they are all held; its sync fails, which
+		// fails its five callers and nobody else.
+		s := mustOpen(t, t.TempDir())
+		ctx := testCtx(t)
+		g := gateSyncs(t, s)
+
+		first := newMessage(conv, "first")
+		firstRes := createAsync(ctx, s, first)
+		firstSync := g.next(t)
+		if stored := storedContents(t, s, conv); stored[first.ID] != "first" {
+			t.Fatalf("stored %v while the first sync is held, want the first row committed", stored)
+		}
+		pending(t, "the first caller", firstRes)
+
+		var others []<-chan result
+		var otherSyncs []chan<- error
+		for i := 1; i < sqlitestore.MaxSyncs; i++ {
+			m := newMessage(conv, fmt.Sprintf("other %d", i))
+			others = append(others, createAsync(ctx, s, m))
+			otherSyncs = append(otherSyncs, g.next(t)) // started while the first is still held
+			if stored := storedContents(t, s, conv); stored[m.ID] != m.Content {
+				t.Fatalf("stored %v while %d syncs are held, want row %q committed", stored, i, m.Content)
+			}
+		}
+
+		var third []<-chan result
+		var thirdIDs []string
+		for i := range 5 {
+			m := newMessage(conv, fmt.Sprintf("third %d", i))
+			thirdIDs = append(thirdIDs, m.ID)
+			third = append(third, createAsync(ctx, s, m))
+		}
+		waitFor(t, "5 writes held by the committer", func() bool {
+			return sqlitestore.MessagesHeld(s) == 5 && sqlitestore.MessagesWaiting(s) == 0
+		})
+		stored := storedContents(t, s, conv)
+		for _, id := range thirdIDs {
+			if _, ok := stored[id]; ok {
+				t.Fatalf("held write %s committed while every sync slot is busy", id)
+			}
+		}
+		commits := sqlitestore.MessageCommits(s)
+		firstSync <- nil
+		if r := <-firstRes; r.err != nil {
+			t.Fatalf("first caller after its sync: %v", r.err)
+		}
+		thirdSync := g.next(t)
+		if n := sqlitestore.MessageCommits(s) - commits; n != 1 {
+			t.Fatalf("%d commits for the five held writes, want 1", n)
+		}
+		pending(t, "a caller of the third batch", third...)
+		thirdSync <- errors.New("disk on fire")
+		for _, ch := range third {
+			if r := <-ch; aoba.ErrorCode(r.err) != aoba.EINTERNAL {
+				t.Fatalf("caller of the batch whose sync failed: %v, want %s", r.err, aoba.EINTERNAL)
+			}
+		}
+		pending(t, "a caller of a batch synced before the failed one", others...)
+		for i, v := range otherSyncs {
+			v <- nil
+			if r := <-others[i]; r.err != nil {
+				t.Fatalf("caller %q after its sync: %v", r.m.Content, r.err)
+			}
+		}
+
+		// Later batches sync for real again.
+		next := createAsync(ctx, s, newMessage(conv, "next"))
+		g.next(t) <- nil
+		if r := <-next; r.err != nil {
+			t.Fatalf("CreateMessage after a failed sync: %v", r.err)
+		}
+	})
+
+	t.Run("OtherWritesStayFull", func(t *testing.T) {
+		// The committer's transactions run with synchronous=NORMAL; the
+		// writer connection goes back to FULL for every other write.
+		s := mustOpen(t, t.TempDir())
+		ctx := testCtx(t)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.CreateMessage(ctx, newMessage(conv, fmt.Sprint(i))); err != nil {
+					t.Errorf("CreateMessage: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if v, err := sqlitestore.WriterSynchronous(s); err != nil || v != 2 {
+			t.Fatalf("writer connection synchronous = %d, %v; want 2 (FULL)", v, err)
+		}
+	})
+
+	t.Run("CloseWaitsForSyncs", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := sqlitestore.Open(testCtx(t), dir)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		ctx := testCtx(t)
+		g := gateSyncs(t, s)
+		m := newMessage(conv, "syncing")
+		res := createAsync(ctx, s, m)
+		verdict := g.next(t)
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned %v while a sync was in progress", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		verdict <- nil
+		if r := <-res; r.err != nil {
+			t.Fatalf("caller whose sync was in progress at Close: %v", r.err)
+		}
+		if err := <-closed; err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		s = mustOpen(t, dir)
+		if stored := storedContents(t, s, conv); stored[m.ID] != "syncing" {
+			t.Fatalf("stored after reopen %v, want the synced row", stored)
+		}
+	})
+}

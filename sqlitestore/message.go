@@ -42,14 +42,15 @@ func scanMessage(r rowScanner) (*aoba.Message, error) {
 }
 
 // CreateMessage stores m durably: it returns nil only after the
-// transaction that contains m is committed and synced to disk
-// (synchronous=FULL), so an acknowledged message survives a process kill or
-// a power loss.
+// transaction that contains m is committed and the write-ahead log is
+// synced to disk after that commit, so an acknowledged message survives a
+// process kill or a power loss.
 //
 // Concurrent calls are group-committed: the store's committer goroutine
 // takes m together with every other message whose caller is already
 // waiting (up to 256), inserts them in one transaction and syncs once, then
-// answers each caller with the result of its own row. A row's failure is
+// answers each caller with the result of its own row (see the package
+// documentation: the next batch commits while this one syncs). A row's failure is
 // its caller's alone: a duplicate id fails only that call, and so does a
 // client id that the sender already used, whose caller gets the message
 // stored with it (see aoba.MessageStore). When ctx ends

@@ -5,7 +5,8 @@
 // Writes go through a single connection, so concurrent writers queue in the
 // connection pool instead of failing with SQLITE_BUSY; reads use a pool of
 // read-only connections that see every committed write (WAL mode). Every
-// commit is synced to disk (synchronous=FULL) before a method returns.
+// write is synced to disk before a method returns: with synchronous=FULL,
+// or, for messages, by the committer's own sync of the write-ahead log.
 //
 // # Group commit of messages
 //
@@ -13,16 +14,39 @@
 // an insert, so CreateMessage does not commit alone. One committer
 // goroutine per Store receives writes on an unbuffered channel: it takes
 // one, then every write whose caller is already blocked sending (at most
-// 256), and inserts them all in one IMMEDIATE transaction with one commit,
-// hence one sync, on the writer connection (a batch of one is a single
-// autocommit INSERT, the same synced transaction). Only then does it answer
-// each caller with its own row's result, so "CreateMessage returned nil"
-// still means "the row is on disk", exactly as with one transaction per
-// message. While it commits, new callers queue behind it and form the next
-// batch: a lone message commits at once (the committer never waits on a
-// timer; it only yields once, so that callers just answered can queue their
-// next write), and under load the number of syncs per second, not of
-// messages, is what the disk bounds.
+// 256), and inserts them all in one IMMEDIATE transaction with one commit
+// on the writer connection. That commit runs with synchronous=NORMAL: it
+// writes the transaction to the write-ahead log without syncing it, so the
+// write lock is held only while the statements run. A goroutine then syncs
+// the log (one fsync of the -wal file, outside SQLite's lock: see walFile)
+// and only then answers each caller with its own row's result, so
+// "CreateMessage returned nil" still means "the row is on disk", exactly as
+// with synchronous=FULL. Meanwhile the committer goes on: the next batch is
+// inserted and committed while the previous one is being synced, and its
+// own sync starts at once, up to four syncs in progress (concurrent fsyncs
+// of one file overlap on Linux; BENCHMARKS.md, "1:1 path", compares two
+// and four); while four are, new callers gather into the next batch. A lone message commits and syncs at
+// once (the committer never waits on a timer; it only yields once, so that
+// callers just answered can queue their next write), and under load the
+// number of syncs per second, not of messages, is what the disk bounds.
+//
+// The committer's transaction waits for another process's write lock (two
+// pods sharing one data directory) by polling every 50 µs to 1 ms rather
+// than through SQLite's busy handler, which sleeps 1, 2, 5, 10 ms and more.
+// Checkpoints, which copy the log into the database file, never run inside
+// a commit: the writer connection has wal_autocheckpoint off and a
+// checkpointer goroutine runs passive checkpoints on a read connection,
+// holding the committer back between two transactions only when the log
+// has grown long enough that it must start over (checkpoint.go).
+//
+// A committed row is visible to readers from its commit, a sync's duration
+// before its caller is answered: a power loss in that window loses rows
+// that no caller was told are stored. A failed sync fails every caller of
+// its batch (EINTERNAL), although their rows are committed: a client that
+// retries with its client id gets the stored message. The store's other
+// writes (users, groups, invitations, sessions, read markers) commit with
+// synchronous=FULL on the same writer connection, which the committer holds
+// for its whole transaction and sets back to FULL before releasing it.
 //
 // A batch is not all-or-nothing. A duplicate id fails that row's statement
 // only (SQLite undoes the failed statement and keeps the transaction), and
@@ -31,7 +55,7 @@
 // inserted (ON CONFLICT DO NOTHING on the partial unique index of
 // migration 3): the committer reads that message in the same transaction
 // and its caller alone gets it in an aoba.DuplicateMessageError, once the
-// batch is committed. Any other failure of a row may have
+// batch is committed and synced. Any other failure of a row may have
 // rolled the transaction back, so that row's caller gets the error and the
 // rest of the batch is committed again in a new transaction. A failed
 // commit fails every row of its batch: none of them is acknowledged.
@@ -39,10 +63,10 @@
 // The channel being unbuffered, "taken by the committer" is one instant:
 // before it, a caller whose context ends, or a Store being closed, ends the
 // call with ctx.Err() or EUNAVAILABLE and the row is never written; after
-// it, the caller waits for its batch's commit. Close stops the committer
-// after the batch it is committing, whose callers are all answered, and
-// only then closes the database. Other writes (users, groups, invitations,
-// sessions) are rarer and keep their own statements or transactions on the
+// it, the caller waits for its batch's commit and sync. Close stops the
+// committer after the batch it is committing and waits for the syncs in
+// progress, whose callers are all answered, and only then closes the
+// database. Other writes keep their own statements or transactions on the
 // same writer connection.
 package sqlitestore
 
@@ -53,6 +77,7 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +90,10 @@ import (
 
 // FileName is the name of the database file inside the data directory.
 const FileName = "aoba.db"
+
+// busyTimeoutMS is how long, in milliseconds, a statement waits for a lock
+// that another connection holds before it fails with SQLITE_BUSY.
+const busyTimeoutMS = 10000
 
 // purgeInterval is how often sessions expired for longer than
 // sessionRetention, and events older than aoba.EventRetention, are removed.
@@ -86,9 +115,27 @@ type Store struct {
 	// is either taken or not).
 	writes        chan *messageWrite
 	committerDone chan struct{}
-	waiting       atomic.Int64 // CreateMessage calls not yet taken
-	taken         atomic.Int64 // messages taken by commitLoop
+	waiting       atomic.Int64 // CreateMessage calls not yet received by commitLoop
+	held          atomic.Int64 // messages received by commitLoop, waiting for a sync slot
+	taken         atomic.Int64 // messages taken by commitLoop into a transaction
 	commits       atomic.Int64 // message transactions committed
+
+	// wal is the write-ahead log that syncWAL (wal.sync, or a test's
+	// replacement) syncs after each message commit; slots holds one token
+	// per sync in progress (capacity maxSyncs) and syncing counts their
+	// goroutines.
+	wal     *walFile
+	syncWAL func() error
+	slots   chan struct{}
+	syncing sync.WaitGroup
+
+	// gate is read-held by the committer for each transaction and held
+	// by checkpointLoop while it checkpoints so that the log can start
+	// over (see checkpoint.go).
+	gate             sync.RWMutex
+	checkpointerDone chan struct{}
+	restartFrames    atomic.Int64 // defaultRestartFrames; tests lower it
+	logFrames        atomic.Int64 // pages in the log at the last checkpoint
 
 	stop chan struct{} // closed by Close: ends purgeLoop and commitLoop
 	done chan struct{} // closed when purgeLoop ends
@@ -109,9 +156,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := prepareFiles(dir, path); err != nil {
 		return nil, aoba.Errorf(aoba.EINTERNAL, "%v", err)
 	}
-	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	common := "_pragma=busy_timeout(" + strconv.Itoa(busyTimeoutMS) + ")&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 
-	write, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	// The writer never checkpoints: checkpointLoop does.
+	write, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, aoba.Errorf(aoba.EINTERNAL, "open %s: %v", path, err)
 	}
@@ -160,8 +208,12 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		read:          read,
 		writes:        make(chan *messageWrite),
 		committerDone: make(chan struct{}),
-		stop:          make(chan struct{}),
-		done:          make(chan struct{}),
+		wal:           &walFile{path: path + "-wal"},
+		slots:         make(chan struct{}, maxSyncs),
+
+		checkpointerDone: make(chan struct{}),
+		stop:             make(chan struct{}),
+		done:             make(chan struct{}),
 	}
 	if _, err := s.DeleteExpiredSessions(ctx, time.Now().Add(-sessionRetention)); err != nil {
 		insertMessage.Close()
@@ -171,15 +223,19 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		read.Close()
 		return nil, err
 	}
+	s.syncWAL = s.wal.sync
+	s.restartFrames.Store(defaultRestartFrames)
 	go s.purgeLoop()
 	go s.commitLoop()
+	go s.checkpointLoop()
 	return s, nil
 }
 
-// Close stops the purge loop and the message committer and closes the
-// database. CreateMessage calls not yet taken by the committer fail with
-// EUNAVAILABLE; Close waits for the batch being committed, whose callers
-// get their results. Calling it twice is harmless. It returns an EINTERNAL
+// Close stops the purge loop, the message committer and the checkpointer
+// and closes the database (SQLite checkpoints the whole log as the last
+// connection closes). CreateMessage calls not yet taken by the committer fail with
+// EUNAVAILABLE; Close waits for the batch being committed and the syncs in
+// progress, whose callers get their results. Calling it twice is harmless. It returns an EINTERNAL
 // error when the database cannot be closed cleanly.
 func (s *Store) Close() error {
 	var err error
@@ -187,7 +243,10 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.done
 		<-s.committerDone
-		err = errors.Join(s.insertMessage.Close(), s.upsertConv.Close(), s.upsertRead.Close(), s.read.Close(), s.write.Close())
+		<-s.checkpointerDone
+		s.syncing.Wait()
+		err = errors.Join(s.insertMessage.Close(), s.upsertConv.Close(), s.upsertRead.Close(), s.read.Close(), s.write.Close(),
+			s.wal.close())
 	})
 	if err != nil {
 		return aoba.Errorf(aoba.EINTERNAL, "close sqlite store: %v", err)
@@ -471,6 +530,13 @@ func (s *Store) withReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error
 	}
 	defer tx.Rollback()
 	return fn(tx)
+}
+
+// isBusy reports whether err is SQLITE_BUSY (with any extended code): a
+// lock is held by another connection.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY

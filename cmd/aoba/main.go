@@ -8,7 +8,7 @@
 //	AOBA_DATA_DIR           embedded store and generated JWT secret (./data)
 //	AOBA_MONGO_URI          MongoDB connection string (empty: embedded SQLite store)
 //	AOBA_MONGO_DB           MongoDB database (aoba)
-//	AOBA_REDIS_URL          redis:// URL (empty: in-process broker, presence and limiter)
+//	AOBA_REDIS_URL          redis:// URL (empty: in-process broker, presence and limiter); ?pool_size= (64)
 //	AOBA_REDIS_PREFIX       prefix of every Redis key and channel (aoba:)
 //	AOBA_JWT_SECRET         HS256 secret, at least 32 bytes; required with MongoDB or Redis
 //	AOBA_TOKEN_TTL          session lifetime (24h)
@@ -468,6 +468,9 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("AOBA_REDIS_URL: %w", err)
 		}
+		if opts.PoolSize == 0 { // no pool_size in the URL
+			opts.PoolSize = redisPoolSize
+		}
 		m.rdb = redis.NewClient(opts)
 		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix)
 		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
@@ -507,9 +510,20 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger: log, AllowedOrigins: c.AllowedOrigins,
 	})
 	// The loop node → presence → Service → broker → node closes here,
-	// before the node subscribes anything or a connection is counted.
-	m.broker.RegisterDeliver(m.node.Deliver)
+	// before the node subscribes anything or a connection is counted. The
+	// directory topic goes to the Service (its cache of the send path's
+	// users and blocks), every other topic to the node.
+	m.broker.RegisterDeliver(func(topic string, env aoba.Envelope) {
+		if topic == aoba.DirectoryTopic {
+			m.svc.DirectoryChanged(env)
+			return
+		}
+		m.node.Deliver(topic, env)
+	})
 	m.presence.RegisterChangeHandler(m.svc.PresenceChanged)
+	if err := m.svc.CacheDirectory(ctx); err != nil {
+		log.Warn("directory cache off until the broker is reachable: sends read users and blocks from the store", "err", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -602,6 +616,12 @@ func (m *Main) jwtSecret() ([]byte, error) {
 	m.Logger.Info("generated a JWT secret", "path", path)
 	return []byte(s), nil
 }
+
+// redisPoolSize is the number of Redis connections of a pod when
+// AOBA_REDIS_URL sets no pool_size. Every message takes two round trips on
+// the pool (the rate limit, then the publication); go-redis's default, ten
+// per CPU, made senders queue for a connection under load.
+const redisPoolSize = 64
 
 // sessionRetention is how long after its expiry a session stays stored
 // (listed nowhere, but kept for a day for the logs' sake).
