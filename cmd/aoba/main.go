@@ -388,7 +388,9 @@ func (c Config) hubKind() string {
 
 // Run opens the store and the hub, builds the service, the WebSocket node
 // and the API, and starts serving on Config.Addr in the background. It
-// returns the first error; the caller then calls Close.
+// returns the first error; the caller then calls Close. First it raises the
+// process's soft open file limit to the hard limit and logs both, with a
+// warning under MinOpenFiles (see raiseFileLimit).
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	if m.LogOutput == nil {
@@ -401,6 +403,7 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, name := range m.unknownEnv {
 		log.Warn("unknown environment variable ignored: no setting has this name", "name", name)
 	}
+	raiseFileLimit(log)
 
 	secret, err := m.jwtSecret()
 	if err != nil {
