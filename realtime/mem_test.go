@@ -149,7 +149,7 @@ func rawDial(tb testing.TB, addr, token string) net.Conn {
 	return c
 }
 
-// rawFrame reads one unmasked server text frame shorter than 126 bytes and
+// rawFrame reads one unmasked server text frame shorter than 64 KiB and
 // returns its payload.
 func rawFrame(tb testing.TB, r *bufio.Reader) []byte {
 	tb.Helper()
@@ -157,10 +157,18 @@ func rawFrame(tb testing.TB, r *bufio.Reader) []byte {
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		tb.Fatal(err)
 	}
-	if hdr[1]&0x7f >= 126 {
-		tb.Fatalf("frame of %d bytes or more, want a short one", 126)
+	n := int(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		ext := make([]byte, 2)
+		if _, err := io.ReadFull(r, ext); err != nil {
+			tb.Fatal(err)
+		}
+		n = int(ext[0])<<8 | int(ext[1])
+	case 127:
+		tb.Fatal("frame of 64 KiB or more, want a short one")
 	}
-	body := make([]byte, hdr[1]&0x7f)
+	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
 		tb.Fatal(err)
 	}
