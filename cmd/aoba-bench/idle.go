@@ -153,7 +153,7 @@ func runIdle(ctx context.Context, args []string, log io.Writer) (Result, error) 
 			d += after - runtimeBefore[i][m.metric]
 		}
 		if ok {
-			res.Add(m.name, round(d/float64(*n)/m.scale*10)/10, m.unit)
+			res.Add(m.name, round2(d/float64(*n)/m.scale), m.unit)
 		}
 	}
 	if self := selfRSS(); self > 0 && selfBefore > 0 {
@@ -180,12 +180,12 @@ func runIdle(ctx context.Context, args []string, log io.Writer) (Result, error) 
 	pings := float64(pings1 - pings0)
 	res.Add("pings_per_socket", round(pings/float64(*n)), "pings")
 	if cpuErr == nil && cpuErr1 == nil {
-		res.Add("heartbeat_cpu", round((cpu1-cpu0)/hold.Seconds()*1000)/10, "% of one core")
+		res.Add("heartbeat_cpu", round2((cpu1-cpu0)/hold.Seconds()*100), "% of one core")
 		if pings > 0 {
 			res.Add("server_cpu_per_ping", round((cpu1-cpu0)/pings*1e6), "µs")
 		}
 	}
-	res.Add("bench_cpu_in_hold", round((self1-self0)/hold.Seconds()*1000)/10, "% of one core")
+	res.Add("bench_cpu_in_hold", round2((self1-self0)/hold.Seconds()*100), "% of one core")
 	if delta, _, err := rssDelta(); err == nil {
 		res.Add("rss_per_socket_after_hold", round(delta/float64(*n)/1024), "KiB")
 	}
