@@ -64,7 +64,7 @@ func checkServerFiles(ctx context.Context, api *API, base *url.URL, sockets int)
 		return nil
 	}
 	return fmt.Errorf("server %s can open about %d more sockets (its open file limit is %.0f, %.0f in use), %d asked: "+
-		"raise its hard limit where it is started (README, \"Open files\") or ask for fewer sockets",
+		"raise its hard limit where it is started (README, \"Capacity\") or ask for fewer sockets",
 		base, max(room, 0), maxFDs, open, sockets)
 }
 
