@@ -31,9 +31,9 @@ const DefaultBodyLimit = 1 << 20
 // DefaultHeaderLimit is the default size of the per-connection read buffer,
 // which bounds the request line and headers (431 above it). The contract's
 // longest request line is a user search excluding 100 UUIDs (about 3.8 KB)
-// and a browser adds its cookie and headers, so 8 KiB. fasthttp keeps this
-// buffer for the whole life of a hijacked connection, so every open
-// WebSocket holds one: it is not larger.
+// and a browser adds its cookie and headers, so 8 KiB. The buffer is held
+// only while a request is read (fasthttp's ReduceMemoryUsage, see New): an
+// idle keep-alive connection or an open WebSocket does not keep one.
 const DefaultHeaderLimit = 8 << 10
 
 // routeKey is the c.Locals key holding the route template, for metrics.
@@ -159,6 +159,13 @@ func New(cfg Config) *Server {
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
 		IdleTimeout:                  120 * time.Second,
+		// Give the read and write buffers back to their pools between
+		// requests. Above all, a WebSocket upgrade then hands its socket
+		// over without the read buffer (when the client sent nothing past
+		// the request, as a client waiting for the 101 does), instead of
+		// every open socket reading through, and keeping, HeaderLimit bytes
+		// for its whole life. It costs a pool round trip per request.
+		ReduceMemoryUsage: true,
 	}
 	// No ProxyHeader: Fiber would take the left-most X-Forwarded-For
 	// address, which the client writes; s.clientIP applies our rule. The

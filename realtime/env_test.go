@@ -131,7 +131,9 @@ func newPod(tb testing.TB, cfg realtime.Config, store aoba.Store, broker aoba.Br
 	e := &testEnv{t: tb, svc: svc, store: store, tokens: tokens, node: node, claims: make(map[string]aoba.Claims),
 		writes: new(atomic.Int64)}
 
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	// As api.New does: buffers back to their pools between requests, so
+	// that an upgraded socket keeps no read buffer of the HTTP server.
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ReduceMemoryUsage: true})
 	app.Use("/ws", func(c *fiber.Ctx) error {
 		token := c.Query("token")
 		if token == "" {

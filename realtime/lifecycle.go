@@ -39,7 +39,7 @@ func New(cfg Config) *Node {
 		cfg.PingInterval = DefaultPingInterval
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
+		cfg.IdleTimeout = max(DefaultIdleTimeout, 2*cfg.PingInterval)
 	}
 	if cfg.MaxFrameBytes <= 0 {
 		cfg.MaxFrameBytes = DefaultMaxFrameBytes

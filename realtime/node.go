@@ -89,7 +89,9 @@ type Config struct {
 	// PingInterval is the time between two pings from the server.
 	PingInterval time.Duration
 	// IdleTimeout closes a socket with aoba.CloseIdle when nothing (frame or
-	// pong) was read from it for that long.
+	// pong) was read from it for that long. Zero: DefaultIdleTimeout, or
+	// twice PingInterval when that is longer, so that a socket answering
+	// pings is never idle.
 	IdleTimeout time.Duration
 	// MaxFrameBytes is the largest frame read; a larger one closes the
 	// socket with aoba.CloseTooLarge.

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/aoba-chat/aoba/internal/fdlimit"
 )
 
 // Endpoint is one socket of a messaging run: it may publish (Pub >= 0, to
@@ -47,7 +49,8 @@ type MsgOptions struct {
 	Size     int           // content size in bytes
 	NeedAck  bool          // only acked messages are expected at receivers
 	DialConc int
-	Sources  int
+	Sources  int           // source addresses; 0 picks them (see NewSources)
+	Files    fdlimit.Limit // the tool's open file limit; the zero Limit is not checked
 	Progress time.Duration
 	Label    string
 	// Count, when positive, is the number of messages to send over all
@@ -109,9 +112,15 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	if len(eps) > MaxSockets {
 		return nil, fmt.Errorf("%d sockets asked, the cap is %d", len(eps), MaxSockets)
 	}
+	if err := checkFiles(o.Files, len(eps)); err != nil {
+		return nil, err
+	}
+	src, err := NewSources(len(eps), o.Sources, EphemeralPorts())
+	if err != nil {
+		return nil, err
+	}
 	var cnt counters
 	delivered := &cnt.delivered
-	src := &Sources{n: o.Sources}
 	pubs := 0
 	for _, ep := range eps {
 		ep.tracker = NewTracker()
@@ -137,7 +146,7 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	}()
 	if err := connectAll(ctx, len(eps), o.DialConc, func(i int) error {
 		ep := eps[i]
-		c, err := Dial(ctx, ep.URL, src.Next(), func(b []byte) { ep.handle(b, o.NeedAck, &cnt) })
+		c, err := Dial(ctx, ep.URL, src.Next(), DefaultBufSize, func(b []byte) { ep.handle(b, o.NeedAck, &cnt) })
 		ep.conn = c
 		return err
 	}); err != nil {

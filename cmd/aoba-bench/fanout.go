@@ -39,7 +39,7 @@ func (m msgFlags) options(c *Common, label string, needAck bool) (MsgOptions, er
 	return MsgOptions{
 		Rate: *m.rate, Duration: c.Duration, Drain: min(max(*m.drain, 0), time.Minute),
 		Window: clamp(*m.window, 1, 100000), Size: clamp(*m.size, 32, 10000), NeedAck: needAck,
-		DialConc: clamp(*m.dialConc, 1, MaxConcurrency), Sources: c.Sources, Progress: c.Progress, Label: label,
+		DialConc: clamp(*m.dialConc, 1, MaxConcurrency), Sources: c.Sources, Files: c.Files, Progress: c.Progress, Label: label,
 		Count: *m.count,
 	}, nil
 }
@@ -80,6 +80,13 @@ func runFanout(ctx context.Context, args []string, log io.Writer) (Result, error
 		opts.API = NewAPI(min(*pubs*opts.Window, MaxConcurrency))
 	default:
 		return Result{}, fmt.Errorf("-via must be ws or rest")
+	}
+	if *baseline {
+		// The baseline server runs in this process: it holds the other end
+		// of each of its sockets.
+		if err := checkFiles(c.Files, 2**members); err != nil {
+			return Result{}, err
+		}
 	}
 	res := Result{Command: "fanout", JSON: c.JSON, Params: map[string]any{
 		"addr": c.AddrList, "members": *members, "publishers": *pubs, "rate": opts.Rate,

@@ -4,14 +4,16 @@
 //
 // Usage:
 //
-//	aoba-bench idle   -addr http://127.0.0.1:8080 -n 1000 -duration 30s
+//	aoba-bench idle   -addr http://127.0.0.1:8080 -n 100000 -duration 60s
 //	aoba-bench fanout -addr http://127.0.0.1:8080 -members 500 -publishers 5 -rate 200 -baseline
 //	aoba-bench fanout -addr http://127.0.0.1:8080 -members 500 -publishers 8 -via rest -count 12000 -window 4
 //	aoba-bench direct -addr http://127.0.0.1:8080,http://127.0.0.1:8081 -pairs 50 -rate 1000
 //	aoba-bench rest   -addr http://127.0.0.1:8080 -users 50 -concurrency 32
 //
 // Only 127.0.0.x addresses are accepted. Every run is bounded by the hard
-// caps below, whatever the flags say.
+// caps below, whatever the flags say. At start the tool raises its soft open
+// file limit to the hard limit and refuses a run that the limit (its own, or
+// the server's as /metrics reports it) cannot hold, saying which.
 package main
 
 import (
@@ -27,12 +29,14 @@ import (
 	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/aoba-chat/aoba/internal/fdlimit"
 )
 
 // Hard caps on every run, whatever the flags ask for.
 const (
-	MaxUsers       = 10000
-	MaxSockets     = 10000
+	MaxUsers       = 200000
+	MaxSockets     = 200000
 	MaxDuration    = 5 * time.Minute
 	MaxRate        = 100000
 	MaxMessages    = 1000000
@@ -109,12 +113,15 @@ type Common struct {
 	Password string
 	Conc     int
 	Progress time.Duration
+	// Files is the tool's open file limit once raised (the zero Limit
+	// where the platform has none).
+	Files fdlimit.Limit
 }
 
 func (c *Common) register(fs *flag.FlagSet, defDuration time.Duration) {
 	fs.StringVar(&c.AddrList, "addr", "http://127.0.0.1:8080", "comma-separated server base URLs (127.0.0.x only)")
 	fs.DurationVar(&c.Duration, "duration", defDuration, "measurement duration (capped at 5m)")
-	fs.IntVar(&c.Sources, "sources", 8, "number of local source addresses 127.0.0.1..127.0.0.N for sockets")
+	fs.IntVar(&c.Sources, "sources", 0, "number of local source addresses 127.0.0.1..127.0.0.N for sockets (0: the fewest whose ephemeral ports hold them all)")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON")
 	fs.StringVar(&c.Prefix, "prefix", "", "username prefix (default: random per run)")
 	fs.StringVar(&c.Password, "password", "bench-password-1", "password of the provisioned users")
@@ -134,13 +141,19 @@ func (c *Common) validate() error {
 	if c.Duration > MaxDuration {
 		c.Duration = MaxDuration
 	}
-	c.Sources = clamp(c.Sources, 1, MaxSources)
+	if c.Sources < 0 || c.Sources > MaxSources {
+		return fmt.Errorf("-sources must be 0..%d", MaxSources)
+	}
 	c.Conc = clamp(c.Conc, 1, 256)
 	if c.Prefix == "" {
 		c.Prefix = fmt.Sprintf("b%x", time.Now().UnixNano()&0xffffffff)
 	}
 	if len(c.Password) < 8 {
 		return errors.New("-password must be at least 8 characters")
+	}
+	c.Files, err = raiseFiles()
+	if err != nil {
+		return fmt.Errorf("raising the open file limit: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -99,4 +100,9 @@ func (r *Result) addMsgStats(prefix string, s *MsgStats) {
 
 func round(v float64) float64 {
 	return float64(int64(v*10+0.5)) / 10
+}
+
+// round2 rounds v to two decimals.
+func round2(v float64) float64 {
+	return math.Round(v*100) / 100
 }

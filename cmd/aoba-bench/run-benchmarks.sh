@@ -5,14 +5,17 @@
 # cheap argon2 set through their environment, and runs each measurement.
 # Each measurement runs $REPS times (default 3); every run's JSON goes to
 # $OUT (default /tmp/aoba-bench-results)/<name>-<i>.json. Usage, from the
-# repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|fanout|direct|fanout-redis|rest|fanout-rest|all]
+# repository root: sh cmd/aoba-bench/run-benchmarks.sh [idle|idle-max|fanout|direct|fanout-redis|rest|fanout-rest|all]
 # ("direct" also runs the two-pod fan-out; FANOUT_RATE sets the fan-out's
 # offered rate, default 200 msg/s; "fanout-rest", not part of "all", sends
 # 12,000 group messages through REST as fast as 8 publishers with 4 requests
 # in flight each can, one pod then two pods on Redis, for deliveries per
-# server CPU-second). SERVER=path runs that server binary instead of
-# building this tree's (to compare two commits). medians.py OUT prints each
-# figure's median.
+# server CPU-second). "idle-max" (not part of all) holds IDLE_N (default
+# 100,000) sockets on one pod, a fresh one per run with its data on tmpfs and
+# the cheapest argon2, pinging every PING_INTERVAL (25s): both processes need
+# an open file limit above IDLE_N + 320 (ulimit -n; the tool says when it is
+# too low). SERVER=path runs that server binary instead of building this
+# tree's (to compare two commits). medians.py OUT prints each figure's median.
 set -eu
 OUT=${OUT:-/tmp/aoba-bench-results}
 WHAT=${1:-all}
@@ -28,12 +31,13 @@ PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-# start_pod PORT DATA_DIR REDIS_URL LOG
+# start_pod PORT DATA_DIR REDIS_URL LOG (ARGON2_KIB, PING_INTERVAL from the environment)
 start_pod() {
 	env AOBA_ADDR=127.0.0.1:$1 AOBA_DATA_DIR=$2 AOBA_REDIS_URL=$3 AOBA_MONGO_URI= \
 		AOBA_JWT_SECRET=bench-secret-0123456789abcdef0123456789 \
 		AOBA_RATE_STANDARD=100000000 AOBA_RATE_BATCH=100000000 AOBA_RATE_SEARCH=100000000 \
-		AOBA_ARGON2_MEMORY_KIB=1024 AOBA_ARGON2_ITERATIONS=1 AOBA_LOG_LEVEL=warn \
+		AOBA_ARGON2_MEMORY_KIB=${ARGON2_KIB:-1024} AOBA_ARGON2_ITERATIONS=1 AOBA_LOG_LEVEL=warn \
+		AOBA_PING_INTERVAL=${PING_INTERVAL:-25s} \
 		"$SERVER" >"$4" 2>&1 &
 	PIDS="$PIDS $!"
 	i=0
@@ -62,6 +66,22 @@ if [ "$WHAT" = all ] || [ "$WHAT" = idle ]; then
 	bench idle idle -addr http://127.0.0.1:18080 -n "${IDLE_N:-10000}" -duration 10s -sources 8 \
 		-provision-concurrency 32 -dial-concurrency 64
 	stop_all
+fi
+if [ "$WHAT" = idle-max ]; then
+	# A fresh pod per run; users are provisioned with 8 KiB argon2 into a
+	# store on tmpfs (the store's cost is not what this measures). The hold
+	# (60 s) covers two ping intervals of 25 s.
+	r=1
+	while [ $r -le "$REPS" ]; do
+		rm -rf /dev/shm/aoba-idle-max
+		ARGON2_KIB=8 start_pod 18080 /dev/shm/aoba-idle-max "" "$OUT/pod-idle-max-$r.log"
+		echo "== idle-max run $r" >&2
+		/tmp/aoba-bench idle -addr http://127.0.0.1:18080 -n "${IDLE_N:-100000}" -duration 60s \
+			-provision-concurrency 64 -dial-concurrency 64 -json -progress 0 >"$OUT/idle-max-$r.json"
+		stop_all
+		r=$((r + 1))
+	done
+	rm -rf /dev/shm/aoba-idle-max
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = fanout ]; then
 	one_pod

@@ -4,20 +4,27 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
 
 // startAoba builds ../aoba and starts it in embedded mode on a free port
-// with a temp data dir, cheap argon2 and high rate limits. It skips the test
-// when cmd/aoba does not build and returns the base URL.
-func startAoba(t *testing.T) string {
+// with a temp data dir, cheap argon2, high rate limits and a ping every
+// second. It skips the test when cmd/aoba does not build and returns the
+// base URL.
+func startAoba(t *testing.T) string { return startAobaFiles(t, 0) }
+
+// startAobaFiles is startAoba with the server's open file limit set to
+// nofile (soft and hard) when nofile is positive.
+func startAobaFiles(t *testing.T, nofile int) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("smoke test skipped in -short mode")
@@ -37,13 +44,16 @@ func startAoba(t *testing.T) string {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin)
+	if nofile > 0 {
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0"`, nofile), bin)
+	}
 	cmd.Env = append(os.Environ(),
 		"AOBA_ADDR="+addr,
 		"AOBA_DATA_DIR="+filepath.Join(dir, "data"),
 		"AOBA_MONGO_URI=", "AOBA_REDIS_URL=",
 		"AOBA_JWT_SECRET=smoke-test-secret-0123456789abcdef",
 		"AOBA_RATE_STANDARD=1000000", "AOBA_RATE_BATCH=1000000", "AOBA_RATE_SEARCH=1000000",
-		"AOBA_ARGON2_MEMORY_KIB=1024", "AOBA_ARGON2_ITERATIONS=1",
+		"AOBA_ARGON2_MEMORY_KIB=1024", "AOBA_ARGON2_ITERATIONS=1", "AOBA_PING_INTERVAL=1s",
 	)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -104,7 +114,7 @@ func metric(t *testing.T, r Result, name string) float64 {
 func TestSmoke(t *testing.T) {
 	base := startAoba(t)
 	t.Run("Idle", func(t *testing.T) {
-		r := runJSON(t, "idle", "-addr", base, "-n", "20", "-duration", "1s", "-settle", "500ms")
+		r := runJSON(t, "idle", "-addr", base, "-n", "20", "-duration", "2500ms", "-settle", "500ms")
 		if v := metric(t, r, "sockets_alive_at_end"); v != 20 {
 			t.Errorf("sockets_alive_at_end = %v, want 20", v)
 		}
@@ -112,6 +122,24 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("connect_rate = %v, want > 0", v)
 		}
 		metric(t, r, "rss_per_socket")
+		metric(t, r, "bench_rss_per_socket")
+		// The server pings every second (AOBA_PING_INTERVAL): the hold
+		// covers two intervals and more, and every socket answered.
+		if v := metric(t, r, "ping_interval"); v != 1 {
+			t.Errorf("ping_interval = %v s, want 1 from the hello", v)
+		}
+		if v := metric(t, r, "hold_ping_intervals"); v < 2 {
+			t.Errorf("hold_ping_intervals = %v, want >= 2", v)
+		}
+		if v := metric(t, r, "pings_per_socket"); v < 1.5 {
+			t.Errorf("pings_per_socket = %v, want about 2.5", v)
+		}
+		if v := metric(t, r, "heartbeat_cpu"); v < 0 || v > 200 {
+			t.Errorf("heartbeat_cpu = %v %% of one core, want within [0, 200] on this machine", v)
+		}
+		if v := r.Params["sources"]; v != float64(1) {
+			t.Errorf("sources = %v, want 1 picked for 20 sockets", v)
+		}
 	})
 	t.Run("Direct", func(t *testing.T) {
 		r := runJSON(t, "direct", "-addr", base, "-pairs", "4", "-rate", "100", "-duration", "2s")
@@ -175,4 +203,20 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("errors = %v, want 0: %+v", v, r.Metrics)
 		}
 	})
+}
+
+// TestServerFileLimit proves that idle refuses, before provisioning
+// anyone, a run that the server's open file limit cannot hold, and says so.
+func TestServerFileLimit(t *testing.T) {
+	base := startAobaFiles(t, 512)
+	var out, log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"idle", "-addr", base, "-n", "1000", "-progress", "0"}, &out, &log)
+	if err == nil || !strings.Contains(err.Error(), "open file limit is 512") {
+		t.Fatalf("idle -n 1000 against a server limited to 512 files: %v, want the server's limit named", err)
+	}
+	if strings.Contains(log.String(), "provisioned") {
+		t.Fatalf("users were provisioned before the refusal:\n%s", log.String())
+	}
 }

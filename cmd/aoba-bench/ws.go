@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -17,12 +20,46 @@ import (
 
 // Sources hands out local source addresses 127.0.0.1..127.0.0.n in turn, so
 // that many sockets to one server do not exhaust one address's ephemeral
-// ports.
+// ports: a socket bound to a source address takes one of that address's
+// ports for its lifetime.
 type Sources struct {
 	n    int
 	next int
 	mu   sync.Mutex
 }
+
+// portsUsable is the share of an address's ephemeral ports NewSources
+// counts on: the rest is left to other connections from 127.0.0.1 and to
+// ports still in TIME_WAIT.
+const portsUsable = 0.9
+
+// NewSources returns the source addresses for sockets sockets, each
+// address having ports ephemeral ports (see EphemeralPorts). With want 0 it
+// picks the fewest addresses that hold them all; otherwise it uses want
+// addresses. It returns an error when want addresses are too few, or when
+// more than MaxSources would be needed.
+func NewSources(sockets, want, ports int) (*Sources, error) {
+	per := int(float64(ports) * portsUsable)
+	if per < 1 {
+		per = 1
+	}
+	need := max((sockets+per-1)/per, 1)
+	if need > MaxSources {
+		return nil, fmt.Errorf("%d sockets need %d source addresses of %d usable ephemeral ports each, more than the cap of %d",
+			sockets, need, per, MaxSources)
+	}
+	if want == 0 {
+		want = need
+	}
+	if want < need {
+		return nil, fmt.Errorf("%d sockets need at least %d source addresses (%d usable ephemeral ports each), -sources is %d: raise it or leave it out",
+			sockets, need, per, want)
+	}
+	return &Sources{n: min(want, MaxSources)}, nil
+}
+
+// Len returns the number of source addresses.
+func (s *Sources) Len() int { return s.n }
 
 // Next returns the next local source address.
 func (s *Sources) Next() *net.TCPAddr {
@@ -31,6 +68,27 @@ func (s *Sources) Next() *net.TCPAddr {
 	s.next++
 	s.mu.Unlock()
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%s.n))}
+}
+
+// EphemeralPorts returns the number of local ports the kernel hands out per
+// source address (net.ipv4.ip_local_port_range), or the Linux default range's
+// 28,232 where it cannot be read.
+func EphemeralPorts() int {
+	const def = 60999 - 32768 + 1
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return def
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return def
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || hi < lo {
+		return def
+	}
+	return hi - lo + 1
 }
 
 // WSURL returns the WebSocket URL of base's /ws with the token as query
@@ -52,23 +110,31 @@ func WSURL(base *url.URL, token string) string {
 }
 
 // Conn is one client socket: a reader goroutine hands every text frame to
-// OnFrame; Send may be called from any goroutine.
+// OnFrame and answers the server's pings; Send may be called from any
+// goroutine.
 type Conn struct {
 	ws      *websocket.Conn
 	wmu     sync.Mutex
 	done    chan struct{}
 	closed  bool
 	readErr error
+	pings   atomic.Int64
 }
 
-// Dial opens a socket to rawURL from the local address src and starts its
-// reader, which calls onFrame for each frame until the socket closes. It
+// DefaultBufSize is the read and write buffer size of a socket that
+// exchanges messages. Idle sockets use far smaller ones (see runIdle), so
+// that the tool's own memory stays small next to the server's.
+const DefaultBufSize = 4096
+
+// Dial opens a socket to rawURL from the local address src with read and
+// write buffers of bufSize bytes and starts its reader, which calls
+// onFrame for each frame and answers pings until the socket closes. It
 // returns the dial or handshake error (with the HTTP status, if any).
-func Dial(ctx context.Context, rawURL string, src *net.TCPAddr, onFrame func([]byte)) (*Conn, error) {
+func Dial(ctx context.Context, rawURL string, src *net.TCPAddr, bufSize int, onFrame func([]byte)) (*Conn, error) {
 	d := websocket.Dialer{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
+		ReadBufferSize:   bufSize,
+		WriteBufferSize:  bufSize,
 		NetDialContext: (&net.Dialer{
 			Timeout:   10 * time.Second,
 			LocalAddr: src,
@@ -82,6 +148,17 @@ func Dial(ctx context.Context, rawURL string, src *net.TCPAddr, onFrame func([]b
 		return nil, err
 	}
 	c := &Conn{ws: ws, done: make(chan struct{})}
+	ws.SetPingHandler(func(data string) error {
+		c.pings.Add(1)
+		// The library's default answer: a pong; a socket already closing
+		// or failed ends through its reader, not here.
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil
+		}
+		return err
+	})
 	go func() {
 		defer close(c.done)
 		for {
@@ -97,6 +174,9 @@ func Dial(ctx context.Context, rawURL string, src *net.TCPAddr, onFrame func([]b
 	}()
 	return c, nil
 }
+
+// Pings returns the number of pings the server sent on this socket.
+func (c *Conn) Pings() int64 { return c.pings.Load() }
 
 // Send writes one text frame. It returns the write error, if any.
 func (c *Conn) Send(b []byte) error {

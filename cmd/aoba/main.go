@@ -17,12 +17,13 @@
 //	AOBA_RATE_BATCH         requests per minute, batch class (10)
 //	AOBA_RATE_SEARCH        requests per minute, search class (30)
 //	AOBA_MAX_SOCKETS_PER_USER  open sockets per user across pods; one more closes the oldest with 4005 (16)
+//	AOBA_PING_INTERVAL      time between two pings of every socket (25s); a silent socket closes after twice that, 60s at least
 //	AOBA_LOGIN_FAILURES     failed logins per account per 15 minutes before 429 (10)
 //	AOBA_ALLOWED_ORIGINS    extra origins allowed to open a cookie-authenticated socket
 //	AOBA_TRUSTED_PROXIES    proxies (IPs, CIDRs) whose X-Forwarded-For names the client
 //	AOBA_COOKIE_SECURE      mark the auth_token cookie Secure (false)
 //	AOBA_BODY_LIMIT         largest request body in bytes (1048576)
-//	AOBA_HEADER_LIMIT       largest request line + headers in bytes (8192); each open socket holds a buffer this size
+//	AOBA_HEADER_LIMIT       largest request line + headers in bytes (8192), buffered only while a request is read
 //	AOBA_PPROF_ADDR         loopback address for net/http/pprof (empty: off), e.g. 127.0.0.1:6060
 //	AOBA_ARGON2_MEMORY_KIB  argon2id memory (19456, OWASP)
 //	AOBA_ARGON2_ITERATIONS  argon2id iterations (2, OWASP)
@@ -126,15 +127,19 @@ type Config struct {
 	// the presence of across sockets and pods; not read from the
 	// environment (aoba.MaxWatchedPerUser when zero).
 	MaxWatchedPerUser int
-	AllowedOrigins    []string
-	TrustedProxies    []string
-	TokenTTL          time.Duration
-	CookieSecure      bool
-	BodyLimit         int
-	HeaderLimit       int
-	PprofAddr         string
-	Argon2            auth.Argon2Params
-	LogLevel          slog.Level
+	// PingInterval is the time between two pings of each socket
+	// (AOBA_PING_INTERVAL); the idle timeout follows it (see
+	// realtime.Config.IdleTimeout).
+	PingInterval   time.Duration
+	AllowedOrigins []string
+	TrustedProxies []string
+	TokenTTL       time.Duration
+	CookieSecure   bool
+	BodyLimit      int
+	HeaderLimit    int
+	PprofAddr      string
+	Argon2         auth.Argon2Params
+	LogLevel       slog.Level
 	// WebhookURL, when set, receives a signed POST for each message to a
 	// recipient with no open socket (AOBA_WEBHOOK_URL); WebhookSecret
 	// signs it and WebhookQueue bounds this pod's pending webhooks.
@@ -146,11 +151,16 @@ type Config struct {
 	AdminToken, AdminURL string
 }
 
+// MaxPingInterval is the longest AOBA_PING_INTERVAL accepted: a socket
+// silent for twice that is closed, and load balancers and NATs drop idle
+// connections after a few minutes.
+const MaxPingInterval = 5 * time.Minute
+
 // DefaultConfig returns the configuration of the single-binary mode.
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
-		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, MaxSocketsPerUser: aoba.DefaultMaxSocketsPerUser, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
+		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, MaxSocketsPerUser: aoba.DefaultMaxSocketsPerUser, TokenTTL: 24 * time.Hour, PingInterval: realtime.DefaultPingInterval, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
 		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo, WebhookQueue: webhook.DefaultQueueSize,
 	}
 }
@@ -209,7 +219,7 @@ func NewMain() *Main {
 var EnvVars = []string{
 	"AOBA_ADDR", "AOBA_DATA_DIR", "AOBA_MONGO_URI", "AOBA_MONGO_DB", "AOBA_REDIS_URL", "AOBA_REDIS_PREFIX",
 	"AOBA_JWT_SECRET", "AOBA_TOKEN_TTL", "AOBA_DOMAIN", "AOBA_RATE_STANDARD", "AOBA_RATE_BATCH",
-	"AOBA_RATE_SEARCH", "AOBA_MAX_SOCKETS_PER_USER", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
+	"AOBA_RATE_SEARCH", "AOBA_MAX_SOCKETS_PER_USER", "AOBA_PING_INTERVAL", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
 	"AOBA_ADMIN_TOKEN", "AOBA_ADMIN_URL",
@@ -304,6 +314,13 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_TOKEN_TTL must be a positive duration such as 24h, got %q", v)
 		}
 		c.TokenTTL = d
+	}
+	if v := strings.TrimSpace(getenv("AOBA_PING_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > MaxPingInterval {
+			return fmt.Errorf("AOBA_PING_INTERVAL must be a duration from 1s to %v such as 25s, got %q", MaxPingInterval, v)
+		}
+		c.PingInterval = d
 	}
 	if v := strings.TrimSpace(getenv("AOBA_COOKIE_SECURE")); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -402,7 +419,9 @@ func (c Config) hubKind() string {
 
 // Run opens the store and the hub, builds the service, the WebSocket node
 // and the API, and starts serving on Config.Addr in the background. It
-// returns the first error; the caller then calls Close.
+// returns the first error; the caller then calls Close. First it raises the
+// process's soft open file limit to the hard limit and logs both, with a
+// warning under MinOpenFiles (see raiseFileLimit).
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	if m.LogOutput == nil {
@@ -415,6 +434,7 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, name := range m.unknownEnv {
 		log.Warn("unknown environment variable ignored: no setting has this name", "name", name)
 	}
+	raiseFileLimit(log)
 
 	secret, err := m.jwtSecret()
 	if err != nil {
@@ -507,7 +527,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.node = realtime.New(realtime.Config{
 		Broker: m.broker, Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
 		RateBatch: c.Rates.Batch, Watches: m.watches, Sockets: m.sockets, MaxSockets: c.MaxSocketsPerUser,
-		Logger: log, AllowedOrigins: c.AllowedOrigins,
+		PingInterval: c.PingInterval, Logger: log, AllowedOrigins: c.AllowedOrigins,
 	})
 	// The loop node → presence → Service → broker → node closes here,
 	// before the node subscribes anything or a connection is counted. The

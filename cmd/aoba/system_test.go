@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -356,7 +357,8 @@ func TestConfig(t *testing.T) {
 		_ = m.Close()
 	})
 	t.Run("BadValues", func(t *testing.T) {
-		for _, kv := range [][2]string{{"AOBA_RATE_SEARCH", "x"}, {"AOBA_TOKEN_TTL", "-1h"}, {"AOBA_COOKIE_SECURE", "maybe"}, {"AOBA_BODY_LIMIT", "0"}} {
+		for _, kv := range [][2]string{{"AOBA_RATE_SEARCH", "x"}, {"AOBA_TOKEN_TTL", "-1h"}, {"AOBA_COOKIE_SECURE", "maybe"}, {"AOBA_BODY_LIMIT", "0"},
+			{"AOBA_PING_INTERVAL", "500ms"}, {"AOBA_PING_INTERVAL", "6m"}, {"AOBA_PING_INTERVAL", "25"}} {
 			if err := main.NewMain().ParseEnv(func(k string) string {
 				if k == kv[0] {
 					return kv[1]
@@ -390,6 +392,35 @@ func TestConfig(t *testing.T) {
 		body, _ := io.ReadAll(res.Body)
 		if res.StatusCode != 200 || !contains(string(body), "heap profile") {
 			t.Fatalf("pprof heap: %d %.80s", res.StatusCode, body)
+		}
+	})
+	t.Run("PingInterval", func(t *testing.T) {
+		e := embeddedEnv(t)
+		e["AOBA_PING_INTERVAL"] = "1s"
+		s := startMain(t, e)
+		u := s.register(t, "alice")
+		c, _, err := s.dial(t, "?token="+u.Token, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hello aoba.Hello
+		if err := json.Unmarshal(readFrame(t, c, aoba.FrameHello).Data, &hello); err != nil || hello.Heartbeat != 1 {
+			t.Fatalf("hello heartbeat = %d (%v), want 1", hello.Heartbeat, err)
+		}
+		pinged := make(chan struct{}, 1)
+		c.SetPingHandler(func(string) error {
+			select {
+			case pinged <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+		// Pings are handled while reading; nothing else arrives.
+		go func() { _, _, _ = c.ReadMessage() }()
+		select {
+		case <-pinged:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping within 5 s at a 1 s interval")
 		}
 	})
 	t.Run("HeaderLimit", func(t *testing.T) {
