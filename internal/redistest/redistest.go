@@ -25,6 +25,12 @@ type Server struct {
 	tb   testing.TB
 	dir  string
 	port int
+	// args are the command line before the common options: empty for a
+	// plain server, the config file and --sentinel for a sentinel.
+	args []string
+	// extra are options appended after the common ones (cluster mode,
+	// replication).
+	extra []string
 
 	mu     sync.Mutex
 	proc   *os.Process
@@ -145,7 +151,7 @@ func (s *Server) start() error {
 	defer s.mu.Unlock()
 	logPath := filepath.Join(s.dir, "redis.log")
 	_ = os.Remove(logPath)
-	cmd := exec.Command(Binary,
+	args := append(append([]string(nil), s.args...),
 		"--port", fmt.Sprint(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -153,6 +159,7 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--logfile", logPath,
 	)
+	cmd := exec.Command(Binary, append(args, s.extra...)...)
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", Binary, err)
