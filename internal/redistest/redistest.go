@@ -46,10 +46,8 @@ func Start(tb testing.TB) *Server {
 	if _, err := os.Stat(Binary); err != nil {
 		tb.Skipf("redistest: %s is not installed: %v", Binary, err)
 	}
-	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb)}
-	if err := s.start(); err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
+	s := &Server{tb: tb, dir: tb.TempDir()}
+	startOnFreePorts(tb, s, "start", func() {})
 	tb.Cleanup(s.Stop)
 	return s
 }

@@ -40,20 +40,19 @@ func StartCluster(tb testing.TB) *Cluster {
 	c := &Cluster{tb: tb}
 	addrs := make([]string, 0, 6)
 	for i := 0; i < 6; i++ {
-		s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb)}
-		s.extra = []string{
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
-			"--cluster-node-timeout", fmt.Sprint(NodeTimeout.Milliseconds()),
-			// The bus port defaults to port+10000, which may not exist.
-			"--cluster-port", fmt.Sprint(freePort(tb)),
-			// A replica cut off from its master for a while may still
-			// take over: the tests kill masters right after start.
-			"--cluster-replica-validity-factor", "0",
-		}
-		if err := s.start(); err != nil {
-			tb.Fatalf("redistest: cluster node: %v", err)
-		}
+		s := &Server{tb: tb, dir: tb.TempDir()}
+		startOnFreePorts(tb, s, "cluster node", func() {
+			s.extra = []string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+				"--cluster-node-timeout", fmt.Sprint(NodeTimeout.Milliseconds()),
+				// The bus port defaults to port+10000, which may not exist.
+				"--cluster-port", fmt.Sprint(freePort(tb)),
+				// A replica cut off from its master for a while may still
+				// take over: the tests kill masters right after start.
+				"--cluster-replica-validity-factor", "0",
+			}
+		})
 		tb.Cleanup(s.Stop)
 		c.Nodes = append(c.Nodes, s)
 		addrs = append(addrs, s.Addr())
@@ -238,28 +237,26 @@ func StartSentinel(tb testing.TB) *Sentinel {
 	tb.Helper()
 	need(tb, Binary)
 	st := &Sentinel{tb: tb, Master: Start(tb)}
-	r := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb)}
+	r := &Server{tb: tb, dir: tb.TempDir()}
 	r.extra = []string{"--replicaof", "127.0.0.1", fmt.Sprint(st.Master.port)}
-	if err := r.start(); err != nil {
-		tb.Fatalf("redistest: replica: %v", err)
-	}
+	startOnFreePorts(tb, r, "replica", func() {})
 	tb.Cleanup(r.Stop)
 	st.Replica = r
 	for i := 0; i < 3; i++ {
-		s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb)}
+		s := &Server{tb: tb, dir: tb.TempDir()}
 		conf := filepath.Join(s.dir, "sentinel.conf")
+		s.args = []string{conf, "--sentinel"}
 		text := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 2\n"+
 			"sentinel down-after-milliseconds %s %d\n"+
 			"sentinel failover-timeout %s 5000\n"+
 			"sentinel parallel-syncs %s 1\n",
 			MasterName, st.Master.port, MasterName, NodeTimeout.Milliseconds(), MasterName, MasterName)
-		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			tb.Fatalf("redistest: write %s: %v", conf, err)
-		}
-		s.args = []string{conf, "--sentinel"}
-		if err := s.start(); err != nil {
-			tb.Fatalf("redistest: sentinel: %v", err)
-		}
+		startOnFreePorts(tb, s, "sentinel", func() {
+			// The sentinel rewrites its file: write it anew each try.
+			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+				tb.Fatalf("redistest: write %s: %v", conf, err)
+			}
+		})
 		tb.Cleanup(s.Stop)
 		st.Sentinels = append(st.Sentinels, s)
 	}
@@ -350,6 +347,24 @@ func (st *Sentinel) WaitFailover(old string, timeout time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	st.tb.Fatalf("redistest: the sentinels still name %s as master after %v", old, timeout)
+}
+
+// startOnFreePorts starts s on a free port, after prepare (which may pick
+// more ports), and tries again with other ports when one was taken between
+// the pick and the start (other processes on the machine run tests too).
+func startOnFreePorts(tb testing.TB, s *Server, what string, prepare func()) {
+	tb.Helper()
+	var err error
+	for try := 0; try < 5; try++ {
+		s.port = freePort(tb)
+		prepare()
+		if err = s.start(); err == nil || !strings.Contains(err.Error(), "already in use") {
+			break
+		}
+	}
+	if err != nil {
+		tb.Fatalf("redistest: %s: %v", what, err)
+	}
 }
 
 // running reports whether the server's process runs.
