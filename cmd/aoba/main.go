@@ -9,7 +9,13 @@
 //	AOBA_MONGO_URI          MongoDB connection string (empty: embedded SQLite store)
 //	AOBA_MONGO_DB           MongoDB database (aoba)
 //	AOBA_REDIS_URL          redis:// URL (empty: in-process broker, presence and limiter)
-//	AOBA_REDIS_PREFIX       prefix of every Redis key and channel (aoba:)
+//	AOBA_REDIS_PREFIX       prefix of every Redis key and channel (aoba:); no '{' or '}'
+//	AOBA_REDIS_SENTINELS    Sentinel host:port addresses, comma-separated (instead of AOBA_REDIS_URL)
+//	AOBA_REDIS_MASTER       name of the master the sentinels monitor; required with AOBA_REDIS_SENTINELS
+//	AOBA_REDIS_CLUSTER      Redis Cluster seed host:port addresses, comma-separated (instead of AOBA_REDIS_URL)
+//	AOBA_REDIS_USERNAME     ACL user of the Redis servers, with AOBA_REDIS_SENTINELS or AOBA_REDIS_CLUSTER
+//	AOBA_REDIS_PASSWORD     password of the Redis servers, with AOBA_REDIS_SENTINELS or AOBA_REDIS_CLUSTER
+//	AOBA_REDIS_SENTINEL_PASSWORD  password of the sentinels themselves
 //	AOBA_JWT_SECRET         HS256 secret, at least 32 bytes; required with MongoDB or Redis
 //	AOBA_TOKEN_TTL          session lifetime (24h)
 //	AOBA_DOMAIN             XMPP domain in user metadata (aoba.chat)
@@ -132,6 +138,9 @@ type Config struct {
 	WebhookURL    string
 	WebhookSecret string
 	WebhookQueue  int
+	// Redis is the Sentinel or Cluster deployment used instead of
+	// RedisURL (cmd/aoba/redis.go).
+	Redis RedisConfig
 }
 
 // DefaultConfig returns the configuration of the single-binary mode.
@@ -160,7 +169,7 @@ type Main struct {
 	ln       net.Listener
 	store    aoba.Store
 	sessions sessionCache
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	broker   aoba.Broker
 	presence aoba.PresenceRegistry
 	limiter  aoba.RateLimiter
@@ -327,7 +336,7 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_TRUSTED_PROXIES: %w", err)
 		}
 	}
-	return nil
+	return parseRedisEnv(c, getenv)
 }
 
 // checkOrigin returns an error saying why o is not an origin as browsers
@@ -364,7 +373,7 @@ func (c Config) embedded() bool { return c.MongoURI == "" }
 
 // mode names the deployment mode reported by /health.
 func (c Config) mode() string {
-	if c.embedded() && c.RedisURL == "" {
+	if c.embedded() && !c.redisEnabled() {
 		return "embedded"
 	}
 	return "scaled-out"
@@ -380,7 +389,7 @@ func (c Config) storeKind() string {
 
 // hubKind names where presence, limits and fan-out live, reported by /health.
 func (c Config) hubKind() string {
-	if c.RedisURL == "" {
+	if !c.redisEnabled() {
 		return "memory"
 	}
 	return "redis"
@@ -441,7 +450,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// and the Service, which need the hub first: the callbacks are
 	// registered below, once those exist.
 	pingers := map[string]aoba.Pinger{"store": m.store}
-	if c.RedisURL == "" {
+	if !c.redisEnabled() {
 		m.broker = hub.NewMemoryBroker()
 		m.presence = hub.NewMemoryPresence(hub.PresenceOptions{})
 		m.limiter = hub.NewMemoryRateLimiter()
@@ -450,11 +459,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.sockets = hub.NewMemorySockets()
 		log.Info("hub: in-process (single pod)")
 	} else {
-		opts, err := redis.ParseURL(c.RedisURL)
-		if err != nil {
-			return fmt.Errorf("AOBA_REDIS_URL: %w", err)
+		var addr string
+		if m.rdb, addr, err = newRedisClient(c); err != nil {
+			return err
 		}
-		m.rdb = redis.NewClient(opts)
 		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix)
 		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
 		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
@@ -462,7 +470,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.watches = hub.NewRedisWatches(m.rdb, c.RedisPrefix, c.MaxWatchedPerUser)
 		m.sockets = hub.NewRedisSockets(m.rdb, c.RedisPrefix)
 		pingers["redis"] = m.broker
-		log.Info("hub: Redis", "addr", opts.Addr, "prefix", c.RedisPrefix)
+		log.Info("hub: Redis", "topology", c.redisKind(), "addr", addr, "prefix", c.RedisPrefix)
 	}
 
 	// The webhook sender asks the Service whom to notify: its resolver is
