@@ -165,8 +165,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error
 func (s *Service) checkSession(ctx context.Context, c Claims) error {
 	v, err := s.sessions.Check(ctx, c)
 	if err != nil {
-		s.log.Warn("session cache check", "err", err)
-		return errSessionsUnavailable
+		// The cache is only a cache, and revocations are durable in the
+		// store: without it (Redis down) the store answers, slower.
+		s.log.Debug("session cache check failed; asking the store", "err", err)
+		v = SessionUnknown
 	}
 	switch v {
 	case SessionValid:

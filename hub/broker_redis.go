@@ -54,6 +54,9 @@ type RedisBroker struct {
 	readers sync.WaitGroup
 	done    chan struct{} // closed when Close has stopped every reading goroutine
 	stop    chan struct{} // closed by Close: ends reloadLoop
+
+	health    atomic.Pointer[RedisHealth] // set by WatchHealth
+	lastResub atomic.Int64                // unix ns of the last resubscription
 }
 
 // clusterReload is how often a sharded broker has its client reload the
@@ -215,8 +218,43 @@ func (b *RedisBroker) resubscribed(channel string) {
 	if !ok {
 		return
 	}
+	b.lastResub.Store(time.Now().UnixNano())
+	// Redis answers again on this connection: let the health watcher see
+	// it before the sockets reconnect, so that their pod publishes again
+	// (it fails fast while it believes Redis down).
+	if h := b.health.Load(); h != nil && !h.Up() {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		_ = h.Ping(ctx)
+		cancel()
+	}
 	metricResyncs.Inc()
 	b.handOver(topic, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})
+}
+
+// WatchHealth makes the broker work with h, the health watcher of its
+// client: when h sees Redis return after an outage that no resubscription
+// followed (the pub/sub connections held while commands failed, and the
+// publications of the outage were dropped), every subscribed topic is
+// handed a resync order, as after a resubscription.
+func (b *RedisBroker) WatchHealth(h *RedisHealth) {
+	if !b.health.CompareAndSwap(nil, h) {
+		panic("hub: RedisBroker.WatchHealth called twice")
+	}
+	h.OnRecover(func(since time.Time) {
+		if b.lastResub.Load() >= since.UnixNano() {
+			return
+		}
+		b.mu.Lock()
+		topics := make([]string, 0, len(b.topics))
+		for t := range b.topics {
+			topics = append(topics, t)
+		}
+		b.mu.Unlock()
+		for _, t := range topics {
+			metricResyncs.Inc()
+			b.handOver(t, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})
+		}
+	})
 }
 
 // wait registers a waiter for the confirmation of each channel.

@@ -170,6 +170,7 @@ type Main struct {
 	store    aoba.Store
 	sessions sessionCache
 	rdb      redis.UniversalClient
+	health   *hub.RedisHealth
 	broker   aoba.Broker
 	presence aoba.PresenceRegistry
 	limiter  aoba.RateLimiter
@@ -459,18 +460,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.sockets = hub.NewMemorySockets()
 		log.Info("hub: in-process (single pod)")
 	} else {
-		var addr string
-		if m.rdb, addr, err = newRedisClient(c); err != nil {
+		if err := m.openRedisHub(c, pingers); err != nil {
 			return err
 		}
-		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix)
-		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
-		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
-		m.sessions = hub.NewRedisSessions(m.rdb, c.RedisPrefix)
-		m.watches = hub.NewRedisWatches(m.rdb, c.RedisPrefix, c.MaxWatchedPerUser)
-		m.sockets = hub.NewRedisSockets(m.rdb, c.RedisPrefix)
-		pingers["redis"] = m.broker
-		log.Info("hub: Redis", "topology", c.redisKind(), "addr", addr, "prefix", c.RedisPrefix)
 	}
 
 	// The webhook sender asks the Service whom to notify: its resolver is
@@ -679,6 +671,9 @@ func (m *Main) close() error {
 	}
 	if cl, ok := m.sessions.(io.Closer); ok {
 		_ = cl.Close()
+	}
+	if m.health != nil {
+		m.health.Close()
 	}
 	if m.rdb != nil {
 		if err := m.rdb.Close(); err != nil {

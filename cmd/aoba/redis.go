@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aoba-chat/aoba"
 	"github.com/aoba-chat/aoba/api"
 	"github.com/aoba-chat/aoba/hub"
 )
@@ -143,4 +144,30 @@ func newRedisClient(c Config) (client redis.UniversalClient, addr string, err er
 		return nil, "", fmt.Errorf("AOBA_REDIS_URL: %w", err)
 	}
 	return redis.NewClient(opts), opts.Addr, nil
+}
+
+// openRedisHub builds the scaled-out hub on the configured Redis: the
+// broker, presence, session cache and limits, and the RedisHealth that
+// lets the pod serve degraded while Redis is down (rate limits fall back
+// to a per-pod limiter, /health says "degraded" and stays 200). It adds
+// the "redis" health check to pingers.
+func (m *Main) openRedisHub(c Config, pingers map[string]aoba.Pinger) error {
+	log := m.Logger
+	var addr string
+	var err error
+	if m.rdb, addr, err = newRedisClient(c); err != nil {
+		return err
+	}
+	m.health = hub.NewRedisHealth(m.rdb, log)
+	broker := hub.NewRedisBroker(m.rdb, c.RedisPrefix)
+	broker.WatchHealth(m.health)
+	m.broker = broker
+	m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
+	m.limiter = hub.NewFallbackLimiter(hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix), m.health, log)
+	m.sessions = hub.NewRedisSessions(m.rdb, c.RedisPrefix)
+	m.watches = hub.NewRedisWatches(m.rdb, c.RedisPrefix, c.MaxWatchedPerUser)
+	m.sockets = hub.NewRedisSockets(m.rdb, c.RedisPrefix)
+	pingers["redis"] = m.health
+	log.Info("hub: Redis", "topology", c.redisKind(), "addr", addr, "prefix", c.RedisPrefix)
+	return nil
 }
