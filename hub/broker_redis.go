@@ -46,7 +46,9 @@ type RedisBroker struct {
 	mu      sync.Mutex // serializes Subscribe, Unsubscribe and Close
 	topics  map[string]struct{}
 	pubsubs map[int]*redis.PubSub // by bucket (sharded), or the one connection at 0
-	closed  atomic.Bool
+	// bucketTopics counts the subscribed topics of each bucket (sharded).
+	bucketTopics map[int]int
+	closed       atomic.Bool
 
 	wmu     sync.Mutex
 	waiters map[string][]chan struct{} // by channel: Subscribe calls awaiting Redis's confirmation
@@ -84,14 +86,15 @@ const receiveBuffer = 1024
 // reached.
 func NewRedisBroker(client redis.UniversalClient, prefix string) *RedisBroker {
 	b := &RedisBroker{
-		client:  client,
-		prefix:  prefixOr(prefix),
-		sharded: isCluster(client),
-		topics:  make(map[string]struct{}),
-		pubsubs: make(map[int]*redis.PubSub),
-		waiters: make(map[string][]chan struct{}),
-		done:    make(chan struct{}),
-		stop:    make(chan struct{}),
+		client:       client,
+		prefix:       prefixOr(prefix),
+		sharded:      isCluster(client),
+		topics:       make(map[string]struct{}),
+		pubsubs:      make(map[int]*redis.PubSub),
+		bucketTopics: make(map[int]int),
+		waiters:      make(map[string][]chan struct{}),
+		done:         make(chan struct{}),
+		stop:         make(chan struct{}),
 	}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		b.readers.Add(1)
@@ -447,6 +450,7 @@ func (b *RedisBroker) subscribe(ctx context.Context, channels []string) error {
 			ps = b.client.SSubscribe(context.Background())
 			b.pubsubs[bk] = ps
 		}
+		b.bucketTopics[bk] += len(chans)
 		if err := ps.SSubscribe(ctx, chans...); err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -492,10 +496,24 @@ func (b *RedisBroker) Unsubscribe(ctx context.Context, topics ...string) error {
 	}
 	var firstErr error
 	for bk, chans := range b.byBucket(channels) {
-		if ps := b.pubsubs[bk]; ps != nil {
-			if err := ps.SUnsubscribe(ctx, chans...); err != nil && firstErr == nil {
-				firstErr = err
-			}
+		ps := b.pubsubs[bk]
+		if ps == nil {
+			continue
+		}
+		b.bucketTopics[bk] -= len(chans)
+		var err error
+		if b.bucketTopics[bk] <= 0 {
+			// An empty connection would reconnect to any node, where a
+			// later SSUBSCRIBE of the bucket would be refused (MOVED):
+			// close it, and open a new one when the bucket is used again.
+			delete(b.bucketTopics, bk)
+			delete(b.pubsubs, bk)
+			err = ps.Close()
+		} else {
+			err = ps.SUnsubscribe(ctx, chans...)
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	return redisError(firstErr, "message broker")

@@ -123,6 +123,29 @@ func TestRedisCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("BucketEmptiedAndUsedAgain", func(t *testing.T) {
+		// The last topic of a bucket leaves: its connection closes, and a
+		// new one opens, to the bucket's master, when a topic comes back.
+		ctx := context.Background()
+		b := hub.NewRedisBroker(newClient(t), redistest.Prefix(t))
+		rec := hubtest.NewRecorder()
+		b.RegisterDeliver(rec.Deliver)
+		defer b.Close()
+		topic := aoba.UserTopic("alice")
+		for i := 0; i < 2; i++ {
+			if err := b.Subscribe(ctx, topic); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(ctx, aoba.Publication{Topic: topic, Envelope: aoba.Envelope{Frame: []byte(fmt.Sprint(i))}}); err != nil {
+				t.Fatal(err)
+			}
+			rec.WaitFor(t, i+1, 5*time.Second)
+			if err := b.Unsubscribe(ctx, topic); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	t.Run("Failover", func(t *testing.T) {
 		testBrokerFailover(t, newClient, func(t *testing.T, channel string) {
 			m := c.MasterOf(channel)
