@@ -235,29 +235,51 @@ func (b *RedisBroker) resubscribed(channel string) {
 }
 
 // WatchHealth makes the broker work with h, the health watcher of its
-// client: when h sees Redis return after an outage that no resubscription
-// followed (the pub/sub connections held while commands failed, and the
-// publications of the outage were dropped), every subscribed topic is
-// handed a resync order, as after a resubscription.
+// client: when h sees one Redis (or Sentinel's master) return after an
+// outage that no resubscription followed (the pub/sub connection held
+// while commands failed fast, and the publications of the outage were
+// dropped), every subscribed topic is handed a resync order, as after a
+// resubscription.
 func (b *RedisBroker) WatchHealth(h *RedisHealth) {
 	if !b.health.CompareAndSwap(nil, h) {
 		panic("hub: RedisBroker.WatchHealth called twice")
 	}
 	h.OnRecover(func(since time.Time) {
-		if b.lastResub.Load() >= since.UnixNano() {
+		// On a Cluster nothing fails fast: a publication lost with a
+		// failed shard is covered by the resubscription of its buckets.
+		if !h.failFast {
 			return
 		}
-		b.mu.Lock()
-		topics := make([]string, 0, len(b.topics))
-		for t := range b.topics {
-			topics = append(topics, t)
-		}
-		b.mu.Unlock()
-		for _, t := range topics {
-			metricResyncs.Inc()
-			b.handOver(t, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})
-		}
+		go b.resyncUnlessResubscribed(since)
 	})
+}
+
+// resyncGrace is how long a broker waits, after Redis returns, for its
+// pub/sub connection to resubscribe (which hands out the resync orders)
+// before it hands them out itself.
+const resyncGrace = 5 * time.Second
+
+// resyncUnlessResubscribed hands every subscribed topic a resync order
+// unless a resubscription since `since` did, or does within resyncGrace.
+func (b *RedisBroker) resyncUnlessResubscribed(since time.Time) {
+	select {
+	case <-time.After(resyncGrace):
+	case <-b.stop:
+		return
+	}
+	if b.lastResub.Load() >= since.UnixNano() {
+		return
+	}
+	b.mu.Lock()
+	topics := make([]string, 0, len(b.topics))
+	for t := range b.topics {
+		topics = append(topics, t)
+	}
+	b.mu.Unlock()
+	for _, t := range topics {
+		metricResyncs.Inc()
+		b.handOver(t, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})
+	}
 }
 
 // wait registers a waiter for the confirmation of each channel.

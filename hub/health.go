@@ -112,10 +112,19 @@ func (h *RedisHealth) Degraded() string {
 	return "Redis is unreachable: messages are stored and acknowledged, but live delivery across pods, presence and WebSocket tickets wait for it to return; rate limits are per pod."
 }
 
-// Ping returns an EUNAVAILABLE error when Redis cannot be reached, and
-// records the answer.
+// Ping returns an EUNAVAILABLE error when Redis (on a Cluster, any
+// master) cannot be reached, and records the answer.
 func (h *RedisHealth) Ping(ctx context.Context) error {
-	err := h.client.Ping(withProbe(ctx)).Err()
+	ctx = withProbe(ctx)
+	var err error
+	if cc, ok := h.client.(*redis.ClusterClient); ok {
+		// Every shard must answer: a PING would go to any one node.
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.Ping(ctx).Err()
+		})
+	} else {
+		err = h.client.Ping(ctx).Err()
+	}
 	h.record(err)
 	return redisError(err, "message broker")
 }

@@ -184,7 +184,11 @@ func testBrokerFailover(t *testing.T, newClient func(t testing.TB) redis.Univers
 	pub := hub.NewRedisBroker(newClient(t), prefix)
 	pub.RegisterDeliver(func(string, aoba.Envelope) {})
 	defer pub.Close()
-	sub := hub.NewRedisBroker(newClient(t), prefix)
+	subClient := newClient(t)
+	health := hub.NewRedisHealth(subClient, nil)
+	defer health.Close()
+	sub := hub.NewRedisBroker(subClient, prefix)
+	sub.WatchHealth(health)
 	rec := hubtest.NewRecorder()
 	sub.RegisterDeliver(rec.Deliver)
 	defer sub.Close()
@@ -224,6 +228,20 @@ func testBrokerFailover(t *testing.T, newClient func(t testing.TB) redis.Univers
 				heard[d.Topic] = true
 			}
 		}
+	}
+	// The health watcher sees the outage end too (on a Cluster, once the
+	// slot map names the new master).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := health.Ping(pctx)
+		cancel()
+		if err == nil && health.Up() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health after the failover: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	resync := map[string]int{}
 	for _, d := range rec.All() {
