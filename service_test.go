@@ -37,6 +37,7 @@ type serviceOptions struct {
 	loginFailures int
 	presence      hub.PresenceOptions
 	offline       aoba.OfflineNotifier
+	sessions      aoba.SessionCache
 }
 
 // serviceOption changes one setting of newService.
@@ -51,6 +52,12 @@ func withLoginFailures(n int) serviceOption {
 // say).
 func withPresence(p hub.PresenceOptions) serviceOption {
 	return func(o *serviceOptions) { o.presence = p }
+}
+
+// withSessions sets the Service's SessionCache (the tickets stay in
+// memory).
+func withSessions(c aoba.SessionCache) serviceOption {
+	return func(o *serviceOptions) { o.sessions = c }
 }
 
 // withOffline sets the Service's OfflineNotifier.
@@ -92,8 +99,12 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 	ts.Presence = hub.NewMemoryPresence(o.presence)
 	t.Cleanup(func() { _ = ts.Presence.Close() })
 	sessions := hub.NewMemorySessions()
+	var cache aoba.SessionCache = sessions
+	if o.sessions != nil {
+		cache = o.sessions
+	}
 	ts.Service = aoba.NewService(aoba.ServiceConfig{
-		Store: store, Broker: ts.Broker, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
+		Store: store, Broker: ts.Broker, Presence: ts.Presence, Sessions: cache, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
 		Offline: o.offline,
 	})
