@@ -225,10 +225,8 @@ func (b *RedisBroker) resubscribed(channel string) {
 	// Redis answers again on this connection: let the health watcher see
 	// it before the sockets reconnect, so that their pod publishes again
 	// (it fails fast while it believes Redis down).
-	if h := b.health.Load(); h != nil && !h.Up() {
-		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-		_ = h.Ping(ctx)
-		cancel()
+	if h := b.health.Load(); h != nil {
+		h.alive()
 	}
 	metricResyncs.Inc()
 	b.handOver(topic, aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}})

@@ -53,8 +53,9 @@ type RedisHealth struct {
 	log      *slog.Logger
 	failFast bool
 
-	down   atomic.Bool
-	outage atomic.Uint64 // number of the current or last outage
+	down      atomic.Bool
+	outage    atomic.Uint64 // number of the current or last outage
+	lastAlive atomic.Int64  // unix ns: Redis answered elsewhere (alive)
 
 	mu        sync.Mutex
 	since     time.Time // start of the current outage
@@ -116,6 +117,7 @@ func (h *RedisHealth) Degraded() string {
 // master) cannot be reached, and records the answer.
 func (h *RedisHealth) Ping(ctx context.Context) error {
 	ctx = withProbe(ctx)
+	start := time.Now()
 	var err error
 	if cc, ok := h.client.(*redis.ClusterClient); ok {
 		// Every shard must answer: a PING would go to any one node.
@@ -125,8 +127,22 @@ func (h *RedisHealth) Ping(ctx context.Context) error {
 	} else {
 		err = h.client.Ping(ctx).Err()
 	}
-	h.record(err)
+	h.record(err, start)
 	return redisError(err, "message broker")
+}
+
+// alive records that Redis answered on another connection (the broker's
+// pub/sub resubscribed): a probe that began before and fails afterwards
+// is stale and starts no outage; while Redis is believed down, it probes
+// at once, so that the pod stops failing fast before its sockets, told to
+// resync, come back.
+func (h *RedisHealth) alive() {
+	h.lastAlive.Store(time.Now().UnixNano())
+	if h.down.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		_ = h.Ping(ctx)
+		cancel()
+	}
 }
 
 // OnRecover registers fn to run, on the goroutine that saw it, each time
@@ -187,7 +203,7 @@ func (h *RedisHealth) failed(err error) {
 
 // record notes the outcome of a probe: no answer within the probe's time
 // starts an outage, a success ends one.
-func (h *RedisHealth) record(err error) {
+func (h *RedisHealth) record(err error, start time.Time) {
 	if err == nil {
 		if h.down.Load() {
 			h.recovered()
@@ -197,6 +213,10 @@ func (h *RedisHealth) record(err error) {
 	var rerr redis.Error
 	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || h.down.Load() {
 		return // Redis answered (an error reply), or the caller gave up
+	}
+	if h.lastAlive.Load() > start.UnixNano() {
+		h.failed(err) // stale: probe again
+		return
 	}
 	h.mu.Lock()
 	if h.down.Load() {
