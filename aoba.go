@@ -36,6 +36,18 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// DegradedReporter is implemented by a backing service that the pod can
+// serve without, degraded (Redis, when the store is up): a health check
+// whose Pinger also implements it reports "degraded" rather than
+// "unavailable" when its Ping fails, and the pod stays ready, since taking
+// every pod out of the load balancer at once would turn a partial outage
+// into a full one.
+type DegradedReporter interface {
+	// Degraded returns what the pod cannot do while the service is
+	// unreachable (safe to show), or "" while it is reachable.
+	Degraded() string
+}
+
 // Store is the whole persistence layer: users, groups, memberships,
 // invitations, message history, the events of GET /api/sync and blocks.
 // mongostore and the embedded store implement it.

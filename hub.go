@@ -87,8 +87,11 @@ type DeliverFunc func(topic string, env Envelope)
 // per topic while the connection to the broker holds; clients recover what a
 // broker outage lost from message history (the after cursor), never from the
 // broker. So that a client learns it may have missed something, a broker
-// that resubscribes after losing its connection delivers, on each user
-// topic it holds and on DirectoryTopic, a CloseOrder with CloseResync. The in-process broker
+// that resubscribes after losing its connection delivers, on each topic
+// that connection held, a CloseOrder with CloseResync: the pod closes the
+// sockets that follow the topic (its user's, its group's members', its
+// user's presence watchers), and on DirectoryTopic the Service empties the
+// cache that topic keeps fresh. The in-process broker
 // serves the single-binary mode, the Redis one many pods.
 type Broker interface {
 	// RegisterDeliver sets the function that receives the envelopes of the

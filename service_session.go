@@ -169,9 +169,14 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Claims, error
 // current token, reading the store (and filling the cache) on a cache miss.
 func (s *Service) checkSession(ctx context.Context, c Claims) error {
 	v, err := s.sessions.Check(ctx, c)
-	if err != nil {
-		s.log.Warn("session cache check", "err", err)
-		return errSessionsUnavailable
+	cacheDown := err != nil
+	if cacheDown {
+		// The cache is only a cache, and revocations are durable in the
+		// store: without it (Redis down) the store answers, slower. Every
+		// request then reads the store, so it writes nothing more there
+		// (no LastSeenAt) and tries no cache fill.
+		s.log.Debug("session cache check failed; asking the store", "err", err)
+		v = SessionUnknown
 	}
 	switch v {
 	case SessionValid:
@@ -201,11 +206,13 @@ func (s *Service) checkSession(ctx context.Context, c Claims) error {
 	} else if u.DisabledAt != nil {
 		return errDisabledSession
 	}
-	if err := s.sessions.Remember(ctx, sess.ID, sess.TokenID, minTime(sess.ExpiresAt, now.Add(sessionCacheTTL))); err != nil {
-		s.log.Warn("cache session", "err", err)
-	}
-	if err := s.store.TouchSession(ctx, sess.ID, Now()); err != nil {
-		s.log.Warn("touch session", "err", err)
+	if !cacheDown {
+		if err := s.sessions.Remember(ctx, sess.ID, sess.TokenID, minTime(sess.ExpiresAt, now.Add(sessionCacheTTL))); err != nil {
+			s.log.Warn("cache session", "err", err)
+		}
+		if err := s.store.TouchSession(ctx, sess.ID, Now()); err != nil {
+			s.log.Warn("touch session", "err", err)
+		}
 	}
 	if sess.TokenID != c.TokenID {
 		return errRevoked

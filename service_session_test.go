@@ -192,3 +192,43 @@ func TestService_EndSessions(t *testing.T) {
 		}
 	})
 }
+
+// downCache is a SessionCache that cannot be reached, as the Redis one
+// while Redis is down.
+type downCache struct{}
+
+func errDown() error {
+	return aoba.Errorf(aoba.EUNAVAILABLE, "The session service is temporarily unavailable.")
+}
+
+func (downCache) Check(context.Context, aoba.Claims) (aoba.SessionVerdict, error) {
+	return aoba.SessionUnknown, errDown()
+}
+func (downCache) Remember(context.Context, string, string, time.Time) error { return errDown() }
+func (downCache) Rotate(context.Context, string, string, time.Time) error   { return errDown() }
+func (downCache) RevokeSession(context.Context, string, time.Time) error    { return errDown() }
+func (downCache) RevokeUserSessions(context.Context, string, time.Time, string, time.Duration) error {
+	return errDown()
+}
+
+// TestAuthenticateWithoutSessionCache: with the session cache unreachable,
+// authentication reads the store, which still refuses a revoked session
+// and an unknown one.
+func TestAuthenticateWithoutSessionCache(t *testing.T) {
+	ts := newService(t, withSessions(downCache{}))
+	ctx := context.Background()
+	alice := ts.MustRegister(t, "alice")
+	if _, err := ts.Authenticate(ctx, alice.Token); err != nil {
+		t.Fatalf("authenticate with the cache down: %v", err)
+	}
+	other := ts.MustLogin(t, "alice")
+	if err := ts.Store.RevokeSession(ctx, other.SessionID, aoba.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Authenticate(ctx, other.Token); aoba.ErrorCode(err) != aoba.EUNAUTHORIZED {
+		t.Fatalf("authenticate a revoked session with the cache down: %v, want %s", err, aoba.EUNAUTHORIZED)
+	}
+	if _, err := ts.Authenticate(ctx, alice.Token); err != nil {
+		t.Fatalf("the other session still authenticates: %v", err)
+	}
+}

@@ -41,6 +41,7 @@ type serviceOptions struct {
 	offline       aoba.OfflineNotifier
 	members       bool
 	wrapStore     func(aoba.Store) aoba.Store
+	sessions      aoba.SessionCache
 }
 
 // serviceOption changes one setting of newService.
@@ -66,6 +67,12 @@ func withCachedMemberships() serviceOption {
 // count its calls, say); TestService.Store stays the store.
 func withStore(wrap func(aoba.Store) aoba.Store) serviceOption {
 	return func(o *serviceOptions) { o.wrapStore = wrap }
+}
+
+// withSessions sets the Service's SessionCache (the tickets stay in
+// memory).
+func withSessions(c aoba.SessionCache) serviceOption {
+	return func(o *serviceOptions) { o.sessions = c }
 }
 
 // withOffline sets the Service's OfflineNotifier.
@@ -107,8 +114,12 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 	ts.Presence = hub.NewMemoryPresence(o.presence)
 	t.Cleanup(func() { _ = ts.Presence.Close() })
 	sessions := hub.NewMemorySessions()
+	var cache aoba.SessionCache = sessions
+	if o.sessions != nil {
+		cache = o.sessions
+	}
 	ts.cfg = aoba.ServiceConfig{
-		Store: store, Broker: ts.Broker, CacheMemberships: o.members, Presence: ts.Presence, Sessions: sessions, Tickets: sessions,
+		Store: store, Broker: ts.Broker, CacheMemberships: o.members, Presence: ts.Presence, Sessions: cache, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
 		Offline: o.offline, Sockets: ts.Sockets,
 	}

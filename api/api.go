@@ -535,9 +535,19 @@ func (s *Server) health(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
 	checks := make(map[string]string, len(s.pingers))
-	ok := true
+	ok, degraded := true, false
 	for name, p := range s.pingers {
 		if err := p.Ping(ctx); err != nil {
+			// A service the pod serves without degrades it (still 200).
+			if d, soft := p.(aoba.DegradedReporter); soft {
+				degraded = true
+				checks[name] = "degraded"
+				if reason := d.Degraded(); reason != "" {
+					checks[name] = "degraded: " + reason
+				}
+				s.log.Warn("health check degraded", "check", name, "err", err)
+				continue
+			}
 			ok = false
 			// A domain error's message is safe to show; a raw driver
 			// error may name internal addresses, so it goes to the log.
@@ -561,6 +571,8 @@ func (s *Server) health(c *fiber.Ctx) error {
 	if !ok {
 		body["status"] = "unavailable"
 		c.Status(fiber.StatusServiceUnavailable)
+	} else if degraded {
+		body["status"] = "degraded"
 	}
 	return c.JSON(body)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/aoba-chat/aoba"
 	"github.com/aoba-chat/aoba/hub"
 	"github.com/aoba-chat/aoba/internal/redistest"
@@ -92,6 +94,13 @@ func BenchmarkPublish500(b *testing.B) {
 	b.Run("Memory", func(b *testing.B) { run(b, hub.NewMemoryBroker()) })
 	b.Run("Redis", func(b *testing.B) {
 		client := newClient(b, redistest.Shared(b))
+		run(b, hub.NewRedisBroker(client, redistest.Prefix(b)))
+	})
+	// SPUBLISH to a 3-master Cluster: the pipeline splits per master.
+	b.Run("Cluster", func(b *testing.B) {
+		c := redistest.StartCluster(b)
+		client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+		defer client.Close()
 		run(b, hub.NewRedisBroker(client, redistest.Prefix(b)))
 	})
 }

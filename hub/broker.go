@@ -11,8 +11,16 @@
 //
 // Every Redis key and channel starts with a configurable prefix (DefaultPrefix
 // when empty), so that several deployments, or several tests, can share one
-// Redis. The Redis implementations never close the *redis.Client they are
-// given: the caller owns it and closes it after them.
+// Redis. The Redis implementations never close the redis.UniversalClient
+// they are given: the caller owns it and closes it after them.
+//
+// The client may be one Redis (*redis.Client), a Sentinel-managed master
+// (*redis.Client from redis.NewFailoverClient) or a Redis Cluster
+// (*redis.ClusterClient). On a Cluster every Lua script and multi-key
+// command keeps its keys in one slot with hash tags, and the broker uses
+// sharded pub/sub (SPUBLISH, SSUBSCRIBE) so that fan-out capacity grows
+// with the shards. A key prefix must therefore not contain '{' or '}'
+// (CheckPrefix).
 package hub
 
 import (
@@ -20,7 +28,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -31,6 +41,23 @@ import (
 // DefaultPrefix is the prefix of every Redis key and channel when the
 // constructor is given an empty one.
 const DefaultPrefix = "aoba:"
+
+// CheckPrefix returns an error for a key prefix that holds '{' or '}': on a
+// Cluster, the hub's keys place their own hash tags after the prefix, and a
+// brace in it would move every key to one slot or split what must share
+// one.
+func CheckPrefix(prefix string) error {
+	if strings.ContainsAny(prefix, "{}") {
+		return fmt.Errorf("must not contain '{' or '}' (Redis Cluster hash tags), got %q", prefix)
+	}
+	return nil
+}
+
+// isCluster reports whether client talks to a Redis Cluster.
+func isCluster(client redis.UniversalClient) bool {
+	_, ok := client.(*redis.ClusterClient)
+	return ok
+}
 
 func prefixOr(prefix string) string {
 	if prefix == "" {
@@ -82,7 +109,8 @@ var (
 // not registered anywhere: the server registers them on its registry. It
 // never fails.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricPublications, metricPublishFailures, metricDeliveries, metricDecodeFailures, metricResyncs}
+	return []prometheus.Collector{metricPublications, metricPublishFailures, metricDeliveries, metricDecodeFailures, metricResyncs,
+		metricRedisUp, metricRedisOutages, metricRateFallbacks}
 }
 
 // Envelope wire format on Redis, chosen so that the frame, already JSON,

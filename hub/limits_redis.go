@@ -32,7 +32,7 @@ const LimitsTTL = 24 * time.Hour
 // LimitsTTL are forgotten, and the user may then watch up to the limit
 // again on top of them.
 type RedisWatches struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	limit  int
 }
@@ -41,7 +41,7 @@ type RedisWatches struct {
 // prefix (DefaultPrefix when empty) that lets a user watch at most limit
 // distinct users (aoba.MaxWatchedPerUser when limit is not positive). It
 // never fails: Redis errors surface from the methods.
-func NewRedisWatches(client *redis.Client, prefix string, limit int) *RedisWatches {
+func NewRedisWatches(client redis.UniversalClient, prefix string, limit int) *RedisWatches {
 	if limit <= 0 {
 		limit = aoba.MaxWatchedPerUser
 	}
@@ -132,14 +132,14 @@ func (w *RedisWatches) Unwatch(ctx context.Context, userID string, watchedIDs []
 // opened; until then a live socket older than them may be closed while
 // they are kept, so a user may briefly hold fewer sockets than the limit.
 type RedisSockets struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 }
 
 // NewRedisSockets returns a RedisSockets on client with keys starting with
 // prefix (DefaultPrefix when empty). It never fails: Redis errors surface
 // from the methods.
-func NewRedisSockets(client *redis.Client, prefix string) *RedisSockets {
+func NewRedisSockets(client redis.UniversalClient, prefix string) *RedisSockets {
 	return &RedisSockets{client: client, prefix: prefixOr(prefix)}
 }
 

@@ -24,6 +24,12 @@ var _ aoba.PresenceRegistry = (*RedisPresence)(nil)
 //	                     expiry of their connections
 //	presence:seen        hash userID -> lastSeen (unix ms), persistent
 //
+// On a Redis Cluster the users are spread over PresenceBuckets buckets, and
+// each key carries its bucket's hash tag after "presence:" (for instance
+// "presence:{p7}:users" and "presence:{p7}:c:<userID>"), so that every
+// script finds its keys in one slot while the buckets spread over the
+// shards.
+//
 // A pod refreshes the expiry of its open connections every
 // HeartbeatInterval to now+TTL; Disconnect sets it to now+Grace. Every pod
 // sweeps every SweepInterval: one script per user whose highest expiry
@@ -33,11 +39,12 @@ var _ aoba.PresenceRegistry = (*RedisPresence)(nil)
 // user's first connection arrives. Expiries use the pods' clocks, which
 // must agree to well within Grace.
 type RedisPresence struct {
-	client *redis.Client
-	prefix string
-	podID  string
-	opts   PresenceOptions
-	emit   *emitter
+	client  redis.UniversalClient
+	prefix  string
+	podID   string
+	buckets int // 1 (no hash tags) unless on a Cluster
+	opts    PresenceOptions
+	emit    *emitter
 
 	mu     sync.Mutex
 	conns  map[string]string // connID -> userID, this pod's open connections
@@ -53,16 +60,20 @@ type RedisPresence struct {
 // changes this pod detects go to the function RegisterChangeHandler sets,
 // and are dropped until then. It never fails: Redis errors surface from
 // the methods.
-func NewRedisPresence(client *redis.Client, prefix, podID string, opts PresenceOptions) *RedisPresence {
+func NewRedisPresence(client redis.UniversalClient, prefix, podID string, opts PresenceOptions) *RedisPresence {
 	p := &RedisPresence{
-		client: client,
-		prefix: prefixOr(prefix),
-		podID:  podID,
-		opts:   opts.withDefaults(),
-		emit:   newEmitter(),
-		conns:  make(map[string]string),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		client:  client,
+		prefix:  prefixOr(prefix),
+		podID:   podID,
+		buckets: 1,
+		opts:    opts.withDefaults(),
+		emit:    newEmitter(),
+		conns:   make(map[string]string),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if isCluster(client) {
+		p.buckets = PresenceBuckets
 	}
 	go p.run()
 	return p
@@ -73,9 +84,33 @@ func NewRedisPresence(client *redis.Client, prefix, podID string, opts PresenceO
 // panics when called twice or with nil.
 func (p *RedisPresence) RegisterChangeHandler(fn aoba.PresenceChangeFunc) { p.emit.register(fn) }
 
-func (p *RedisPresence) connsKey(userID string) string { return p.prefix + "presence:c:" + userID }
-func (p *RedisPresence) usersKey() string              { return p.prefix + "presence:users" }
-func (p *RedisPresence) seenKey() string               { return p.prefix + "presence:seen" }
+// PresenceBuckets is the number of hash-tagged buckets among which the
+// presence keys of a Cluster are spread.
+const PresenceBuckets = 16
+
+// bucketOf returns the bucket of userID.
+func (p *RedisPresence) bucketOf(userID string) int {
+	if p.buckets == 1 {
+		return 0
+	}
+	return bucket(userID) % p.buckets
+}
+
+// keys returns the prefix of the keys of bucket b.
+func (p *RedisPresence) keys(b int) string {
+	if p.buckets == 1 {
+		return p.prefix + "presence:"
+	}
+	return p.prefix + "presence:{p" + strconv.Itoa(b) + "}:"
+}
+
+func (p *RedisPresence) connsKey(userID string) string {
+	return p.keys(p.bucketOf(userID)) + "c:" + userID
+}
+
+// usersKey and seenKey return the keys of the bucket of userID.
+func (p *RedisPresence) usersKey(userID string) string { return p.keys(p.bucketOf(userID)) + "users" }
+func (p *RedisPresence) seenKey(userID string) string  { return p.keys(p.bucketOf(userID)) + "seen" }
 func (p *RedisPresence) member(connID string) string   { return p.podID + "/" + connID }
 
 func unixMs(t time.Time) int64 { return t.UnixMilli() }
@@ -163,7 +198,7 @@ func (p *RedisPresence) Connect(ctx context.Context, userID, connID string) erro
 func (p *RedisPresence) connect(ctx context.Context, userID, connID string) error {
 	now := time.Now()
 	wentOnline, err := connectScript.Run(ctx, p.client,
-		[]string{p.connsKey(userID), p.usersKey()},
+		[]string{p.connsKey(userID), p.usersKey(userID)},
 		p.member(connID), unixMs(now), unixMs(now.Add(p.opts.TTL)), userID,
 	).Int()
 	if err != nil {
@@ -190,7 +225,7 @@ func (p *RedisPresence) Disconnect(ctx context.Context, userID, connID string) e
 	p.mu.Unlock()
 	now := time.Now()
 	err := disconnectScript.Run(ctx, p.client,
-		[]string{p.connsKey(userID), p.usersKey(), p.seenKey()},
+		[]string{p.connsKey(userID), p.usersKey(userID), p.seenKey(userID)},
 		p.member(connID), unixMs(now), unixMs(now.Add(p.opts.Grace)), userID,
 	).Err()
 	return redisError(err, "presence service")
@@ -210,33 +245,49 @@ func (p *RedisPresence) FindPresence(ctx context.Context, userIDs []string) (map
 	if len(userIDs) == 0 {
 		return m, nil
 	}
-	var scores *redis.FloatSliceCmd
-	var seen *redis.SliceCmd
+	// One ZMSCORE and one HMGET per bucket, in one round trip.
+	type bucketCmds struct {
+		ids    []string
+		scores *redis.FloatSliceCmd
+		seen   *redis.SliceCmd
+	}
+	groups := make(map[int]*bucketCmds)
+	for _, id := range userIDs {
+		b := p.bucketOf(id)
+		if groups[b] == nil {
+			groups[b] = &bucketCmds{}
+		}
+		groups[b].ids = append(groups[b].ids, id)
+	}
 	_, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		scores = pipe.ZMScore(ctx, p.usersKey(), userIDs...)
-		seen = pipe.HMGet(ctx, p.seenKey(), userIDs...)
+		for _, g := range groups {
+			g.scores = pipe.ZMScore(ctx, p.usersKey(g.ids[0]), g.ids...)
+			g.seen = pipe.HMGet(ctx, p.seenKey(g.ids[0]), g.ids...)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, redisError(err, "presence service")
 	}
-	// ZMSCORE answers nil for absent members, which go-redis reads as 0.
-	onlineScores := scores.Val()
-	seenVals := seen.Val()
-	for i, id := range userIDs {
-		pr := aoba.Presence{UserID: id, Status: aoba.StatusOffline}
-		if i < len(onlineScores) && onlineScores[i] != 0 {
-			pr.Status = aoba.StatusOnline
-		}
-		if i < len(seenVals) {
-			if s, ok := seenVals[i].(string); ok {
-				if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-					t := time.UnixMilli(ms).UTC()
-					pr.LastSeen = &t
+	for _, g := range groups {
+		// ZMSCORE answers nil for absent members, which go-redis reads as 0.
+		onlineScores := g.scores.Val()
+		seenVals := g.seen.Val()
+		for i, id := range g.ids {
+			pr := aoba.Presence{UserID: id, Status: aoba.StatusOffline}
+			if i < len(onlineScores) && onlineScores[i] != 0 {
+				pr.Status = aoba.StatusOnline
+			}
+			if i < len(seenVals) {
+				if s, ok := seenVals[i].(string); ok {
+					if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+						t := time.UnixMilli(ms).UTC()
+						pr.LastSeen = &t
+					}
 				}
 			}
+			m[id] = pr
 		}
-		m[id] = pr
 	}
 	return m, nil
 }
@@ -322,7 +373,7 @@ func (p *RedisPresence) heartbeat(ctx context.Context) error {
 			cmd := pipe.ZAddArgs(ctx, p.connsKey(userID), redis.ZAddArgs{
 				XX: true, Ch: true, Members: []redis.Z{{Score: exp, Member: p.member(connID)}},
 			})
-			pipe.ZAddArgs(ctx, p.usersKey(), redis.ZAddArgs{
+			pipe.ZAddArgs(ctx, p.usersKey(userID), redis.ZAddArgs{
 				XX: true, GT: true, Members: []redis.Z{{Score: exp, Member: userID}},
 			})
 			list = append(list, pending{userID, connID, cmd})
@@ -350,25 +401,35 @@ func (p *RedisPresence) heartbeat(ctx context.Context) error {
 	return firstErr
 }
 
-// sweepBatch is the most users one sweep round looks at.
+// sweepBatch is the most users one sweep round looks at per bucket.
 const sweepBatch = 1000
 
 // sweep runs the sweep script, pipelined, for every user whose highest
 // expiry passed, and emits the offline events it reports.
 func (p *RedisPresence) sweep(ctx context.Context) error {
 	now := time.Now()
-	due, err := p.client.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: p.usersKey(), Start: "-inf", Stop: strconv.FormatInt(unixMs(now), 10),
-		ByScore: true, Count: sweepBatch,
-	}).Result()
+	ranges := make([]*redis.StringSliceCmd, p.buckets)
+	_, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for b := range ranges {
+			ranges[b] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{
+				Key: p.keys(b) + "users", Start: "-inf", Stop: strconv.FormatInt(unixMs(now), 10),
+				ByScore: true, Count: sweepBatch,
+			})
+		}
+		return nil
+	})
 	if err != nil {
 		return redisError(err, "presence service")
+	}
+	var due []string
+	for _, r := range ranges {
+		due = append(due, r.Val()...)
 	}
 	if len(due) == 0 {
 		return nil
 	}
 	cmds, err := runScriptPipelined(ctx, p.client, sweepScript, len(due), func(i int) ([]string, []any) {
-		return []string{p.connsKey(due[i]), p.usersKey(), p.seenKey()},
+		return []string{p.connsKey(due[i]), p.usersKey(due[i]), p.seenKey(due[i])},
 			[]any{due[i], unixMs(now), p.opts.Grace.Milliseconds()}
 	})
 	// Even when some calls failed, those that ran must report their users.
@@ -384,7 +445,7 @@ func (p *RedisPresence) sweep(ctx context.Context) error {
 // and arguments that args returns for each call. When Redis lost its
 // scripts (a restart), it loads the script and tries once more. On other
 // failures it returns the commands too, since some may have run.
-func runScriptPipelined(ctx context.Context, client *redis.Client, script *redis.Script, n int, args func(i int) ([]string, []any)) ([]*redis.Cmd, error) {
+func runScriptPipelined(ctx context.Context, client redis.UniversalClient, script *redis.Script, n int, args func(i int) ([]string, []any)) ([]*redis.Cmd, error) {
 	for attempt := 0; ; attempt++ {
 		cmds := make([]*redis.Cmd, n)
 		_, err := client.Pipelined(ctx, func(pipe redis.Pipeliner) error {

@@ -20,7 +20,7 @@ var _ aoba.RateLimiter = (*RedisRateLimiter)(nil)
 // Lua script per request. Times come from the Redis server's clock, so
 // pods with skewed clocks share one window.
 type RedisRateLimiter struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	id     string // makes this instance's set members unique among pods
 	seq    atomic.Uint64
@@ -71,7 +71,7 @@ return {count, oldest, now}
 
 // NewRedisRateLimiter returns a RedisRateLimiter on client with keys
 // starting with prefix (DefaultPrefix when empty). It never fails.
-func NewRedisRateLimiter(client *redis.Client, prefix string) *RedisRateLimiter {
+func NewRedisRateLimiter(client redis.UniversalClient, prefix string) *RedisRateLimiter {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return &RedisRateLimiter{client: client, prefix: prefixOr(prefix), id: hex.EncodeToString(b[:])}

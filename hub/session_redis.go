@@ -21,18 +21,19 @@ var (
 // it was written with; "revoked:u:<userID>" holds a user's cutoff,
 // "<before ms>|<keep session>", for the token lifetime; "ticket:<ticket>"
 // holds the ticket's claims as compact JSON until the ticket expires. Check
-// reads the session and user keys with one MGET. Everything it holds may
+// reads the session and user keys in one round trip. Everything it holds may
 // be lost (a Redis restart): Check then answers SessionUnknown and the
 // caller reads the store again.
 type RedisSessions struct {
-	client *redis.Client
-	prefix string
+	client  redis.UniversalClient
+	prefix  string
+	cluster bool
 }
 
 // NewRedisSessions returns a RedisSessions on client with keys starting
 // with prefix (DefaultPrefix when empty). It never fails.
-func NewRedisSessions(client *redis.Client, prefix string) *RedisSessions {
-	return &RedisSessions{client: client, prefix: prefixOr(prefix)}
+func NewRedisSessions(client redis.UniversalClient, prefix string) *RedisSessions {
+	return &RedisSessions{client: client, prefix: prefixOr(prefix), cluster: isCluster(client)}
 }
 
 func (r *RedisSessions) sessionKey(id string) string { return r.prefix + "sess:" + id }
@@ -45,17 +46,45 @@ func (r *RedisSessions) ticketKey(t string) string   { return r.prefix + "ticket
 // when nothing is cached. It returns an EUNAVAILABLE error when Redis
 // cannot be reached, so that callers can fail closed.
 func (r *RedisSessions) Check(ctx context.Context, c aoba.Claims) (aoba.SessionVerdict, error) {
-	vals, err := r.client.MGet(ctx, r.sessionKey(c.SessionID), r.userKey(c.UserID)).Result()
+	sess, user, err := r.get2(ctx, r.sessionKey(c.SessionID), r.userKey(c.UserID))
 	if err != nil {
 		return aoba.SessionUnknown, redisError(err, "session service")
 	}
-	if s, ok := vals[1].(string); ok {
+	if s, ok := user.(string); ok {
 		if u, ok := decodeCutoff(s); ok && u.revokes(c) {
 			return aoba.SessionRevoked, nil
 		}
 	}
-	s, ok := vals[0].(string)
+	s, ok := sess.(string)
 	return sessionVerdict(s, ok, c), nil
+}
+
+// get2 reads two keys in one round trip: one MGET, or on a Cluster, where
+// they may live on two shards, two pipelined GETs. A missing key reads as
+// nil.
+func (r *RedisSessions) get2(ctx context.Context, a, b string) (any, any, error) {
+	if !r.cluster {
+		vals, err := r.client.MGet(ctx, a, b).Result()
+		if err != nil {
+			return nil, nil, err
+		}
+		return vals[0], vals[1], nil
+	}
+	var ca, cb *redis.StringCmd
+	_, err := r.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		ca, cb = pipe.Get(ctx, a), pipe.Get(ctx, b)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, err
+	}
+	val := func(c *redis.StringCmd) any {
+		if s, err := c.Result(); err == nil {
+			return s
+		}
+		return nil
+	}
+	return val(ca), val(cb), nil
 }
 
 // Remember caches tokenID as the current token of sessionID until `until`

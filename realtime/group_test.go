@@ -329,3 +329,46 @@ func TestJoinAppliedBeforeEvent(t *testing.T) {
 	}
 	expectMessage(t, *sent, map[string]*client{"xavier": x})
 }
+
+// TestResyncClosesFollowers: a broker that resubscribes a group or
+// presence topic hands it a resync order; the sockets that follow the topic
+// (the group's members', the user's presence watchers) close with 4004,
+// and the others stay open.
+func TestResyncClosesFollowers(t *testing.T) {
+	ctx := context.Background()
+	e := newPod(t, realtime.Config{RateStandard: 1000}, openStore(t), hub.NewMemoryBroker())
+	ownerTok, owner := e.user("owner")
+	memberTok, _ := e.user("member")
+	watcherTok, _ := e.user("watcher")
+	otherTok, _ := e.user("other")
+	g, err := e.svc.CreateGroup(ctx, owner, "team", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AddMember(ctx, owner, g.Group.ID, "member", "member"); err != nil {
+		t.Fatal(err)
+	}
+	o, m, w, x := e.dial(ownerTok), e.dial(memberTok), e.dial(watcherTok), e.dial(otherTok)
+	for _, c := range []*client{o, m, x} {
+		c.quiet()
+	}
+	w.send(realtime.FramePresenceSub, "s", map[string]any{"usernames": []string{"other"}})
+	for f := w.next(); f.ID != "s"; f = w.next() {
+	}
+	w.quiet()
+
+	resync := aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync, Reason: "events may have been missed"}}
+	e.node.Deliver(aoba.GroupTopic(g.Group.ID), resync)
+	for name, c := range map[string]*client{"owner": o, "member": m} {
+		if code := c.closeCode(5 * time.Second); code != aoba.CloseResync {
+			t.Errorf("%s's socket closed with %d, want %d", name, code, aoba.CloseResync)
+		}
+	}
+	w.quiet() // a watcher of another topic stays open
+	_, other := e.login("other")
+	e.node.Deliver(aoba.PresenceTopic(other.UserID), resync)
+	if code := w.closeCode(5 * time.Second); code != aoba.CloseResync {
+		t.Errorf("the watcher's socket closed with %d, want %d", code, aoba.CloseResync)
+	}
+	x.quiet() // the watched user's own socket follows neither topic
+}

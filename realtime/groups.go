@@ -24,7 +24,11 @@ func (n *Node) groupShardOf(groupID string) *groupShard { return &n.groups[hash(
 func (n *Node) deliverGroup(groupID string, env aoba.Envelope) {
 	g := n.groupShardOf(groupID)
 	g.mu.RLock()
-	fanout(g.conns[groupID], env)
+	if env.Close != nil {
+		closeAll(g.conns[groupID], env.Close)
+	} else {
+		fanout(g.conns[groupID], env)
+	}
 	g.mu.RUnlock()
 }
 

@@ -172,8 +172,20 @@ func (n *Node) Deliver(topic string, env aoba.Envelope) {
 		s.mu.RLock()
 		if env.Close == nil {
 			fanout(s.watchers[id], env)
+		} else {
+			closeAll(s.watchers[id], env.Close)
 		}
 		s.mu.RUnlock()
+	}
+}
+
+// closeAll closes the sockets of set with the order's code: on a group or
+// presence topic, the broker sends one only when it resubscribed the topic
+// (aoba.CloseResync), and every socket that follows it may have missed
+// events.
+func closeAll(set map[*conn]struct{}, o *aoba.CloseOrder) {
+	for c := range set {
+		c.closeWith(o.Code, o.Reason, false)
 	}
 }
 

@@ -17,6 +17,8 @@ export GOTOOLCHAIN=${AOBA_GOTOOLCHAIN:-go1.27.3}
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# redis-cli creates the test Redis Clusters; the sentinels are redis-server --sentinel.
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)

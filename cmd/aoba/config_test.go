@@ -194,3 +194,45 @@ func TestComposeConfig(t *testing.T) {
 		t.Fatalf("AOBA_TRUSTED_PROXIES = %q, want only the load balancer's address %s", vars["AOBA_TRUSTED_PROXIES"], lb[1])
 	}
 }
+
+// TestRedisTopologyConfig proves that the Redis settings are checked at
+// start with errors that name the variables.
+func TestRedisTopologyConfig(t *testing.T) {
+	parse := func(vars map[string]string) error {
+		return main.NewMain().ParseEnv(func(k string) string { return vars[k] })
+	}
+	for _, ok := range []map[string]string{
+		{"AOBA_REDIS_URL": "redis://redis:6379/0"},
+		{"AOBA_REDIS_SENTINELS": "s1:26379, s2:26379,s3:26379", "AOBA_REDIS_MASTER": "aoba", "AOBA_REDIS_PASSWORD": "pw", "AOBA_REDIS_SENTINEL_PASSWORD": "spw"},
+		{"AOBA_REDIS_CLUSTER": "10.0.0.1:7000,[::1]:7001", "AOBA_REDIS_USERNAME": "aoba", "AOBA_REDIS_PASSWORD": "pw"},
+	} {
+		if err := parse(ok); err != nil {
+			t.Errorf("%v refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []struct {
+		vars map[string]string
+		want []string // in the error
+	}{
+		{map[string]string{"AOBA_REDIS_URL": "redis://r:6379", "AOBA_REDIS_CLUSTER": "r:7000"}, []string{"AOBA_REDIS_URL", "AOBA_REDIS_CLUSTER", "only one"}},
+		{map[string]string{"AOBA_REDIS_SENTINELS": "s:26379", "AOBA_REDIS_CLUSTER": "r:7000"}, []string{"only one"}},
+		{map[string]string{"AOBA_REDIS_SENTINELS": "s:26379"}, []string{"AOBA_REDIS_MASTER", "required"}},
+		{map[string]string{"AOBA_REDIS_MASTER": "aoba"}, []string{"AOBA_REDIS_SENTINELS"}},
+		{map[string]string{"AOBA_REDIS_SENTINELS": "s1", "AOBA_REDIS_MASTER": "aoba"}, []string{"AOBA_REDIS_SENTINELS", `"s1"`, "host:port"}},
+		{map[string]string{"AOBA_REDIS_CLUSTER": "r:7000,r:99999"}, []string{"AOBA_REDIS_CLUSTER", `"r:99999"`, "port"}},
+		{map[string]string{"AOBA_REDIS_URL": "http://r:6379"}, []string{"AOBA_REDIS_URL"}},
+		{map[string]string{"AOBA_REDIS_URL": "redis://r:6379", "AOBA_REDIS_PASSWORD": "pw"}, []string{"AOBA_REDIS_PASSWORD", "URL"}},
+		{map[string]string{"AOBA_REDIS_CLUSTER": "r:7000", "AOBA_REDIS_PREFIX": "{aoba}:"}, []string{"AOBA_REDIS_PREFIX", "{"}},
+	} {
+		err := parse(bad.vars)
+		if err == nil {
+			t.Errorf("%v accepted", bad.vars)
+			continue
+		}
+		for _, w := range bad.want {
+			if !contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not say %q", bad.vars, err, w)
+			}
+		}
+	}
+}

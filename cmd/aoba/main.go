@@ -9,7 +9,13 @@
 //	AOBA_MONGO_URI          MongoDB connection string (empty: embedded SQLite store)
 //	AOBA_MONGO_DB           MongoDB database (aoba)
 //	AOBA_REDIS_URL          redis:// URL (empty: in-process broker, presence and limiter); ?pool_size= (64)
-//	AOBA_REDIS_PREFIX       prefix of every Redis key and channel (aoba:)
+//	AOBA_REDIS_PREFIX       prefix of every Redis key and channel (aoba:); no '{' or '}'
+//	AOBA_REDIS_SENTINELS    Sentinel host:port addresses, comma-separated (instead of AOBA_REDIS_URL)
+//	AOBA_REDIS_MASTER       name of the master the sentinels monitor; required with AOBA_REDIS_SENTINELS
+//	AOBA_REDIS_CLUSTER      Redis Cluster seed host:port addresses, comma-separated (instead of AOBA_REDIS_URL)
+//	AOBA_REDIS_USERNAME     ACL user of the Redis servers, with AOBA_REDIS_SENTINELS or AOBA_REDIS_CLUSTER
+//	AOBA_REDIS_PASSWORD     password of the Redis servers, with AOBA_REDIS_SENTINELS or AOBA_REDIS_CLUSTER
+//	AOBA_REDIS_SENTINEL_PASSWORD  password of the sentinels themselves
 //	AOBA_JWT_SECRET         HS256 secret, at least 32 bytes; required with MongoDB or Redis
 //	AOBA_TOKEN_TTL          session lifetime (24h)
 //	AOBA_DOMAIN             XMPP domain in user metadata (aoba.chat)
@@ -149,6 +155,9 @@ type Config struct {
 	// AdminToken opens the admin API (AOBA_ADMIN_TOKEN; empty: off);
 	// AdminURL is the server `aoba admin` calls (AOBA_ADMIN_URL).
 	AdminToken, AdminURL string
+	// Redis is the Sentinel or Cluster deployment used instead of
+	// RedisURL (cmd/aoba/redis.go).
+	Redis RedisConfig
 }
 
 // MaxPingInterval is the longest AOBA_PING_INTERVAL accepted: a socket
@@ -182,7 +191,8 @@ type Main struct {
 	ln       net.Listener
 	store    aoba.Store
 	sessions sessionCache
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
+	health   *hub.RedisHealth
 	broker   aoba.Broker
 	presence aoba.PresenceRegistry
 	limiter  aoba.RateLimiter
@@ -358,7 +368,10 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_TRUSTED_PROXIES: %w", err)
 		}
 	}
-	return c.parseAdminEnv(getenv)
+	if err := c.parseAdminEnv(getenv); err != nil {
+		return err
+	}
+	return parseRedisEnv(c, getenv)
 }
 
 // checkOrigin returns an error saying why o is not an origin as browsers
@@ -395,7 +408,7 @@ func (c Config) embedded() bool { return c.MongoURI == "" }
 
 // mode names the deployment mode reported by /health.
 func (c Config) mode() string {
-	if c.embedded() && c.RedisURL == "" {
+	if c.embedded() && !c.redisEnabled() {
 		return "embedded"
 	}
 	return "scaled-out"
@@ -411,7 +424,7 @@ func (c Config) storeKind() string {
 
 // hubKind names where presence, limits and fan-out live, reported by /health.
 func (c Config) hubKind() string {
-	if c.RedisURL == "" {
+	if !c.redisEnabled() {
 		return "memory"
 	}
 	return "redis"
@@ -475,7 +488,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// and the Service, which need the hub first: the callbacks are
 	// registered below, once those exist.
 	pingers := map[string]aoba.Pinger{"store": m.store}
-	if c.RedisURL == "" {
+	if !c.redisEnabled() {
 		m.broker = hub.NewMemoryBroker()
 		m.presence = hub.NewMemoryPresence(hub.PresenceOptions{})
 		m.limiter = hub.NewMemoryRateLimiter()
@@ -484,22 +497,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.sockets = hub.NewMemorySockets()
 		log.Info("hub: in-process (single pod)")
 	} else {
-		opts, err := redis.ParseURL(c.RedisURL)
-		if err != nil {
-			return fmt.Errorf("AOBA_REDIS_URL: %w", err)
+		if err := m.openRedisHub(c, pingers); err != nil {
+			return err
 		}
-		if opts.PoolSize == 0 { // no pool_size in the URL
-			opts.PoolSize = redisPoolSize
-		}
-		m.rdb = redis.NewClient(opts)
-		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix)
-		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
-		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
-		m.sessions = hub.NewRedisSessions(m.rdb, c.RedisPrefix)
-		m.watches = hub.NewRedisWatches(m.rdb, c.RedisPrefix, c.MaxWatchedPerUser)
-		m.sockets = hub.NewRedisSockets(m.rdb, c.RedisPrefix)
-		pingers["redis"] = m.broker
-		log.Info("hub: Redis", "addr", opts.Addr, "prefix", c.RedisPrefix)
 	}
 
 	// The webhook sender asks the Service whom to notify: its resolver is
@@ -733,6 +733,9 @@ func (m *Main) close() error {
 	}
 	if cl, ok := m.sessions.(io.Closer); ok {
 		_ = cl.Close()
+	}
+	if m.health != nil {
+		m.health.Close()
 	}
 	if m.rdb != nil {
 		if err := m.rdb.Close(); err != nil {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/aoba-chat/aoba"
 	main "github.com/aoba-chat/aoba/cmd/aoba"
-	"github.com/aoba-chat/aoba/internal/redistest"
 )
 
 func TestBadInput(t *testing.T) {
@@ -487,28 +486,6 @@ func TestTrustedProxies(t *testing.T) {
 			t.Fatalf("a forged X-Forwarded-For escaped the limit: %d", st)
 		}
 	})
-}
-
-func TestBackingServiceDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs MongoDB and Redis")
-	}
-	rs := redistest.Start(t)
-	e := scaledEnv(t)
-	e["AOBA_REDIS_URL"] = rs.URL()
-	s := startMain(t, e)
-	u := s.register(t, "alice")
-	rs.Stop()
-	s.do(t, "GET", "/api/users/me", u.Token, nil).want(t, 503)
-	s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": newName("bob"), "password": "tea-kettle-42"}).want(t, 503)
-	var h struct {
-		Status string            `json:"status"`
-		Checks map[string]string `json:"checks"`
-	}
-	s.do(t, "GET", "/health", "", nil).want(t, 503).decode(t, &h)
-	if h.Status != "unavailable" || h.Checks["redis"] == "ok" || h.Checks["store"] != "ok" {
-		t.Fatalf("health = %+v", h)
-	}
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -25,6 +25,12 @@ type Server struct {
 	tb   testing.TB
 	dir  string
 	port int
+	// args are the command line before the common options: empty for a
+	// plain server, the config file and --sentinel for a sentinel.
+	args []string
+	// extra are options appended after the common ones (cluster mode,
+	// replication).
+	extra []string
 
 	mu     sync.Mutex
 	proc   *os.Process
@@ -40,10 +46,8 @@ func Start(tb testing.TB) *Server {
 	if _, err := os.Stat(Binary); err != nil {
 		tb.Skipf("redistest: %s is not installed: %v", Binary, err)
 	}
-	s := &Server{tb: tb, dir: tb.TempDir(), port: freePort(tb)}
-	if err := s.start(); err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
+	s := &Server{tb: tb, dir: tb.TempDir()}
+	startOnFreePorts(tb, s, "start", func() {})
 	tb.Cleanup(s.Stop)
 	return s
 }
@@ -145,7 +149,7 @@ func (s *Server) start() error {
 	defer s.mu.Unlock()
 	logPath := filepath.Join(s.dir, "redis.log")
 	_ = os.Remove(logPath)
-	cmd := exec.Command(Binary,
+	args := append(append([]string(nil), s.args...),
 		"--port", fmt.Sprint(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -153,6 +157,7 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--logfile", logPath,
 	)
+	cmd := exec.Command(Binary, append(args, s.extra...)...)
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", Binary, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -59,5 +60,46 @@ func TestShared(t *testing.T) {
 	}
 	if p, q := redistest.Prefix(t), redistest.Prefix(t); p == q {
 		t.Fatalf("Prefix returned %q twice", p)
+	}
+}
+
+func TestClusterFailover(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t)
+	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer cl.Close()
+	if err := cl.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	m := c.MasterOf("k")
+	m.Stop()
+	c.WaitFailover("k", m, 30*time.Second)
+	if n := c.MasterOf("k"); n == m {
+		t.Fatalf("the stopped node %s still serves the key's slot", m.Addr())
+	}
+	if err := cl.Set(ctx, "k2", "v", 0).Err(); err != nil {
+		t.Fatalf("set after failover: %v", err)
+	}
+}
+
+func TestSentinelFailover(t *testing.T) {
+	ctx := context.Background()
+	st := redistest.StartSentinel(t)
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: redistest.MasterName, SentinelAddrs: st.Addrs()})
+	defer fc.Close()
+	if err := fc.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	old := st.CurrentMaster()
+	if old != st.Master.Addr() {
+		t.Fatalf("master is %s, want %s", old, st.Master.Addr())
+	}
+	st.Master.Stop()
+	st.WaitFailover(old, 30*time.Second)
+	if m := st.CurrentMaster(); m != st.Replica.Addr() {
+		t.Fatalf("new master %s, want the replica %s", m, st.Replica.Addr())
+	}
+	if err := fc.Set(ctx, "k2", "v", 0).Err(); err != nil {
+		t.Fatalf("set after failover: %v", err)
 	}
 }
