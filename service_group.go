@@ -309,6 +309,8 @@ func (s *Service) TransferOwnership(ctx context.Context, c Claims, groupID, newO
 	if _, err := s.store.FindMembership(ctx, groupID, target.ID); ErrorCode(err) == ENOTFOUND {
 		if err := s.store.TransferGroupOwnership(ctx, groupID, target.ID, c.UserID); err != nil {
 			s.log.Error("transfer rollback failed", "group", groupID, "err", err)
+		} else if err := s.restoreOwner(ctx, acc.self); err != nil {
+			s.log.Error("transfer rollback: owner membership not restored", "group", groupID, "err", err)
 		}
 		return nil, Errorf(ECONFLICT, "%s left the group meanwhile.", target.Username)
 	}
@@ -325,6 +327,23 @@ func (s *Service) TransferOwnership(ctx context.Context, c Claims, groupID, newO
 	res := &TransferResult{Message: "Ownership transferred successfully", PreviousOwner: me.Username, NewOwner: target.Username}
 	s.publishGroupEvent(ctx, GroupEvent{Event: GroupOwnerTransferred, GroupID: acc.group.ID, PreviousOwner: res.PreviousOwner, NewOwner: res.NewOwner})
 	return res, nil
+}
+
+// restoreOwner makes sure the owner whose ownership a failed transfer put
+// back is still a member: while the group named another owner, the caller
+// counted as an admin and may have left (deleteMembership saw no owner in
+// it). An owner always stays a member, so the membership is stored again.
+func (s *Service) restoreOwner(ctx context.Context, m *Membership) error {
+	if _, err := s.store.FindMembership(ctx, m.GroupID, m.UserID); ErrorCode(err) != ENOTFOUND {
+		return err
+	}
+	restored := *m
+	restored.Role = RoleOwner
+	if err := s.store.CreateMembership(ctx, &restored); err != nil && ErrorCode(err) != ECONFLICT {
+		return err
+	}
+	s.log.Warn("transfer rollback: the owner had left meanwhile; membership restored", "group", m.GroupID, "user", m.UserID)
+	return nil
 }
 
 // deleteMembership deletes m unless its user owns the group. Ownership may

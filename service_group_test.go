@@ -520,3 +520,59 @@ func TestService_TransferAndDeleteGroup(t *testing.T) {
 		})
 	})
 }
+
+// transferRace runs before and after the first ownership transfer stored:
+// the moments other requests may act between the Service's checks.
+type transferRace struct {
+	aoba.Store
+	before, after func()
+}
+
+func (s *transferRace) TransferGroupOwnership(ctx context.Context, groupID, from, to string) error {
+	before, after := s.before, s.after
+	s.before, s.after = nil, nil
+	if before != nil {
+		before()
+	}
+	err := s.Store.TransferGroupOwnership(ctx, groupID, from, to)
+	if err == nil && after != nil {
+		after()
+	}
+	return err
+}
+
+// TestService_TransferRolledBackAfterOwnerLeft: bob leaves between the
+// transfer's membership check and its write, and alice, for the moment the
+// write names bob the owner, leaves too. The transfer is put back to alice, so she
+// must be a member again: a group's owner is always among its members.
+func TestService_TransferRolledBackAfterOwnerLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	race := &transferRace{}
+	ts := newService(t, withStore(func(s aoba.Store) aoba.Store { race.Store = s; return race }))
+	alice, bob, carol := ts.MustRegister(t, "alice"), ts.MustRegister(t, "bob"), ts.MustRegister(t, "carol")
+	g := ts.MustCreateGroup(t, alice, "Race", bob.As(aoba.RoleMember), carol.As(aoba.RoleMember))
+	race.before = func() {
+		if err := ts.LeaveGroup(ctx, bob.Claims, g.ID); err != nil {
+			t.Errorf("bob leaves: %v", err)
+		}
+	}
+	race.after = func() {
+		if err := ts.LeaveGroup(ctx, alice.Claims, g.ID); err != nil {
+			t.Errorf("alice leaves while bob owns the group: %v", err)
+		}
+	}
+	if _, err := ts.TransferOwnership(ctx, alice.Claims, g.ID, "bob"); aoba.ErrorCode(err) != aoba.ECONFLICT {
+		t.Fatalf("transfer to a member who left meanwhile: %v, want %s", err, aoba.ECONFLICT)
+	}
+	v, err := ts.GetGroup(ctx, carol.Claims, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OwnerID != alice.ID || v.OwnerUsername != "alice" {
+		t.Fatalf("owner %q (%s), want alice among the members %v", v.OwnerUsername, v.OwnerID, roles(v.Members))
+	}
+	if r := roles(v.Members)["alice"]; r != aoba.RoleOwner {
+		t.Fatalf("alice's role %q, want owner", r)
+	}
+}
