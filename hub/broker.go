@@ -82,7 +82,8 @@ var (
 // not registered anywhere: the server registers them on its registry. It
 // never fails.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricPublications, metricPublishFailures, metricDeliveries, metricDecodeFailures, metricResyncs}
+	return []prometheus.Collector{metricPublications, metricPublishFailures, metricDeliveries, metricDecodeFailures, metricResyncs,
+		metricRedisLatency, metricRedisErrors}
 }
 
 // Envelope wire format on Redis, chosen so that the frame, already JSON,
