@@ -30,6 +30,9 @@
 //	AOBA_WEBHOOK_URL        http(s) endpoint POSTed each message to a recipient with no open socket (empty: off)
 //	AOBA_WEBHOOK_SECRET     HMAC-SHA256 key signing the webhooks, at least 16 bytes; required with AOBA_WEBHOOK_URL
 //	AOBA_WEBHOOK_QUEUE      webhooks waiting for delivery on this pod; more are dropped (10000)
+//	AOBA_DRAIN_DELAY        on SIGTERM, time serving with /health/ready at 503 before closing sockets (5s)
+//	AOBA_DRAIN_SPREAD       time over which a stopping pod closes its sockets with 1001 (10s)
+//	AOBA_START_TIMEOUT      how long start-up retries an unreachable MongoDB or Redis (1m)
 package main
 
 import (
@@ -59,6 +62,7 @@ import (
 	"github.com/aoba-chat/aoba/mongostore"
 	"github.com/aoba-chat/aoba/realtime"
 	"github.com/aoba-chat/aoba/sqlitestore"
+	"github.com/aoba-chat/aoba/storemetrics"
 	"github.com/aoba-chat/aoba/web"
 	"github.com/aoba-chat/aoba/webhook"
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,6 +94,7 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	}
 	select {
 	case <-ctx.Done():
+		m.drainUntilSignal()
 	case err := <-m.serveErr:
 		_ = m.Close()
 		return err
@@ -132,6 +137,9 @@ type Config struct {
 	WebhookURL    string
 	WebhookSecret string
 	WebhookQueue  int
+	// DrainDelay, DrainSpread and StartTimeout: see DefaultDrainDelay,
+	// DefaultDrainSpread and DefaultStartTimeout.
+	DrainDelay, DrainSpread, StartTimeout time.Duration
 }
 
 // DefaultConfig returns the configuration of the single-binary mode.
@@ -140,6 +148,7 @@ func DefaultConfig() Config {
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
 		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, MaxSocketsPerUser: aoba.DefaultMaxSocketsPerUser, TokenTTL: 24 * time.Hour, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
 		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo, WebhookQueue: webhook.DefaultQueueSize,
+		DrainDelay: DefaultDrainDelay, DrainSpread: DefaultDrainSpread, StartTimeout: DefaultStartTimeout,
 	}
 }
 
@@ -177,6 +186,9 @@ type Main struct {
 	// the embedded store sweeps its own).
 	sweepStop, sweepDone chan struct{}
 
+	// startDeadline ends the start-up retries (retryStart).
+	startDeadline time.Time
+
 	// unknownEnv are the AOBA_* names in the environment that no setting
 	// reads, warned about by Run.
 	unknownEnv []string
@@ -200,6 +212,7 @@ var EnvVars = []string{
 	"AOBA_RATE_SEARCH", "AOBA_MAX_SOCKETS_PER_USER", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
+	"AOBA_DRAIN_DELAY", "AOBA_DRAIN_SPREAD", "AOBA_START_TIMEOUT",
 }
 
 // ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
@@ -321,6 +334,9 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_WEBHOOK_SECRET must be at least %d bytes long", webhook.MinSecretLen)
 		}
 	}
+	if err := c.parseOpsEnv(getenv); err != nil {
+		return err
+	}
 	c.TrustedProxies = api.SplitList(getenv("AOBA_TRUSTED_PROXIES"))
 	for _, p := range c.TrustedProxies {
 		if _, err := api.ParseProxies([]string{p}); err != nil {
@@ -427,8 +443,11 @@ func (m *Main) Run(ctx context.Context) error {
 		m.store = st
 		log.Info("store: embedded SQLite", "data_dir", c.DataDir)
 	} else {
-		st, err := mongostore.Open(ctx, c.MongoURI, c.MongoDB)
-		if err != nil {
+		var st *mongostore.Store
+		if err := m.retryStart(ctx, "MongoDB", func(ctx context.Context) (err error) {
+			st, err = mongostore.Open(ctx, c.MongoURI, c.MongoDB)
+			return err
+		}); err != nil {
 			return fmt.Errorf("open MongoDB store: %w", err)
 		}
 		m.store = st
@@ -455,6 +474,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("AOBA_REDIS_URL: %w", err)
 		}
 		m.rdb = redis.NewClient(opts)
+		hub.InstrumentRedis(m.rdb)
 		m.broker = hub.NewRedisBroker(m.rdb, c.RedisPrefix)
 		m.presence = hub.NewRedisPresence(m.rdb, c.RedisPrefix, aoba.NewID(), hub.PresenceOptions{})
 		m.limiter = hub.NewRedisRateLimiter(m.rdb, c.RedisPrefix)
@@ -463,6 +483,14 @@ func (m *Main) Run(ctx context.Context) error {
 		m.sockets = hub.NewRedisSockets(m.rdb, c.RedisPrefix)
 		pingers["redis"] = m.broker
 		log.Info("hub: Redis", "addr", opts.Addr, "prefix", c.RedisPrefix)
+	}
+	if p, ok := pingers["redis"]; ok {
+		if err := m.retryStart(ctx, "Redis", p.Ping); err != nil {
+			return err
+		}
+	}
+	for _, w := range c.warnings() {
+		log.Warn(w)
 	}
 
 	// The webhook sender asks the Service whom to notify: its resolver is
@@ -476,8 +504,11 @@ func (m *Main) Run(ctx context.Context) error {
 		offline = m.webhooks
 		log.Info("webhooks on", "queue", c.WebhookQueue)
 	}
+	// The Service's store operations are timed (storemetrics); health
+	// pings and the sweeps use the store itself.
+	measured := storemetrics.New(m.store)
 	m.svc = aoba.NewService(aoba.ServiceConfig{
-		Store: m.store, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
+		Store: measured, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
 		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL,
 		Offline: offline, Logger: log,
 	})
@@ -497,6 +528,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cols := append(hub.Collectors(), m.node.Collectors()...)
+	cols = append(cols, measured.Collectors()...)
 	if m.webhooks != nil {
 		cols = append(cols, m.webhooks.Collectors()...)
 	}
@@ -506,7 +538,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	m.server = api.New(api.Config{
-		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Logger: log,
+		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Warnings: c.warnings(), Logger: log,
 		Registry: reg, BodyLimit: c.BodyLimit, HeaderLimit: c.HeaderLimit, TrustedProxies: c.TrustedProxies,
 		AllowedOrigins: c.AllowedOrigins, CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
 	})
