@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -577,4 +578,40 @@ func TestDrainBehindNginx(t *testing.T) {
 		ready503.Sub(sigAt).Round(time.Millisecond), len(closes), firstClose.Sub(sigAt).Round(time.Millisecond),
 		lastClose.Sub(sigAt).Round(time.Millisecond), busiest, backAt.Sub(sigAt).Round(time.Millisecond), redials, resyncs,
 		exitedAt.Sub(sigAt).Round(time.Millisecond), len(ackedAt), duringDrain, sendFails.Load())
+}
+
+// TestSecondSignalCutsDrain: the real binary told to stop drains (ready
+// 503, sockets still open during AOBA_DRAIN_DELAY); a second SIGTERM ends
+// the wait: the sockets close with 1001 and the process exits 0 at once.
+func TestSecondSignalCutsDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := startProc(t, buildBinary(t), t.TempDir(), "AOBA_DRAIN_DELAY=1h", "AOBA_DRAIN_SPREAD=1h")
+	u := p.register(t, "alice")
+	c, _, err := p.dial(t, "?token="+u.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readFrame(t, c, aoba.FrameHello)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, r := p.ready(t); st == 503 && r.Status == "draining" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/health/ready did not turn 503 after SIGTERM")
+		}
+	}
+	// Still serving during the delay: the socket answers.
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":"during"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, c, aoba.FramePong); f.ID != "during" {
+		t.Fatalf("pong id = %q", f.ID)
+	}
+	p.terminate(t, 15*time.Second)
+	wantClose(t, c, aoba.CloseGoingAway)
 }
