@@ -81,7 +81,8 @@ func main() {
 
 // run starts the program with the environment environ ("NAME=value"
 // entries) and serves until ctx is done (a signal), then shuts it down
-// gracefully. It returns the first error of start-up or shutdown.
+// gracefully: Drain (a second signal cuts it short), then Close. It returns
+// the first error of start-up or shutdown.
 func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	m := NewMain()
 	m.LogOutput = logOut

@@ -128,38 +128,43 @@ func metricValue(t *testing.T, s *server, series string) float64 {
 	return 0
 }
 
-// tcpProxy forwards connections from its own loopback port to a target, so
+// tcpProxy forwards connections from its own loopback port to a target
+// while up; while down it closes every connection it accepts at once, so
 // that a test can make a real dependency unreachable and reachable again.
+// It keeps its port all along: a freed port may be taken meanwhile (by a
+// client dialing it, which can connect to itself).
 type tcpProxy struct {
 	addr   string
 	target string
 
 	mu    sync.Mutex
-	ln    net.Listener
+	isUp  bool
 	conns map[net.Conn]bool
 }
 
+// newTCPProxy returns a proxy to target, down; it stops when t ends.
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	p := &tcpProxy{addr: "127.0.0.1:" + freePort(t), target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(p.down)
-	return p
-}
-
-// up starts forwarding.
-func (p *tcpProxy) up(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
+	p := &tcpProxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() {
+		ln.Close()
+		p.down()
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			up := p.isUp
+			p.mu.Unlock()
+			if !up {
+				c.Close()
+				continue
 			}
 			u, err := net.Dial("tcp", p.target)
 			if err != nil {
@@ -173,16 +178,21 @@ func (p *tcpProxy) up(t *testing.T) {
 			go func() { _, _ = io.Copy(c, u); c.Close() }()
 		}
 	}()
+	return p
 }
 
-// down stops listening and cuts every forwarded connection.
+// up starts forwarding.
+func (p *tcpProxy) up() {
+	p.mu.Lock()
+	p.isUp = true
+	p.mu.Unlock()
+}
+
+// down stops forwarding and cuts every forwarded connection.
 func (p *tcpProxy) down() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
+	p.isUp = false
 	for c := range p.conns {
 		c.Close()
 	}
@@ -194,6 +204,7 @@ func (p *tcpProxy) down() {
 // the test ends.
 func runMain(t *testing.T, e env) (*main.Main, *logBuffer, chan error) {
 	t.Helper()
+	loadSpec(t)
 	m := main.NewMain()
 	logs := &logBuffer{}
 	m.LogOutput = logs
@@ -260,7 +271,7 @@ func TestStartRetry(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		proxy.up(t)
+		proxy.up()
 		if err := waitRun(t, done, logs); err != nil {
 			t.Fatalf("Run after MongoDB came back: %v", err)
 		}
@@ -456,7 +467,7 @@ func TestPagerMetrics(t *testing.T) {
 		uri, db := mongotest.New(t)
 		target, _, _ := strings.Cut(strings.TrimPrefix(uri, "mongodb://"), "/")
 		proxy := newTCPProxy(t, target)
-		proxy.up(t)
+		proxy.up()
 		s := startMain(t, cheap(env{"AOBA_MONGO_URI": "mongodb://" + proxy.addr + "/", "AOBA_MONGO_DB": db, "AOBA_JWT_SECRET": testSecret}))
 		u := s.register(t, "alice")
 		proxy.down()
