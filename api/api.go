@@ -5,9 +5,7 @@
 package api
 
 import (
-	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aoba-chat/aoba"
@@ -51,8 +50,12 @@ type Config struct {
 	// Store and Hub say where data lives and how pods share state, for
 	// /health: "sqlite" (a file in the data directory) or "mongodb", and
 	// "memory" (this process) or "redis". Empty leaves the field out.
-	Store    string
-	Hub      string
+	Store string
+	Hub   string
+	// Warnings are shown by /health and /health/ready, each a sentence
+	// naming a configuration's consequence (a hub of one pod on a shared
+	// store).
+	Warnings []string
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// BodyLimit is the largest request body in bytes (DefaultBodyLimit
@@ -102,6 +105,9 @@ type Server struct {
 	// adminDigest is the SHA-256 of Config.AdminToken, nil when the admin
 	// API is off.
 	adminDigest []byte
+	warnings    []string
+	// draining is set by Drain: /health/ready then answers 503.
+	draining atomic.Bool
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -131,7 +137,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		svc: cfg.Service, limiter: cfg.Limiter, rates: cfg.Rates, pingers: cfg.Pingers, mode: cfg.Mode,
-		store: cfg.Store, hub: cfg.Hub,
+		store: cfg.Store, hub: cfg.Hub, warnings: cfg.Warnings,
 		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, registry: cfg.Registry,
 		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins),
 	}
@@ -185,7 +191,7 @@ func New(cfg Config) *Server {
 			Index: "index.html",
 			Next: func(c *fiber.Ctx) bool {
 				p := c.Path()
-				return strings.HasPrefix(p, "/api/") || p == "/api" || p == "/ws" || p == "/health" || p == "/metrics"
+				return strings.HasPrefix(p, "/api/") || p == "/api" || p == "/ws" || p == "/health" || strings.HasPrefix(p, "/health/") || p == "/metrics"
 			},
 		}))
 	}
@@ -228,6 +234,8 @@ func (s *Server) routes() {
 	auth := s.authenticate
 
 	s.handle(fiber.MethodGet, "/health", s.health)
+	s.handle(fiber.MethodGet, "/health/live", s.live)
+	s.handle(fiber.MethodGet, "/health/ready", s.ready)
 	s.handle(fiber.MethodGet, "/metrics", s.metrics())
 	s.handle(fiber.MethodGet, "/api/openapi.json", s.openAPI)
 	s.handle(fiber.MethodGet, "/api/asyncapi.json", s.asyncAPI)
@@ -290,11 +298,14 @@ func (s *Server) routes() {
 	s.adminRoutes()
 }
 
-// observe is the outermost middleware: it turns errors into responses,
-// then counts, times and logs the request, with the token query parameter
-// redacted.
+// observe is the outermost middleware: it gives the request its id (the
+// X-Request-Id response header), turns errors into responses, then
+// counts, times and logs the request, with the token query parameter
+// redacted. Probes (/health/live and /health/ready) are logged at debug
+// level: a load balancer asks every few seconds.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
+	c.Set(RequestIDHeader, s.requestID(c))
 	if err := c.Next(); err != nil {
 		if herr := s.errorHandler(c, err); herr != nil {
 			s.log.Error("write error response", "err", herr)
@@ -320,8 +331,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		slog.String("route", route),
 		slog.String("path", c.Path()),
 		slog.Int("status", status),
-		slog.Duration("duration", elapsed),
+		slog.Float64("duration", float64(elapsed.Microseconds())/1000),
 		slog.String("ip", s.clientIP(c)),
+		slog.String("request_id", s.requestID(c)),
 	}
 	if q := redactedQuery(c); q != "" {
 		attrs = append(attrs, slog.String("query", q))
@@ -329,7 +341,11 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if cl, ok := claimsOf(c); ok {
 		attrs = append(attrs, slog.String("user_id", cl.UserID))
 	}
-	s.log.Info("request", attrs...)
+	level := slog.LevelInfo
+	if route == "/health/live" || route == "/health/ready" {
+		level = slog.LevelDebug
+	}
+	s.log.Log(c.UserContext(), level, "request", attrs...)
 	return nil
 }
 
@@ -360,7 +376,7 @@ func redactedQuery(c *fiber.Ctx) string {
 func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic in handler", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			s.log.Error("panic in handler", "method", c.Method(), "path", c.Path(), "request_id", s.requestID(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			err = aoba.Errorf(aoba.EINTERNAL, "panic: %v", r)
 		}
 	}()
@@ -530,37 +546,9 @@ func (s *Server) ipLimit(class string, n int) fiber.Handler {
 	}
 }
 
-// health checks every pinger.
+// health checks every pinger: 200 when all answer, 503 otherwise.
 func (s *Server) health(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
-	defer cancel()
-	checks := make(map[string]string, len(s.pingers))
-	ok, degraded := true, false
-	for name, p := range s.pingers {
-		if err := p.Ping(ctx); err != nil {
-			// A service the pod serves without degrades it (still 200).
-			if d, soft := p.(aoba.DegradedReporter); soft {
-				degraded = true
-				checks[name] = "degraded"
-				if reason := d.Degraded(); reason != "" {
-					checks[name] = "degraded: " + reason
-				}
-				s.log.Warn("health check degraded", "check", name, "err", err)
-				continue
-			}
-			ok = false
-			// A domain error's message is safe to show; a raw driver
-			// error may name internal addresses, so it goes to the log.
-			checks[name] = "unreachable"
-			var de *aoba.Error
-			if errors.As(err, &de) && de.Code != aoba.EINTERNAL {
-				checks[name] = de.Message
-			}
-			s.log.Warn("health check failed", "check", name, "err", err)
-		} else {
-			checks[name] = "ok"
-		}
-	}
+	checks, failed, degraded := s.check(c.UserContext(), 3*time.Second)
 	body := fiber.Map{"status": "ok", "mode": s.mode, "checks": checks}
 	if s.store != "" {
 		body["store"] = s.store
@@ -568,7 +556,10 @@ func (s *Server) health(c *fiber.Ctx) error {
 	if s.hub != "" {
 		body["hub"] = s.hub
 	}
-	if !ok {
+	if len(s.warnings) > 0 {
+		body["warnings"] = s.warnings
+	}
+	if len(failed) > 0 {
 		body["status"] = "unavailable"
 		c.Status(fiber.StatusServiceUnavailable)
 	} else if degraded {

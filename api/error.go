@@ -44,7 +44,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			message = http.StatusText(status) + "."
 		}
 		if status >= 500 {
-			s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", s.requestID(c), "err", err)
 			message = "Internal server error"
 		}
 	default:
@@ -55,10 +55,10 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		status = aoba.ErrorStatus(code)
 		message = aoba.ErrorMessage(err)
 		if code == aoba.EINTERNAL {
-			s.log.Error("internal error", "method", c.Method(), "path", c.Path(), "err", err)
+			s.log.Error("internal error", "method", c.Method(), "path", c.Path(), "request_id", s.requestID(c), "err", err)
 			message = "Internal server error"
 		} else if code == aoba.EUNAVAILABLE {
-			s.log.Warn("backing service unavailable", "method", c.Method(), "path", c.Path(), "err", err)
+			s.log.Warn("backing service unavailable", "method", c.Method(), "path", c.Path(), "request_id", s.requestID(c), "err", err)
 		}
 	}
 	return writeError(c, status, message)

@@ -110,7 +110,7 @@ var (
 // never fails.
 func Collectors() []prometheus.Collector {
 	return []prometheus.Collector{metricPublications, metricPublishFailures, metricDeliveries, metricDecodeFailures, metricResyncs,
-		metricRedisUp, metricRedisOutages, metricRateFallbacks}
+		metricRedisUp, metricRedisOutages, metricRateFallbacks, metricRedisLatency, metricRedisErrors}
 }
 
 // Envelope wire format on Redis, chosen so that the frame, already JSON,

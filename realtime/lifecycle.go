@@ -98,6 +98,38 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Drain stops accepting sockets (an upgrade then gets 503) and closes every
+// open one with aoba.CloseGoingAway after its queued frames, spread evenly
+// over spread: of n sockets, the i-th is closed at i*spread/n, so that their
+// clients do not all reconnect in the same second. When ctx ends first, the
+// rest are closed at once. It returns the number of sockets it closed, once
+// it has asked each to close; Shutdown then waits for them to be gone.
+func (n *Node) Drain(ctx context.Context, spread time.Duration) int {
+	l := &n.life
+	l.mu.Lock()
+	l.closing = true
+	conns := make([]*conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for i, c := range conns {
+		if wait := time.Until(start.Add(spread * time.Duration(i) / time.Duration(len(conns)))); wait > 0 && ctx.Err() == nil {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+		}
+		c.closeWith(aoba.CloseGoingAway, "server shutting down", true)
+	}
+	return len(conns)
+}
+
 // track registers c as open and queues its `hello` frame, or reports false
 // once Shutdown has begun. Hello is queued under the lifecycle lock before c
 // is among the open sockets, so no ping, no shutdown close and no delivery

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -233,4 +234,69 @@ func TestHello(t *testing.T) {
 		t.Fatalf("hello sync = %s, want the cursor of the connection time (%s..%s)", h.Sync, lo, hi)
 	}
 	c.quiet()
+}
+
+// TestDrainSpreadsCloses: Drain refuses new sockets at once and closes the
+// open ones with 1001 spread over the given time, not all together; a
+// context that ends cuts the spread short.
+func TestDrainSpreadsCloses(t *testing.T) {
+	const sockets, spread = 10, time.Second
+	e := newEnv(t, realtime.Config{})
+	tok, _ := e.user("alice")
+	clients := make([]*client, sockets)
+	for i := range clients {
+		clients[i] = e.dial(tok)
+		clients[i].quiet()
+	}
+	start := time.Now()
+	closed := make(chan time.Duration, sockets)
+	for _, c := range clients {
+		go func() {
+			if code := c.closeCode(10 * time.Second); code != aoba.CloseGoingAway {
+				t.Errorf("close code %d, want %d", code, aoba.CloseGoingAway)
+			}
+			closed <- time.Since(start)
+		}()
+	}
+	done := make(chan int, 1)
+	go func() { done <- e.node.Drain(context.Background(), spread) }()
+	var at []time.Duration
+	for range sockets {
+		at = append(at, <-closed)
+	}
+	if n := <-done; n != sockets {
+		t.Fatalf("Drain closed %d sockets, want %d", n, sockets)
+	}
+	if got := e.dialStatus("?token="+tok, nil); got != http.StatusServiceUnavailable {
+		t.Fatalf("dial while draining: status %d, want 503", got)
+	}
+	first, last := slices.Min(at), slices.Max(at)
+	// Evenly spread: the last closes at 9/10 of the spread, the first at
+	// once.
+	if first > spread/4 || last-first < spread*6/10 {
+		t.Fatalf("closes from %v to %v after Drain, want spread over about %v", first, last, spread*9/10)
+	}
+	t.Logf("closes from %v to %v", first.Round(time.Millisecond), last.Round(time.Millisecond))
+
+	t.Run("ContextEndsSpread", func(t *testing.T) {
+		e := newEnv(t, realtime.Config{})
+		tok, _ := e.user("bob")
+		c1, c2 := e.dial(tok), e.dial(tok)
+		c1.quiet()
+		c2.quiet()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		begin := time.Now()
+		if n := e.node.Drain(ctx, time.Hour); n != 2 {
+			t.Fatalf("Drain closed %d sockets, want 2", n)
+		}
+		for _, c := range []*client{c1, c2} {
+			if code := c.closeCode(5 * time.Second); code != aoba.CloseGoingAway {
+				t.Fatalf("close code %d, want %d", code, aoba.CloseGoingAway)
+			}
+		}
+		if took := time.Since(begin); took > 5*time.Second {
+			t.Fatalf("an ended context still waited %v", took)
+		}
+	})
 }

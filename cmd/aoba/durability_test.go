@@ -53,10 +53,10 @@ type proc struct {
 }
 
 // startProc starts bin on dataDir in the embedded mode (no MongoDB, no
-// Redis, no AOBA_JWT_SECRET), with the extra "NAME=value" variables given,
-// and waits for its "aoba started" log line. The process is killed when
-// the test ends if it is still running.
-func startProc(t *testing.T, bin, dataDir string, extraEnv ...string) *proc {
+// Redis, no AOBA_JWT_SECRET, no drain delay), or with the "NAME=value"
+// entries of extra over that, and waits for its "aoba started" log line.
+// The process is killed when the test ends if it is still running.
+func startProc(t *testing.T, bin, dataDir string, extra ...string) *proc {
 	t.Helper()
 	loadSpec(t)
 	logs := &logBuffer{}
@@ -71,8 +71,9 @@ func startProc(t *testing.T, bin, dataDir string, extraEnv ...string) *proc {
 		"AOBA_RATE_BATCH=1000000",
 		"AOBA_RATE_SEARCH=1000000",
 		"AOBA_LOG_LEVEL=info",
+		"AOBA_DRAIN_DELAY=0",
 	}
-	cmd.Env = append(cmd.Env, extraEnv...)
+	cmd.Env = append(cmd.Env, extra...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,9 @@
 //	AOBA_WEBHOOK_QUEUE      webhooks waiting for delivery on this pod; more are dropped (10000)
 //	AOBA_ADMIN_TOKEN        opens the admin API under /api/admin/ as a Bearer token, at least 32 bytes (empty: no admin API)
 //	AOBA_ADMIN_URL          the server `aoba admin` talks to (http://127.0.0.1:<port of AOBA_ADDR>)
+//	AOBA_DRAIN_DELAY        on SIGTERM, time serving with /health/ready at 503 before closing sockets (5s)
+//	AOBA_DRAIN_SPREAD       time over which a stopping pod closes its sockets with 1001 (10s)
+//	AOBA_START_TIMEOUT      how long start-up retries an unreachable MongoDB or Redis (1m)
 //
 // Besides serving (`aoba` or `aoba serve`), the binary is its own tool:
 // `aoba healthcheck`, `aoba backup FILE`, `aoba restore FILE`, `aoba admin
@@ -72,6 +75,7 @@ import (
 	"github.com/aoba-chat/aoba/mongostore"
 	"github.com/aoba-chat/aoba/realtime"
 	"github.com/aoba-chat/aoba/sqlitestore"
+	"github.com/aoba-chat/aoba/storemetrics"
 	"github.com/aoba-chat/aoba/web"
 	"github.com/aoba-chat/aoba/webhook"
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,7 +97,8 @@ func main() {
 
 // run starts the program with the environment environ ("NAME=value"
 // entries) and serves until ctx is done (a signal), then shuts it down
-// gracefully. It returns the first error of start-up or shutdown.
+// gracefully: Drain (a second signal cuts it short), then Close. It returns
+// the first error of start-up or shutdown.
 func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	m := NewMain()
 	m.LogOutput = logOut
@@ -106,6 +111,7 @@ func run(ctx context.Context, environ []string, logOut io.Writer) error {
 	}
 	select {
 	case <-ctx.Done():
+		m.drainUntilSignal()
 	case err := <-m.serveErr:
 		_ = m.Close()
 		return err
@@ -158,6 +164,9 @@ type Config struct {
 	// Redis is the Sentinel or Cluster deployment used instead of
 	// RedisURL (cmd/aoba/redis.go).
 	Redis RedisConfig
+	// DrainDelay, DrainSpread and StartTimeout: see DefaultDrainDelay,
+	// DefaultDrainSpread and DefaultStartTimeout.
+	DrainDelay, DrainSpread, StartTimeout time.Duration
 }
 
 // MaxPingInterval is the longest AOBA_PING_INTERVAL accepted: a socket
@@ -171,6 +180,7 @@ func DefaultConfig() Config {
 		Addr: ":8080", MongoDB: "aoba", RedisPrefix: hub.DefaultPrefix, DataDir: "./data", Domain: "aoba.chat",
 		Rates: aoba.DefaultRates, LoginFailures: aoba.DefaultLoginFailures, MaxSocketsPerUser: aoba.DefaultMaxSocketsPerUser, TokenTTL: 24 * time.Hour, PingInterval: realtime.DefaultPingInterval, BodyLimit: api.DefaultBodyLimit, HeaderLimit: api.DefaultHeaderLimit,
 		Argon2: auth.OWASPParams, LogLevel: slog.LevelInfo, WebhookQueue: webhook.DefaultQueueSize,
+		DrainDelay: DefaultDrainDelay, DrainSpread: DefaultDrainSpread, StartTimeout: DefaultStartTimeout,
 	}
 }
 
@@ -209,6 +219,9 @@ type Main struct {
 	// the embedded store sweeps its own).
 	sweepStop, sweepDone chan struct{}
 
+	// startDeadline ends the start-up retries (retryStart).
+	startDeadline time.Time
+
 	// unknownEnv are the AOBA_* names in the environment that no setting
 	// reads, warned about by Run.
 	unknownEnv []string
@@ -232,7 +245,7 @@ var EnvVars = []string{
 	"AOBA_RATE_SEARCH", "AOBA_MAX_SOCKETS_PER_USER", "AOBA_PING_INTERVAL", "AOBA_LOGIN_FAILURES", "AOBA_ALLOWED_ORIGINS", "AOBA_TRUSTED_PROXIES", "AOBA_COOKIE_SECURE",
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
-	"AOBA_ADMIN_TOKEN", "AOBA_ADMIN_URL",
+	"AOBA_ADMIN_TOKEN", "AOBA_ADMIN_URL", "AOBA_DRAIN_DELAY", "AOBA_DRAIN_SPREAD", "AOBA_START_TIMEOUT",
 }
 
 // ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
@@ -362,6 +375,9 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_WEBHOOK_SECRET must be at least %d bytes long", webhook.MinSecretLen)
 		}
 	}
+	if err := c.parseOpsEnv(getenv); err != nil {
+		return err
+	}
 	c.TrustedProxies = api.SplitList(getenv("AOBA_TRUSTED_PROXIES"))
 	for _, p := range c.TrustedProxies {
 		if _, err := api.ParseProxies([]string{p}); err != nil {
@@ -474,8 +490,11 @@ func (m *Main) Run(ctx context.Context) error {
 		m.store = st
 		log.Info("store: embedded SQLite", "data_dir", c.DataDir)
 	} else {
-		st, err := mongostore.Open(ctx, c.MongoURI, c.MongoDB)
-		if err != nil {
+		var st *mongostore.Store
+		if err := m.retryStart(ctx, "MongoDB", func(ctx context.Context) (err error) {
+			st, err = mongostore.Open(ctx, c.MongoURI, c.MongoDB)
+			return err
+		}); err != nil {
 			return fmt.Errorf("open MongoDB store: %w", err)
 		}
 		m.store = st
@@ -501,6 +520,14 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if p, ok := pingers["redis"]; ok {
+		if err := m.retryStart(ctx, "Redis", p.Ping); err != nil {
+			return err
+		}
+	}
+	for _, w := range c.warnings() {
+		log.Warn(w)
+	}
 
 	// The webhook sender asks the Service whom to notify: its resolver is
 	// registered below, once the Service exists.
@@ -513,8 +540,11 @@ func (m *Main) Run(ctx context.Context) error {
 		offline = m.webhooks
 		log.Info("webhooks on", "queue", c.WebhookQueue)
 	}
+	// The Service's store operations are timed (storemetrics); health
+	// pings and the sweeps use the store itself.
+	measured := storemetrics.New(m.store)
 	m.svc = aoba.NewService(aoba.ServiceConfig{
-		Store: m.store, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
+		Store: measured, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
 		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL,
 		Offline: offline, Logger: log, Sockets: m.sockets,
 		// One process makes every change to the embedded store only
@@ -549,6 +579,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cols := append(hub.Collectors(), m.node.Collectors()...)
 	cols = append(cols, buildInfoGauge(Build()))
+	cols = append(cols, measured.Collectors()...)
 	if m.webhooks != nil {
 		cols = append(cols, m.webhooks.Collectors()...)
 	}
@@ -558,7 +589,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	m.server = api.New(api.Config{
-		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Logger: log,
+		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Warnings: c.warnings(), Logger: log,
 		Registry: reg, BodyLimit: c.BodyLimit, HeaderLimit: c.HeaderLimit, TrustedProxies: c.TrustedProxies,
 		AllowedOrigins: c.AllowedOrigins, CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
 		AdminToken: c.AdminToken,

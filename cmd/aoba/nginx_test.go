@@ -66,9 +66,13 @@ func startNginx(t *testing.T, upstreams [2]string, edit func(string) string) (st
 	mainConf := fmt.Sprintf(`daemon off;
 %[2]s
 worker_processes 1;
+# Two connections per proxied socket: TestDrainBehindNginx holds thousands.
+worker_rlimit_nofile 16384;
+# A graceful stop waits for open WebSockets no longer than this.
+worker_shutdown_timeout 5s;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log notice;
-events { worker_connections 64; }
+events { worker_connections 8192; }
 http {
     client_body_temp_path %[1]s/client_body;
     proxy_temp_path %[1]s/proxy;

@@ -161,6 +161,7 @@ func (m *Main) openRedisHub(c Config, pingers map[string]aoba.Pinger) error {
 	if m.rdb, addr, err = newRedisClient(c); err != nil {
 		return err
 	}
+	hub.InstrumentRedis(m.rdb)
 	m.health = hub.NewRedisHealth(m.rdb, log)
 	broker := hub.NewRedisBroker(m.rdb, c.RedisPrefix)
 	broker.WatchHealth(m.health)

@@ -106,6 +106,8 @@ func (c *cluster) start(name string) *pod {
 		"AOBA_RATE_SEARCH=1000000",
 		"AOBA_DATA_DIR="+tb.TempDir(),
 		"AOBA_LOG_LEVEL=warn",
+		"AOBA_DRAIN_DELAY=0",
+		"AOBA_DRAIN_SPREAD=0",
 	)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
