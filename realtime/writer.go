@@ -56,25 +56,34 @@ func (n *Node) pinger(stop <-chan struct{}) {
 	t := time.NewTicker(max(n.cfg.PingInterval/shardCount, time.Millisecond))
 	defer t.Stop()
 	idle := int64(n.cfg.IdleTimeout)
+	var conns []*conn // one shard's sockets, reused
 	for i := 0; ; i = (i + 1) % shardCount {
 		select {
 		case <-t.C:
 		case <-stop:
 			return
 		}
-		now := int64(time.Since(n.epoch))
+		// The pings are written outside the shard's lock: they take a
+		// system call each, and Deliver must not wait behind a socket
+		// opening or closing that waits for the walk.
 		s := &n.shards[i]
 		s.mu.RLock()
 		for _, u := range s.users {
 			for c := range u.conns {
-				if now-c.lastRead.Load() >= idle {
-					c.closeWith(aoba.CloseIdle, "idle timeout", false)
-					continue
-				}
-				c.ping()
+				conns = append(conns, c)
 			}
 		}
 		s.mu.RUnlock()
+		now := int64(time.Since(n.epoch))
+		for _, c := range conns {
+			if now-c.lastRead.Load() >= idle {
+				c.closeWith(aoba.CloseIdle, "idle timeout", false)
+				continue
+			}
+			c.ping()
+		}
+		clear(conns) // the closed sockets may be collected
+		conns = conns[:0]
 	}
 }
 
