@@ -126,10 +126,10 @@ func (c *conn) enqueue(it *item) {
 // unless the queue is full: then the writer is behind (and the socket
 // about to close as too slow), and a ping would not reach the client
 // sooner than the frames ahead of it. Only the pinger calls it.
-func (c *conn) ping() {
+func (c *conn) ping(w *pingWriter) {
 	if !c.writing.Load() && c.writing.CompareAndSwap(false, true) {
 		if len(c.queue) == 0 && !c.closing() {
-			switch c.writePing() {
+			switch c.writePing(w) {
 			case pingSent:
 				c.release()
 				return
@@ -168,7 +168,7 @@ const (
 // file descriptor, sends nothing: the caller hands the ping to a writer,
 // which writes it under the write deadline. A write that took one of the
 // two bytes hands the rest to finishPing, with the flag and wmu.
-func (c *conn) writePing() int {
+func (c *conn) writePing(w *pingWriter) int {
 	raw := c.rawConn()
 	if raw == nil {
 		return pingNotSent
@@ -178,26 +178,17 @@ func (c *conn) writePing() int {
 		c.wmu.Unlock()
 		return pingNotSent
 	}
-	var n int
-	write := func(fd uintptr) bool {
-		for {
-			var err error
-			n, err = syscall.Write(int(fd), pingFrame[:])
-			if err != syscall.EINTR {
-				n = max(n, 0)
-				return true // never wait for the socket to be writable
-			}
-		}
-	}
-	err := raw.Write(write)
+	w.n = 0
+	err := raw.Write(w.write)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The write deadline of the last batch has passed: a write
 		// deadline is for blocking writes, this one does not block.
 		// Clear it (flush arms the next) and try again.
 		_ = c.ws.NetConn().SetWriteDeadline(time.Time{})
 		c.deadline = time.Time{}
-		err = raw.Write(write)
+		err = raw.Write(w.write)
 	}
+	n := w.n
 	switch {
 	case err == nil && n == len(pingFrame):
 		c.wmu.Unlock()
@@ -208,6 +199,29 @@ func (c *conn) writePing() int {
 	}
 	c.wmu.Unlock()
 	return pingNotSent
+}
+
+// pingWriter is the pinger's function for syscall.RawConn.Write, made
+// once so that a ping allocates nothing: write writes pingFrame to fd with
+// one non-blocking system call, never waits, and leaves the bytes written
+// in n.
+type pingWriter struct {
+	n     int
+	write func(fd uintptr) bool
+}
+
+func newPingWriter() *pingWriter {
+	w := &pingWriter{}
+	w.write = func(fd uintptr) bool {
+		for {
+			n, err := syscall.Write(int(fd), pingFrame[:])
+			if err != syscall.EINTR {
+				w.n = max(n, 0)
+				return true // never wait for the socket to be writable
+			}
+		}
+	}
+	return w
 }
 
 // finishPing writes rest, what writePing could not write of the ping, under

@@ -57,6 +57,7 @@ func (n *Node) pinger(stop <-chan struct{}) {
 	defer t.Stop()
 	idle := int64(n.cfg.IdleTimeout)
 	var conns []*conn // one shard's sockets, reused
+	w := newPingWriter()
 	for i := 0; ; i = (i + 1) % shardCount {
 		select {
 		case <-t.C:
@@ -80,7 +81,7 @@ func (n *Node) pinger(stop <-chan struct{}) {
 				c.closeWith(aoba.CloseIdle, "idle timeout", false)
 				continue
 			}
-			c.ping()
+			c.ping(w)
 		}
 		clear(conns) // the closed sockets may be collected
 		conns = conns[:0]
