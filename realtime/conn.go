@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -33,6 +35,10 @@ type item struct {
 
 // pingItem, queued, makes the writer send a ping control frame.
 var pingItem = &item{}
+
+// pingFrame is a ping control frame without payload, as the pinger writes
+// it itself (see conn.ping).
+var pingFrame = [2]byte{0x80 | websocket.PingMessage, 0}
 
 // conn is one socket. The handler's goroutine reads. Writes (data frames,
 // pings, the close frame) are made by a writer that exists only while the
@@ -74,18 +80,30 @@ type conn struct {
 	// connection; zero once a control frame set another.
 	deadline time.Time
 
+	// lastRead is when the reader last read a frame or a pong, in
+	// nanoseconds since the node's epoch: the pinger closes the socket
+	// once it is older than IdleTimeout (see Node.pinger).
+	lastRead atomic.Int64
+	// raw is the connection's file descriptor for the pinger's own
+	// non-blocking writes (see writePing); resolved at the first ping,
+	// nil when the connection has none. Owned by the pinger.
+	raw     syscall.RawConn
+	rawDone bool
+
 	// Owned by the reading goroutine.
 	ctx     context.Context
 	watched map[string]string // watched user id → username; nil until the first presence.subscribe
 }
 
 func newConn(n *Node, ws *websocket.Conn, claims aoba.Claims) *conn {
-	return &conn{
+	c := &conn{
 		n: n, id: aoba.NewID(), claims: claims, ws: ws,
 		queue:      make(chan *item, n.cfg.SendQueue),
 		closeReq:   make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	c.lastRead.Store(int64(time.Since(n.epoch)))
+	return c
 }
 
 // enqueue hands a frame to the writer without blocking, starting one
@@ -101,14 +119,153 @@ func (c *conn) enqueue(it *item) {
 	}
 }
 
-// ping queues a ping unless the queue is full: then the writer is behind
-// (and the socket about to close as too slow), and a ping would not
-// reach the client sooner than the frames ahead of it.
-func (c *conn) ping() {
+// ping sends a ping. When no writer runs and nothing is queued, the
+// pinger takes the writing flag and writes the ping itself, with one
+// non-blocking write (writePing): no writer goroutine is woken and no
+// write deadline armed. Otherwise the ping is queued for the writer,
+// unless the queue is full: then the writer is behind (and the socket
+// about to close as too slow), and a ping would not reach the client
+// sooner than the frames ahead of it. Only the pinger calls it.
+func (c *conn) ping(w *pingWriter) {
+	if !c.writing.Load() && c.writing.CompareAndSwap(false, true) {
+		if len(c.queue) == 0 && !c.closing() {
+			switch c.writePing(w) {
+			case pingSent:
+				c.release()
+				return
+			case pingPartial:
+				return // finishPing owns the flag now
+			}
+		}
+		// The kernel's buffer is full, the write failed, or there is
+		// something to write before: the writer writes the ping (and
+		// fails the socket, if the write does) with the rest.
+		select {
+		case c.queue <- pingItem:
+		default:
+		}
+		c.n.startWriter(c)
+		return
+	}
 	select {
 	case c.queue <- pingItem:
 		c.kick()
 	default:
+	}
+}
+
+// Results of writePing.
+const (
+	pingSent    = iota // the whole frame was written
+	pingNotSent        // nothing was written: the writer is to send it
+	pingPartial        // part of it was written; finishPing writes the rest
+)
+
+// writePing writes pingFrame to the connection with one non-blocking write
+// system call; the caller holds the writing flag, so that no writer runs,
+// and wmu serializes it with the reader's pongs and close frame. A write
+// that would block (the client is not reading), or a connection without a
+// file descriptor, sends nothing: the caller hands the ping to a writer,
+// which writes it under the write deadline. A write that took one of the
+// two bytes hands the rest to finishPing, with the flag and wmu.
+func (c *conn) writePing(w *pingWriter) int {
+	raw := c.rawConn()
+	if raw == nil {
+		return pingNotSent
+	}
+	c.wmu.Lock()
+	if c.closeSent {
+		c.wmu.Unlock()
+		return pingNotSent
+	}
+	w.n = 0
+	err := raw.Write(w.write)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The write deadline of the last batch has passed: a write
+		// deadline is for blocking writes, this one does not block.
+		// Clear it (flush arms the next) and try again.
+		_ = c.ws.NetConn().SetWriteDeadline(time.Time{})
+		c.deadline = time.Time{}
+		err = raw.Write(w.write)
+	}
+	n := w.n
+	switch {
+	case err == nil && n == len(pingFrame):
+		c.wmu.Unlock()
+		return pingSent
+	case err == nil && n > 0:
+		go c.finishPing(pingFrame[n:])
+		return pingPartial
+	}
+	c.wmu.Unlock()
+	return pingNotSent
+}
+
+// pingWriter is the pinger's function for syscall.RawConn.Write, made
+// once so that a ping allocates nothing: write writes pingFrame to fd with
+// one non-blocking system call, never waits, and leaves the bytes written
+// in n.
+type pingWriter struct {
+	n     int
+	write func(fd uintptr) bool
+}
+
+func newPingWriter() *pingWriter {
+	w := &pingWriter{}
+	w.write = func(fd uintptr) bool {
+		for {
+			n, err := syscall.Write(int(fd), pingFrame[:])
+			if err != syscall.EINTR {
+				w.n = max(n, 0)
+				return true // never wait for the socket to be writable
+			}
+		}
+	}
+	return w
+}
+
+// finishPing writes rest, what writePing could not write of the ping, under
+// the write deadline, then releases wmu and writes what was queued
+// meanwhile; the caller held both the writing flag and wmu for it.
+func (c *conn) finishPing(rest []byte) {
+	nc := c.ws.NetConn()
+	c.deadline = time.Now().Add(c.n.cfg.WriteTimeout)
+	_ = nc.SetWriteDeadline(c.deadline)
+	_, err := nc.Write(rest)
+	c.wmu.Unlock()
+	if err != nil {
+		c.abort()
+	}
+	c.writeAll()
+}
+
+// rawConn returns the file descriptor of c's TCP connection, under the
+// wrappers of the HTTP server (and of tests), or nil if it has none.
+func (c *conn) rawConn() syscall.RawConn {
+	if !c.rawDone {
+		c.rawDone = true
+		nc := c.ws.NetConn()
+		for {
+			if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+				nc = u.UnsafeConn() // fasthttp's hijacked connection
+				continue
+			}
+			break
+		}
+		if sc, ok := nc.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
+	return c.raw
+}
+
+// release clears the writing flag once the caller, which holds it, has
+// nothing left to write, and starts a writer if an enqueue or a close
+// request came meanwhile: one that saw the flag still set started none.
+func (c *conn) release() {
+	c.writing.Store(false)
+	if (len(c.queue) > 0 || c.closing()) && c.writing.CompareAndSwap(false, true) {
+		c.n.startWriter(c)
 	}
 }
 
@@ -316,18 +473,31 @@ func (c *conn) abort() {
 func (c *conn) readLoop() (int, string) {
 	idle := c.n.cfg.IdleTimeout
 	c.ws.SetReadLimit(int64(c.n.cfg.MaxFrameBytes))
-	if !c.closing() {
-		// Once closing, the writer sets the close grace instead.
-		_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+	// The pinger closes a socket idle for IdleTimeout (see Node.pinger),
+	// from lastRead. The read deadline is a backstop for an idle timeout
+	// shorter than the ping interval: it lies between IdleTimeout and
+	// twice that after the last read, re-armed only once fewer than
+	// IdleTimeout remain, so that a pong costs no timer update most times.
+	var deadline time.Time
+	read := func() {
+		now := time.Now()
+		c.lastRead.Store(int64(now.Sub(c.n.epoch)))
+		if deadline.Sub(now) >= idle {
+			return
+		}
+		select {
+		case <-c.closeReq:
+			// Once closing, the writer sets the close grace instead.
+		default:
+			deadline = now.Add(2 * idle)
+			_ = c.ws.SetReadDeadline(deadline)
+		}
 	}
+	read()
 	c.ws.SetPingHandler(c.answerPing)
 	c.ws.SetCloseHandler(c.answerClose)
 	c.ws.SetPongHandler(func(string) error {
-		select {
-		case <-c.closeReq:
-		default:
-			_ = c.ws.SetReadDeadline(time.Now().Add(idle))
-		}
+		read()
 		return nil
 	})
 	for {
@@ -360,7 +530,7 @@ func (c *conn) readLoop() (int, string) {
 			continue
 		default:
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+		read()
 		c.handle(typ, data)
 	}
 }

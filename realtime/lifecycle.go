@@ -60,7 +60,7 @@ func New(cfg Config) *Node {
 		cfg: cfg, svc: cfg.Service, presence: cfg.Presence, limiter: cfg.Limiter, log: cfg.Logger,
 		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins), metrics: newMetrics(),
 		topics: newRefTopics(cfg.Broker, cfg.Logger), idleWriters: make(chan *conn),
-		life: lifecycle{conns: make(map[*conn]struct{})},
+		life: lifecycle{conns: make(map[*conn]struct{})}, epoch: time.Now(),
 	}
 	for i := range n.shards {
 		n.shards[i].users = make(map[string]*localUser)

@@ -1,9 +1,13 @@
 package realtime_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"slices"
@@ -112,6 +116,69 @@ func TestPingKeepsAlive(t *testing.T) {
 		t.Fatal("unexpected frame")
 	} else if ne, ok := err.(interface{ Timeout() bool }); !ok || !ne.Timeout() {
 		t.Fatalf("read: %v, want our own deadline to expire first", err)
+	}
+}
+
+// TestIdleClosedByPinger is TestIdleTimeout with pings due more often than
+// the idle timeout: the pinger finds the socket idle and closes it, and
+// only once the idle timeout has gone by.
+func TestIdleClosedByPinger(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	e := newEnv(t, realtime.Config{IdleTimeout: idle, PingInterval: 50 * time.Millisecond})
+	tok, _ := e.user("alice")
+	start := time.Now()
+	c := e.dial(tok)
+	c.ws.SetPingHandler(func(string) error { return nil }) // answers no ping
+	if code := c.closeCode(5 * time.Second); code != aoba.CloseIdle {
+		t.Fatalf("close code %d, want %d", code, aoba.CloseIdle)
+	}
+	if d := time.Since(start); d < idle {
+		t.Fatalf("closed %v after the dial, before the idle timeout of %v", d, idle)
+	}
+}
+
+// TestFramesKeepAlive: a client that sends frames but never reads, and so
+// answers no ping, is not idle.
+func TestFramesKeepAlive(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	e := newEnv(t, realtime.Config{IdleTimeout: idle, PingInterval: 50 * time.Millisecond})
+	tok, _ := e.user("alice")
+	c := rawDial(t, e.addr, tok)
+	defer c.Close()
+	frame := func(id string) []byte {
+		p := []byte(`{"type":"ping","id":"` + id + `"}`)
+		return append([]byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}, p...) // masked, zero mask
+	}
+	for range 3 * idle / (100 * time.Millisecond) {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := c.Write(frame("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Write(frame("last")); err != nil {
+		t.Fatal(err)
+	}
+	// Everything the server sent meanwhile: pings, pongs, and the pong of
+	// "last" unless it closed the socket.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	for {
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			t.Fatalf("socket closed without a close frame: %v", err)
+		}
+		body := make([]byte, hdr[1]&0x7f)
+		if _, err := io.ReadFull(r, body); err != nil {
+			t.Fatal(err)
+		}
+		switch hdr[0] & 0x0f {
+		case 0x8:
+			t.Fatalf("socket closed with code %d while the client sent frames", binary.BigEndian.Uint16(body))
+		case 0x1:
+			if bytes.Contains(body, []byte(`"id":"last"`)) {
+				return
+			}
+		}
 	}
 }
 

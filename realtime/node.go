@@ -135,6 +135,8 @@ type Node struct {
 	// idleWriters hands a socket to a writer goroutine waiting for one
 	// (see startWriter); unbuffered.
 	idleWriters chan *conn
+	// epoch is the origin of conn.lastRead (monotonic).
+	epoch time.Time
 }
 
 const shardCount = 16

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/aoba-chat/aoba"
 )
 
 // writerLinger is how long a writer goroutine with nothing to write waits
@@ -43,26 +45,46 @@ func (n *Node) writer(c *conn) {
 	}
 }
 
-// pinger queues a ping on every socket indexed in the shards once every
-// PingInterval, one shard at a time spread over the interval, until stop is
-// closed. The pong resets the socket's idle deadline (see readLoop).
+// pinger pings every socket indexed in the shards once every PingInterval,
+// one shard at a time spread over the interval, until stop is closed. A
+// socket from which nothing (frame or pong) was read for IdleTimeout is
+// closed with aoba.CloseIdle instead: when IdleTimeout is at least the
+// interval, that happens between IdleTimeout and IdleTimeout plus one
+// interval after the last read (the reader's deadline is only a backstop,
+// see readLoop).
 func (n *Node) pinger(stop <-chan struct{}) {
 	t := time.NewTicker(max(n.cfg.PingInterval/shardCount, time.Millisecond))
 	defer t.Stop()
+	idle := int64(n.cfg.IdleTimeout)
+	var conns []*conn // one shard's sockets, reused
+	w := newPingWriter()
 	for i := 0; ; i = (i + 1) % shardCount {
 		select {
 		case <-t.C:
 		case <-stop:
 			return
 		}
+		// The pings are written outside the shard's lock: they take a
+		// system call each, and Deliver must not wait behind a socket
+		// opening or closing that waits for the walk.
 		s := &n.shards[i]
 		s.mu.RLock()
 		for _, u := range s.users {
 			for c := range u.conns {
-				c.ping()
+				conns = append(conns, c)
 			}
 		}
 		s.mu.RUnlock()
+		now := int64(time.Since(n.epoch))
+		for _, c := range conns {
+			if now-c.lastRead.Load() >= idle {
+				c.closeWith(aoba.CloseIdle, "idle timeout", false)
+				continue
+			}
+			c.ping(w)
+		}
+		clear(conns) // the closed sockets may be collected
+		conns = conns[:0]
 	}
 }
 
