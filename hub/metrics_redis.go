@@ -18,7 +18,7 @@ var (
 		Namespace: "aoba",
 		Subsystem: "redis",
 		Name:      "command_duration_seconds",
-		Help:      "Latency of Redis commands, by command (lower case; \"pipeline\" for a pipeline or transaction).",
+		Help:      "Latency of Redis commands, by command (lower case; a pipeline or transaction is one, named \"pipeline:\" and its distinct commands).",
 		Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"command"})
 	metricRedisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,9 +58,33 @@ func (metricsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		observeRedis("pipeline", start, err)
+		observeRedis(pipelineName(cmds), start, err)
 		return err
 	}
+}
+
+// pipelineName names a pipeline by its distinct commands in order of first
+// appearance: "pipeline:publish", "pipeline:multi,incr,pexpire,exec". The
+// code sends a few shapes, so the label stays bounded.
+func pipelineName(cmds []redis.Cmder) string {
+	var b strings.Builder
+	b.WriteString("pipeline:")
+	var seen []string
+next:
+	for _, c := range cmds {
+		name := c.Name()
+		for _, s := range seen {
+			if s == name {
+				continue next
+			}
+		}
+		if len(seen) > 0 {
+			b.WriteByte(',')
+		}
+		seen = append(seen, name)
+		b.WriteString(name)
+	}
+	return b.String()
 }
 
 // observeRedis records command begun at start and its failure.

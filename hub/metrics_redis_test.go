@@ -70,7 +70,7 @@ func TestRedisMetrics(t *testing.T) {
 	errs := func(cmd, code string) sample {
 		return sample{"aoba_redis_command_errors_total", map[string]string{"command": cmd, "code": code}}
 	}
-	watch := []sample{lat("echo"), lat("hget"), lat("pipeline"), lat("evalsha"), lat("eval"), lat("lpush"), lat("dbsize"),
+	watch := []sample{lat("echo"), lat("hget"), lat("pipeline:echo,ping"), lat("evalsha"), lat("eval"), lat("lpush"), lat("dbsize"),
 		errs("hget", "internal"), errs("evalsha", "internal"), errs("lpush", "internal"), errs("dbsize", "unavailable")}
 	before := make([]float64, len(watch))
 	for i, s := range watch {
@@ -85,6 +85,7 @@ func TestRedisMetrics(t *testing.T) {
 	}
 	if _, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Echo(ctx, "a")
+		p.Ping(ctx)
 		p.Echo(ctx, "b")
 		return nil
 	}); err != nil {
