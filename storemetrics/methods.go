@@ -292,3 +292,15 @@ func (s *Store) UpdateUsername(ctx context.Context, id, username string) (_ *aob
 	defer s.observe("UpdateUsername", time.Now(), &err)
 	return s.Store.UpdateUsername(ctx, id, username)
 }
+
+// FindConversationKeys is the wrapped store's, timed.
+func (s *Store) FindConversationKeys(ctx context.Context, keys []string) (_ []string, err error) {
+	defer s.observe("FindConversationKeys", time.Now(), &err)
+	return s.Store.FindConversationKeys(ctx, keys)
+}
+
+// UpdateUserDisabled is the wrapped store's, timed.
+func (s *Store) UpdateUserDisabled(ctx context.Context, id string, at *time.Time) (_ *aoba.User, err error) {
+	defer s.observe("UpdateUserDisabled", time.Now(), &err)
+	return s.Store.UpdateUserDisabled(ctx, id, at)
+}
