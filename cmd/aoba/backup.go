@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -48,25 +49,13 @@ type backupManifest struct {
 // backupCommand is `aoba backup FILE`.
 func backupCommand(args, environ []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("backup", "backup FILE\n\nCopies the embedded store of AOBA_DATA_DIR and its JWT secret into FILE, a tar archive\n(gzip-compressed when FILE ends in .gz or .tgz), while the server keeps serving.\nRestore with `aoba restore FILE` into an empty AOBA_DATA_DIR.", stderr)
-	if code, ok := parseFlags(fs, args); !ok {
+	c, file, code, ok := embeddedFileArgs(fs, args, environ, "back MongoDB up with mongodump", stderr)
+	if !ok {
 		return code
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	c, err := configOf(environ)
-	if err != nil {
-		fmt.Fprintln(stderr, "aoba backup:", err)
-		return 1
-	}
-	if !c.embedded() {
-		fmt.Fprintln(stderr, "aoba backup: AOBA_MONGO_URI is set: back MongoDB up with mongodump (README.md, \"Backup and restore\")")
-		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), backupTimeout)
 	defer cancel()
-	m, err := writeBackup(ctx, c.DataDir, fs.Arg(0))
+	m, err := writeBackup(ctx, c.DataDir, file)
 	if err != nil {
 		fmt.Fprintln(stderr, "aoba backup:", errorText(err))
 		return 1
@@ -182,28 +171,40 @@ func writeArchive(w io.Writer, zip bool, m *backupManifest, db string, secret []
 	return nil
 }
 
-// restoreCommand is `aoba restore FILE`.
-func restoreCommand(args, environ []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("restore", "restore FILE\n\nUnpacks a backup made by `aoba backup` into AOBA_DATA_DIR, which must not hold a database\nyet (move the old directory aside). Then start the server on it.", stderr)
+// embeddedFileArgs parses the flags and the one FILE argument of a backup
+// or restore command and the configuration of environ, which must be the
+// embedded mode (mongoHint says what to use with MongoDB instead). When
+// ok is false the command exits with code, the reason written to stderr.
+func embeddedFileArgs(fs *flag.FlagSet, args, environ []string, mongoHint string, stderr io.Writer) (c Config, file string, code int, ok bool) {
 	if code, ok := parseFlags(fs, args); !ok {
-		return code
+		return c, "", code, false
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return 2
+		return c, "", 2, false
 	}
 	c, err := configOf(environ)
 	if err != nil {
-		fmt.Fprintln(stderr, "aoba restore:", err)
-		return 1
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return c, "", 1, false
 	}
 	if !c.embedded() {
-		fmt.Fprintln(stderr, "aoba restore: AOBA_MONGO_URI is set: restore MongoDB with mongorestore (README.md, \"Backup and restore\")")
-		return 1
+		fmt.Fprintf(stderr, "%s: AOBA_MONGO_URI is set: %s (README.md, \"Backup and restore\")\n", fs.Name(), mongoHint)
+		return c, "", 1, false
+	}
+	return c, fs.Arg(0), 0, true
+}
+
+// restoreCommand is `aoba restore FILE`.
+func restoreCommand(args, environ []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("restore", "restore FILE\n\nUnpacks a backup made by `aoba backup` into AOBA_DATA_DIR, which must not hold a database\nyet (move the old directory aside). Then start the server on it.", stderr)
+	c, file, code, ok := embeddedFileArgs(fs, args, environ, "restore MongoDB with mongorestore", stderr)
+	if !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), backupTimeout)
 	defer cancel()
-	m, err := restoreBackup(ctx, fs.Arg(0), c.DataDir)
+	m, err := restoreBackup(ctx, file, c.DataDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "aoba restore:", errorText(err))
 		return 1
