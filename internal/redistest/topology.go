@@ -80,15 +80,7 @@ func (c *Cluster) Addrs() []string {
 // each master that owns slots has a connected replica.
 func (c *Cluster) waitHealthy(tb testing.TB, timeout time.Duration) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		if last = c.unhealthy(); last == "" {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	tb.Fatalf("redistest: cluster not healthy within %v: %s", timeout, last)
+	waitFor(tb, timeout, "cluster not healthy", c.unhealthy)
 }
 
 // unhealthy returns why the cluster is not ready yet, or "".
@@ -179,19 +171,14 @@ func (c *Cluster) masterOf(key string) (*Server, error) {
 // stopped master old and every running node reports cluster_state:ok.
 func (c *Cluster) WaitFailover(key string, old *Server, timeout time.Duration) {
 	c.tb.Helper()
-	deadline := time.Now().Add(timeout)
-	last := "not checked"
-	for time.Now().Before(deadline) {
+	waitFor(c.tb, timeout, "no failover", func() string {
 		if m, err := c.masterOf(key); err != nil {
-			last = err.Error()
+			return err.Error()
 		} else if m == old || !m.running() {
-			last = "the slot is still served by " + m.Addr()
-		} else if last = c.failedOver(); last == "" {
-			return
+			return "the slot is still served by " + m.Addr()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.tb.Fatalf("redistest: no failover within %v: %s", timeout, last)
+		return c.failedOver()
+	})
 }
 
 // failedOver returns why a running node does not report cluster_state:ok,
@@ -277,15 +264,7 @@ func (st *Sentinel) Addrs() []string {
 // sentinels, and the replica is in sync.
 func (st *Sentinel) waitReady(timeout time.Duration) {
 	st.tb.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		if last = st.notReady(); last == "" {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	st.tb.Fatalf("redistest: sentinels not ready within %v: %s", timeout, last)
+	waitFor(st.tb, timeout, "sentinels not ready", st.notReady)
 }
 
 func (st *Sentinel) notReady() string {
@@ -339,14 +318,29 @@ func (st *Sentinel) CurrentMaster() string {
 // WaitFailover waits until the sentinels name a master other than old.
 func (st *Sentinel) WaitFailover(old string, timeout time.Duration) {
 	st.tb.Helper()
+	waitFor(st.tb, timeout, "no failover", func() string {
+		if m := st.CurrentMaster(); m == "" || m == old {
+			return "the sentinels still name " + old + " as master"
+		}
+		return ""
+	})
+}
+
+// waitFor calls check every 100 ms until it returns "" and fails tb with
+// what and check's last reason when timeout passes first.
+func waitFor(tb testing.TB, timeout time.Duration, what string, check func() string) {
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m := st.CurrentMaster(); m != "" && m != old {
+	for {
+		reason := check()
+		if reason == "" {
 			return
+		}
+		if !time.Now().Before(deadline) {
+			tb.Fatalf("redistest: %s within %v: %s", what, timeout, reason)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st.tb.Fatalf("redistest: the sentinels still name %s as master after %v", old, timeout)
 }
 
 // startOnFreePorts starts s on a free port, after prepare (which may pick
