@@ -20,7 +20,8 @@
 // exception: a rotation is a filtered update, atomic on MongoDB but not on
 // FerretDB, where the later of two concurrent rotations wins (see
 // Store.RotateSession); so is a read marker moved by PUT .../read (see
-// Store.MarkRead).
+// Store.MarkRead), and the roster limit, checked by counting the roster
+// after an insert (see Store.PutRosterItem).
 //
 // Besides the codes each method documents, every method returns an
 // EUNAVAILABLE error when the server cannot be reached in time and an
