@@ -381,7 +381,7 @@ func (ss *session) subscription(p *Element, to address, typ string) {
 			return
 		}
 		ss.send(el(nsClient, "presence", "type", "subscribed", "from", ss.srv.userJID(id), "to", ss.bare))
-		ss.pushRoster(ctx)
+		ss.pushItem(ctx, id)
 		ss.watch([]string{id})
 		ss.probe(ctx, id)
 	case "probe":

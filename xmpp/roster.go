@@ -47,7 +47,7 @@ func (ss *session) roster(iq, q *Element) {
 		return
 	}
 	ss.send(iqResult(iq, nil))
-	ss.pushRoster(ctx)
+	ss.pushItem(ctx, id)
 	if item.attr("subscription") != "remove" {
 		ss.watch([]string{id})
 	}
@@ -62,15 +62,25 @@ func (ss *session) rosterQuery(items []*aoba.RosterEntry) *Element {
 	return q
 }
 
-// pushRoster sends the whole roster as a roster push to the user's
-// sessions on this pod (RFC 6121 2.1.6; a push may carry every item).
-// Sessions on other pods see the change at their next roster get.
-func (ss *session) pushRoster(ctx context.Context) {
+// pushItem sends a roster push (RFC 6121 2.1.6) of the contact to the
+// user's sessions on this pod: the contact's item as the roster now holds
+// it, or, when it is no longer on the roster, the item with subscription
+// remove. A push carries exactly one item, as the RFC requires (clients
+// such as Converse.js reject others). Sessions on other pods see the
+// change at their next roster get.
+func (ss *session) pushItem(ctx context.Context, contactID string) {
 	items, err := ss.srv.svc.Roster(ctx, ss.claims)
 	if err != nil {
 		return
 	}
+	item := el("", "item", "jid", ss.srv.userJID(contactID), "subscription", "remove")
+	for _, it := range items {
+		if it.UserID == contactID {
+			item = el("", "item", "jid", ss.srv.userJID(it.UserID), "name", orDefault(it.Name, it.Username), "subscription", "both")
+			break
+		}
+	}
 	for _, other := range ss.srv.localSessions(ss.userID) {
-		other.send(el(nsClient, "iq", "type", "set", "id", "push-"+streamID()[:8], "to", other.full).add(other.rosterQuery(items)))
+		other.send(el(nsClient, "iq", "type", "set", "id", "push-"+streamID()[:8], "to", other.full).add(el(nsRoster, "query").add(item)))
 	}
 }
