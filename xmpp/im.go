@@ -2,6 +2,8 @@ package xmpp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -163,12 +165,19 @@ func bodyOf(m *Element) (string, bool) {
 }
 
 // clientID returns the id that makes the send idempotent: the XEP-0359
-// origin-id, else the stanza id, when it is a valid Aoba client id.
+// origin-id, else the stanza id, when it is a valid Aoba client id; else,
+// for a stanza id that cannot be one (too long, or with other characters),
+// an id derived from it ("x:" and a hash), so that a retry is still stored
+// once.
 func clientID(m *Element) *string {
 	for _, id := range []string{attrOf(m.child(nsSID, "origin-id"), "id"), m.attr("id")} {
 		if aoba.ValidClientID(id) {
 			return aoba.ClientID(id)
 		}
+	}
+	if id := m.attr("id"); id != "" {
+		sum := sha256.Sum256([]byte(id))
+		return aoba.ClientID("x:" + hex.EncodeToString(sum[:20]))
 	}
 	return nil
 }

@@ -126,12 +126,52 @@ func (ss *session) roomMessage(m *Element, to address) {
 		return
 	}
 	// No connection is excepted: the room reflects the message to its
-	// sender too, with the same id, as XEP-0045 7.4 asks.
-	in := aoba.SendInput{To: to.local, Content: body, Type: aoba.MessageGroupChat, ClientID: clientID(m)}
+	// sender too, with the id the client gave it, as XEP-0045 7.4 asks.
+	// The reflection carries the message's client id: when that is not the
+	// stanza id (an origin-id, or an id derived from a stanza id that
+	// cannot be a client id), the session remembers which stanza id to put
+	// back.
+	cid := clientID(m)
+	echo := ""
+	if id := m.attr("id"); cid != nil && *cid != id && id != "" {
+		echo = *cid
+		ss.expectEcho(echo, id)
+	}
+	in := aoba.SendInput{To: to.local, Content: body, Type: aoba.MessageGroupChat, ClientID: cid}
 	if _, err := ss.srv.svc.SendMessage(ctx, ss.claims, in, ""); err != nil {
+		if echo != "" {
+			ss.echoID(echo)
+		}
 		t, c, text := mucErrorOf(err)
 		ss.send(bounce(m, t, c, text))
 	}
+}
+
+// maxEchoes bounds the stanza ids a session remembers for reflections it
+// has not received yet (a send the store deduplicated is not reflected).
+const maxEchoes = 64
+
+// expectEcho remembers that the reflection of the groupchat message with
+// client id cid gets the stanza id id.
+func (ss *session) expectEcho(cid, id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.echoes == nil || len(ss.echoes) >= maxEchoes {
+		ss.echoes = make(map[string]string)
+	}
+	ss.echoes[cid] = id
+}
+
+// echoID returns (and forgets) the stanza id the session's client gave
+// the groupchat message with client id cid, or "" when it was cid itself.
+func (ss *session) echoID(cid string) string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	id, ok := ss.echoes[cid]
+	if ok {
+		delete(ss.echoes, cid)
+	}
+	return id
 }
 
 // mucErrorOf maps a Service error about a group to a stanza error: a
@@ -280,7 +320,11 @@ func (ss *session) roomFrame(gid string, f aoba.Frame) {
 	case aoba.FrameMessage:
 		var m aoba.MessageView
 		if decodeData(f, &m) && m.Type == aoba.MessageGroupChat {
-			ss.send(el(nsClient, "message", "type", "groupchat", "id", orDefault(m.ClientID, m.ID), "from", room+"/"+m.From, "to", ss.full).add(
+			id := orDefault(m.ClientID, m.ID)
+			if m.FromID == ss.userID && m.ClientID != "" {
+				id = orDefault(ss.echoID(m.ClientID), id)
+			}
+			ss.send(el(nsClient, "message", "type", "groupchat", "id", id, "from", room+"/"+m.From, "to", ss.full).add(
 				el("", "body").text(m.Content),
 				el(nsSID, "stanza-id", "id", m.ID, "by", room)))
 		}

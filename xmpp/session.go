@@ -52,6 +52,7 @@ type session struct {
 	connected bool // counted online in the presence registry
 	carbons   bool
 	rooms     map[string]string   // group id → the nick the client joined with
+	echoes    map[string]string   // client id → stanza id, for groupchat reflections (expectEcho)
 	watched   map[string]struct{} // user ids whose presence topic it follows
 	tokens    float64
 	lastFill  time.Time
