@@ -412,3 +412,312 @@ func TestXMPPPresenceWithJSONSocket(t *testing.T) {
 		b.presence(t, alice.ID, aoba.StatusOffline)
 	})
 }
+
+// TestXMPPChatWithJSONSocket: chat and chat states between an XMPP
+// stream and a JSON socket, in both modes (the scaled-out one through the
+// Redis broker).
+func TestXMPPChatWithJSONSocket(t *testing.T) {
+	forEachMode(t, func(t *testing.T, start func(env) *server) {
+		s := xfWithCert(t, start)(nil)
+		alice, bob := s.register(t, "alice"), s.register(t, "bob")
+		aliceJID, bobJID := alice.ID+"@localhost", bob.ID+"@localhost"
+		a := xfLogin(t, s, alice, "desk")
+		a.Send(`<presence/>`)
+		b := openSocket(t, s, bob)
+
+		// XMPP → JSON socket.
+		a.Send(`<message type="chat" to="%s" id="x-1"><body>from XMPP</body></message>`, bobJID)
+		m := b.message(t, "from XMPP")
+		if m.FromID != alice.ID || m.From != alice.Name || m.ToID != bob.ID || m.Type != aoba.MessageChat || m.ClientID != "x-1" {
+			t.Fatalf("message frame from XMPP: %+v", m)
+		}
+
+		// JSON socket → XMPP.
+		b.send(t, `{"type":"message.send","id":"s1","data":{"to":"`+alice.Name+`","content":"from JSON","client_id":"j-1"}}`)
+		n := a.Expect(xfWait, "Bob's message", isMessageWithBody("from JSON"))
+		if n.Attr("from") != bobJID || n.Attr("type") != "chat" || n.Attr("id") != "j-1" || n.Attr("to") != a.JID {
+			t.Fatalf("message from the JSON socket: %s", n.Raw)
+		}
+		if sid := n.Find("urn:xmpp:sid:0", "stanza-id"); sid == nil || !aoba.IsValidID(sid.Attr("id")) || sid.Attr("by") != aliceJID {
+			t.Fatalf("stanza-id: %s", n.Raw)
+		}
+
+		// Chat states both ways: composing, then (a second later: typing
+		// notices are relayed once a second) paused.
+		isTyping := func(from, state string) func(aoba.Frame) bool {
+			return func(f aoba.Frame) bool {
+				var ev aoba.TypingEvent
+				return f.Type == aoba.FrameTyping && json.Unmarshal(f.Data, &ev) == nil &&
+					ev.From == from && ev.To == bob.Name && ev.Type == aoba.MessageChat && ev.State == state
+			}
+		}
+		isState := func(state string) func(*xmpptest.Node) bool {
+			return func(n *xmpptest.Node) bool {
+				return n.XMLName.Local == "message" && n.Attr("from") == bobJID && n.Find(nsChatStatT, state) != nil
+			}
+		}
+		for i, state := range []string{"composing", "paused"} {
+			if i > 0 {
+				time.Sleep(1100 * time.Millisecond)
+			}
+			a.Send(`<message type="chat" to="%s"><%s xmlns="http://jabber.org/protocol/chatstates"/></message>`, bobJID, state)
+			b.wait(t, "typing "+state, isTyping(alice.Name, state))
+			b.send(t, `{"type":"typing","id":"t`+state+`","data":{"to":"`+alice.Name+`","state":"`+state+`"}}`)
+			n := a.Expect(xfWait, "Bob "+state, isState(state))
+			if n.Find("", "body") != nil || n.Attr("type") != "chat" {
+				t.Fatalf("chat state: %s", n.Raw)
+			}
+		}
+		// A chat state is not a message: nothing of it was stored.
+		if got := s.historyWith(t, bob.Token, alice.Name); strings.Join(got, "|") != "from XMPP|from JSON" {
+			t.Fatalf("history %q", got)
+		}
+	})
+}
+
+func TestXMPPCarbons(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	alice, bob := s.register(t, "alice"), s.register(t, "bob")
+	aliceJID, bobJID := alice.ID+"@localhost", bob.ID+"@localhost"
+	r1, r2 := xfLogin(t, s, alice, "one"), xfLogin(t, s, alice, "two")
+	b := openSocket(t, s, bob)
+
+	// sendFromTwo sends body to Bob from resource two and waits until Bob
+	// has it: then its copy to Alice's topic was published too.
+	sendFromTwo := func(t *testing.T, id, body string) {
+		t.Helper()
+		r2.Send(`<message type="chat" to="%s" id="%s"><body>%s</body></message>`, bobJID, id, body)
+		b.message(t, body)
+	}
+	// marker has Bob send body to Alice over REST and returns what each
+	// resource received before it (in publication order on Alice's topic,
+	// so a copy of what was sent before is among it), checking that each
+	// gets Bob's message once.
+	seq := 0
+	marker := func(t *testing.T) (before1, before2 []*xmpptest.Node) {
+		t.Helper()
+		seq++
+		body := fmt.Sprintf("marker %d", seq)
+		s.restSend(t, bob.Token, alice.Name, body, false)
+		_, before1 = xfUntil(t, r1, "resource one's "+body, isMessageWithBody(body))
+		_, before2 = xfUntil(t, r2, "resource two's "+body, isMessageWithBody(body))
+		return before1, before2
+	}
+	nothing := func(t *testing.T, c *xmpptest.Client, nodes []*xmpptest.Node) {
+		t.Helper()
+		for _, n := range nodes {
+			t.Fatalf("%s received %s", c.JID, n.Raw)
+		}
+	}
+
+	t.Run("Off", func(t *testing.T) {
+		sendFromTwo(t, "c-0", "no carbon")
+		one, two := marker(t)
+		nothing(t, r1, one)
+		nothing(t, r2, two)
+	})
+	t.Run("On", func(t *testing.T) {
+		if n := xfIQ(t, r1, "cb1", `<iq type="set" id="cb1"><enable xmlns="urn:xmpp:carbons:2"/></iq>`); n.Attr("type") != "result" {
+			t.Fatalf("enable carbons: %s", n.Raw)
+		}
+		sendFromTwo(t, "c-1", "with carbon")
+		one, two := marker(t)
+		// The resource that sent it gets no copy of its own message.
+		nothing(t, r2, two)
+		if len(one) != 1 {
+			t.Fatalf("resource one received %d stanzas, want the carbon", len(one))
+		}
+		n := one[0]
+		fwd := n.Find("urn:xmpp:forward:0", "forwarded")
+		sent := n.Find(nsCarbonsT, "sent")
+		if n.Attr("from") != aliceJID || n.Attr("to") != r1.JID || sent == nil || fwd == nil {
+			t.Fatalf("carbon: %s", n.Raw)
+		}
+		inner := fwd.Find("jabber:client", "message")
+		if inner == nil {
+			t.Fatalf("carbon without a message: %s", n.Raw)
+		}
+		if body := inner.Find("", "body"); body == nil || body.Text != "with carbon" || inner.Attr("to") != bobJID ||
+			inner.Attr("id") != "c-1" || !strings.HasPrefix(inner.Attr("from"), aliceJID) || inner.Attr("type") != "chat" {
+			t.Fatalf("carbon's message: %s", n.Raw)
+		}
+	})
+	t.Run("Disabled", func(t *testing.T) {
+		if n := xfIQ(t, r1, "cb2", `<iq type="set" id="cb2"><disable xmlns="urn:xmpp:carbons:2"/></iq>`); n.Attr("type") != "result" {
+			t.Fatalf("disable carbons: %s", n.Raw)
+		}
+		sendFromTwo(t, "c-2", "carbons off again")
+		one, two := marker(t)
+		nothing(t, r1, one)
+		nothing(t, r2, two)
+	})
+}
+
+func TestXMPPMUC(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	alice, carol, dave := s.register(t, "alice"), s.register(t, "carol"), s.register(t, "dave")
+	name := "Room " + newName("g")
+	gid := s.newGroup(t, alice.Token, name)
+	s.do(t, "POST", "/api/groups/"+gid+"/members", alice.Token, map[string]string{"username": carol.Name}).want(t, 201)
+	room := gid + "@conference.localhost"
+	for _, body := range []string{"h1", "h2", "h3"} {
+		s.restSend(t, carol.Token, gid, body, true)
+	}
+	a := xfLogin(t, s, alice, "desk")
+	a.Send(`<presence/>`)
+
+	t.Run("Join", func(t *testing.T) {
+		a.Send(`<presence to="%s/someone-else"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="2"/></x></presence>`, room)
+		subject, before := xfUntil(t, a, "subject", func(n *xmpptest.Node) bool {
+			return n.XMLName.Local == "message" && n.Find("", "subject") != nil
+		})
+		if subject.Attr("from") != room || subject.Attr("type") != "groupchat" || subject.Find("", "subject").Text != name || subject.Find("", "body") != nil {
+			t.Fatalf("subject: %s", subject.Raw)
+		}
+		var self *xmpptest.Node
+		var history []string
+		for _, n := range before {
+			switch {
+			case n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+alice.Name:
+				if self != nil || len(history) > 0 {
+					t.Fatalf("self-presence twice or after history: %s", n.Raw)
+				}
+				self = n
+			case n.XMLName.Local == "presence":
+				// Occupants (Carol is offline: none expected).
+				t.Fatalf("unexpected presence: %s", n.Raw)
+			case n.XMLName.Local == "message":
+				if self == nil {
+					t.Fatalf("history before the self-presence: %s", n.Raw)
+				}
+				d := n.Find(nsDelayT, "delay")
+				if n.Attr("type") != "groupchat" || n.Attr("from") != room+"/"+carol.Name || d == nil || d.Attr("stamp") == "" {
+					t.Fatalf("history message: %s", n.Raw)
+				}
+				history = append(history, n.Find("", "body").Text)
+			default:
+				t.Fatalf("unexpected: %s", n.Raw)
+			}
+		}
+		if self == nil {
+			t.Fatal("no self-presence")
+		}
+		var codes []string
+		for _, st := range self.FindAll(nsMUCUserT, "status") {
+			codes = append(codes, st.Attr("code"))
+		}
+		item := self.Find(nsMUCUserT, "item")
+		if !strings.Contains(","+strings.Join(codes, ",")+",", ",110,") || !strings.Contains(","+strings.Join(codes, ",")+",", ",210,") ||
+			item == nil || item.Attr("affiliation") != "owner" || item.Attr("role") != "moderator" {
+			t.Fatalf("self-presence: %s (codes %v)", self.Raw, codes)
+		}
+		if strings.Join(history, ",") != "h2,h3" {
+			t.Fatalf("history %v, want the last two: h2,h3", history)
+		}
+	})
+	t.Run("FromREST", func(t *testing.T) {
+		s.restSend(t, carol.Token, gid, "from REST", true)
+		n := a.Expect(xfWait, "Carol's message", isMessageWithBody("from REST"))
+		if n.Attr("from") != room+"/"+carol.Name || n.Attr("type") != "groupchat" || n.Find(nsDelayT, "delay") != nil {
+			t.Fatalf("groupchat from REST: %s", n.Raw)
+		}
+		if sid := n.Find("urn:xmpp:sid:0", "stanza-id"); sid == nil || sid.Attr("by") != room || !aoba.IsValidID(sid.Attr("id")) {
+			t.Fatalf("stanza-id: %s", n.Raw)
+		}
+	})
+	t.Run("ToRoom", func(t *testing.T) {
+		c := openSocket(t, s, carol)
+		a.Send(`<message type="groupchat" to="%s" id="gc-1"><body>from XMPP</body></message>`, room)
+		echo := a.Expect(xfWait, "echo", isMessageWithBody("from XMPP"))
+		if echo.Attr("id") != "gc-1" || echo.Attr("from") != room+"/"+alice.Name || echo.Attr("type") != "groupchat" {
+			t.Fatalf("echo: %s", echo.Raw)
+		}
+		m := c.message(t, "from XMPP")
+		if m.FromID != alice.ID || m.ToID != gid || m.Type != aoba.MessageGroupChat {
+			t.Fatalf("message frame: %+v", m)
+		}
+		var hist struct {
+			Messages []aoba.MessageView `json:"messages"`
+		}
+		s.do(t, "GET", "/api/messages?with="+gid+"&limit=1", carol.Token, nil).want(t, 200).decode(t, &hist)
+		if len(hist.Messages) != 1 || hist.Messages[0].Content != "from XMPP" || hist.Messages[0].ID != m.ID {
+			t.Fatalf("REST history: %+v", hist.Messages)
+		}
+		// The echo has the id the client sent even when that id cannot be
+		// an Aoba client id (too long here, as profanity's are), or when an
+		// origin-id (XEP-0359) is the message's client id.
+		long := "p" + strings.Repeat("0123456789", 7) + "+/="
+		a.Send(`<message type="groupchat" to="%s" id="%s"><body>long id</body></message>`, room, long)
+		if echo := a.Expect(xfWait, "echo", isMessageWithBody("long id")); echo.Attr("id") != long {
+			t.Fatalf("echo of a message with a long id: %s", echo.Raw)
+		}
+		a.Send(`<message type="groupchat" to="%s" id="stanza-1"><body>origin id</body><origin-id xmlns="urn:xmpp:sid:0" id="origin-1"/></message>`, room)
+		if echo := a.Expect(xfWait, "echo", isMessageWithBody("origin id")); echo.Attr("id") != "stanza-1" {
+			t.Fatalf("echo of a message with an origin-id: %s", echo.Raw)
+		}
+		// A private message to an occupant and a subject change are refused.
+		a.Send(`<message type="chat" to="%s/%s" id="pm"><body>psst</body></message>`, room, carol.Name)
+		if n := a.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "pm" }); xfCondition(n) != "not-acceptable" {
+			t.Fatalf("private message: %s", n.Raw)
+		}
+		a.Send(`<message type="groupchat" to="%s" id="subj"><subject>new</subject></message>`, room)
+		if n := a.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "subj" }); xfCondition(n) != "forbidden" {
+			t.Fatalf("subject change: %s", n.Raw)
+		}
+	})
+	t.Run("NonMember", func(t *testing.T) {
+		d := xfLogin(t, s, dave, "desk")
+		d.Send(`<presence to="%s/%s" id="j1"><x xmlns="http://jabber.org/protocol/muc"/></presence>`, room, dave.Name)
+		n := d.Expect(xfWait, "join error", func(n *xmpptest.Node) bool { return n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+dave.Name })
+		if xfCondition(n) != "registration-required" {
+			t.Fatalf("non-member join: %s", n.Raw)
+		}
+		d.Send(`<message type="groupchat" to="%s" id="m1"><body>let me in</body></message>`, room)
+		if n := d.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "m1" }); xfCondition(n) == "" {
+			t.Fatalf("non-member message: %s", n.Raw)
+		}
+		n = xfIQ(t, d, "di1", `<iq type="get" id="di1" to="conference.localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
+		if n.Attr("type") != "result" || strings.Contains(n.Raw, gid) {
+			t.Fatalf("a non-member's disco#items: %s", n.Raw)
+		}
+	})
+	t.Run("DiscoItems", func(t *testing.T) {
+		other := s.newGroup(t, alice.Token, "Other "+newName("g"))
+		n := xfIQ(t, a, "di2", `<iq type="get" id="di2" to="conference.localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
+		got := map[string]string{}
+		for _, it := range n.FindAll("", "item") {
+			got[it.Attr("jid")] = it.Attr("name")
+		}
+		if len(got) != 2 || got[room] != name || got[other+"@conference.localhost"] == "" {
+			t.Fatalf("disco#items: %s", n.Raw)
+		}
+	})
+	t.Run("Removed", func(t *testing.T) {
+		c := xfLogin(t, s, carol, "desk")
+		c.Send(`<presence/>`)
+		c.Send(`<presence to="%s/%s"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>`, room, carol.Name)
+		_, before := xfUntil(t, c, "subject", func(n *xmpptest.Node) bool { return n.Find("", "subject") != nil })
+		for _, n := range before {
+			if n.XMLName.Local == "message" {
+				t.Fatalf("history with maxstanzas 0: %s", n.Raw)
+			}
+		}
+		s.do(t, "DELETE", "/api/groups/"+gid+"/members/"+carol.Name, alice.Token, nil).want(t, 204)
+		n := c.Expect(xfWait, "removal", isPresenceFrom(room+"/"+carol.Name, "unavailable"))
+		var codes []string
+		for _, st := range n.FindAll(nsMUCUserT, "status") {
+			codes = append(codes, st.Attr("code"))
+		}
+		if strings.Join(codes, ",") != "110,321" {
+			t.Fatalf("removal presence: %s", n.Raw)
+		}
+		// Out of the room: no more of its messages.
+		s.restSend(t, alice.Token, gid, "after the removal", true)
+		a.Expect(xfWait, "Alice's echo", isMessageWithBody("after the removal"))
+		for _, n := range xfPing(t, c) {
+			if n.Find("", "body") != nil {
+				t.Fatalf("removed member received %s", n.Raw)
+			}
+		}
+	})
+}
