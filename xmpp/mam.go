@@ -121,8 +121,15 @@ func (ss *session) archive(iq, q *Element, groupID string) {
 			}
 		}
 	}
+	// Results come from the archive: the room for a room's archive (XEP-0313
+	// 4.2; clients drop results from another address), none (the user's
+	// account) for the user's.
+	from := ""
+	if groupID != "" {
+		from = ss.srv.roomJID(groupID)
+	}
 	for _, m := range msgs {
-		ss.send(el(nsClient, "message", "to", ss.full).add(
+		ss.send(el(nsClient, "message", "from", from, "to", ss.full).add(
 			el(nsMAM, "result", "queryid", queryID, "id", m.ID).add(
 				el(nsForward, "forwarded").add(
 					el(nsDelay, "delay", "stamp", m.Timestamp.UTC().Format(time.RFC3339Nano)),
