@@ -721,3 +721,210 @@ func TestXMPPMUC(t *testing.T) {
 		}
 	})
 }
+
+// mamPage is the answer to one archive query.
+type mamPage struct {
+	ids, bodies []string
+	results     []*xmpptest.Node
+	fin         *xmpptest.Node
+	answer      *xmpptest.Node
+}
+
+// xfArchive sends a XEP-0313 query to to ("" for the own archive) with a
+// data form of fields (var, value pairs; FORM_TYPE added) and an RSM set
+// (raw XML, "" for none), and reads its results and answer.
+func xfArchive(t *testing.T, c *xmpptest.Client, to, rsm string, fields ...string) mamPage {
+	t.Helper()
+	id := fmt.Sprintf("mam-%d", time.Now().UnixNano())
+	form := ""
+	if len(fields) > 0 {
+		form = `<x xmlns="jabber:x:data" type="submit"><field var="FORM_TYPE" type="hidden"><value>urn:xmpp:mam:2</value></field>`
+		for i := 0; i+1 < len(fields); i += 2 {
+			form += fmt.Sprintf(`<field var="%s"><value>%s</value></field>`, fields[i], fields[i+1])
+		}
+		form += `</x>`
+	}
+	if rsm != "" {
+		rsm = `<set xmlns="http://jabber.org/protocol/rsm">` + rsm + `</set>`
+	}
+	toAttr := ""
+	if to != "" {
+		toAttr = fmt.Sprintf(` to="%s"`, to)
+	}
+	c.Send(`<iq type="set" id="%s"%s><query xmlns="urn:xmpp:mam:2" queryid="q-%s">%s%s</query></iq>`, id, toAttr, id, form, rsm)
+	var p mamPage
+	deadline := time.Now().Add(xfWait)
+	for {
+		n, err := c.TryNext(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("archive query: %v", err)
+		}
+		if n.XMLName.Local == "iq" && n.Attr("id") == id {
+			p.answer = n
+			p.fin = n.Find(nsMAMT, "fin")
+			return p
+		}
+		r := n.Find(nsMAMT, "result")
+		if n.XMLName.Local != "message" || r == nil {
+			continue
+		}
+		if r.Attr("queryid") != "q-"+id {
+			t.Fatalf("result of another query: %s", n.Raw)
+		}
+		p.results = append(p.results, n)
+		p.ids = append(p.ids, r.Attr("id"))
+		body := ""
+		if b := r.Find("", "body"); b != nil {
+			body = b.Text
+		}
+		p.bodies = append(p.bodies, body)
+	}
+}
+
+// rsmText returns the text of the fin's RSM element local.
+func (p mamPage) rsmText(local string) string {
+	if p.fin == nil {
+		return ""
+	}
+	if n := p.fin.Find(nsRSMT, local); n != nil {
+		return n.Text
+	}
+	return ""
+}
+
+func TestXMPPArchive(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	alice, bob, carol := s.register(t, "alice"), s.register(t, "bob"), s.register(t, "carol")
+	aliceJID, bobJID := alice.ID+"@localhost", bob.ID+"@localhost"
+	var ids, bodies []string
+	var mid time.Time
+	for i := 0; i < 5; i++ {
+		from, to := alice, bob
+		if i%2 == 1 {
+			from, to = bob, alice
+		}
+		body := fmt.Sprintf("m%d", i)
+		ids = append(ids, s.restSend(t, from.Token, to.Name, body, false))
+		bodies = append(bodies, body)
+		time.Sleep(5 * time.Millisecond)
+		if i == 2 {
+			mid = time.Now()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	fromCarol := s.restSend(t, carol.Token, alice.Name, "from carol", false)
+	gid := s.newGroup(t, alice.Token, "Archive "+newName("g"))
+	inGroup := s.restSend(t, alice.Token, gid, "in the group", true)
+	a := xfLogin(t, s, alice, "desk")
+
+	wantPage := func(t *testing.T, p mamPage, ids []string, complete bool) {
+		t.Helper()
+		if p.answer.Attr("type") != "result" || p.fin == nil {
+			t.Fatalf("answer: %s", p.answer.Raw)
+		}
+		if strings.Join(p.ids, ",") != strings.Join(ids, ",") {
+			t.Fatalf("result ids %v (%v), want %v", p.ids, p.bodies, ids)
+		}
+		if got := p.fin.Attr("complete") == "true"; got != complete {
+			t.Fatalf("complete=%q, want %v: %s", p.fin.Attr("complete"), complete, p.answer.Raw)
+		}
+		if len(ids) > 0 && (p.rsmText("first") != ids[0] || p.rsmText("last") != ids[len(ids)-1]) {
+			t.Fatalf("first/last: %s", p.answer.Raw)
+		}
+	}
+
+	t.Run("Paging", func(t *testing.T) {
+		p := xfArchive(t, a, "", "<max>2</max>", "with", bobJID)
+		wantPage(t, p, ids[:2], false)
+		if p.rsmText("count") != "5" {
+			t.Fatalf("count: %s", p.answer.Raw)
+		}
+		// The forwarded messages as they were sent, with their time.
+		for i, n := range p.results {
+			fwd := n.Find("urn:xmpp:forward:0", "forwarded")
+			m := fwd.Find("jabber:client", "message")
+			from, to := aliceJID, bobJID
+			if i == 1 {
+				from, to = bobJID, aliceJID
+			}
+			if fwd.Find(nsDelayT, "delay") == nil || m == nil || m.Attr("from") != from || m.Attr("to") != to ||
+				m.Attr("type") != "chat" || m.Find("", "body").Text != bodies[i] {
+				t.Fatalf("result %d: %s", i, n.Raw)
+			}
+		}
+		p = xfArchive(t, a, "", "<max>2</max><after>"+p.rsmText("last")+"</after>", "with", bobJID)
+		wantPage(t, p, ids[2:4], false)
+		p = xfArchive(t, a, "", "<max>2</max><after>"+p.rsmText("last")+"</after>", "with", bobJID)
+		wantPage(t, p, ids[4:], true)
+	})
+	t.Run("Backward", func(t *testing.T) {
+		p := xfArchive(t, a, "", "<max>2</max><before/>", "with", bobJID)
+		wantPage(t, p, ids[3:], false)
+		p = xfArchive(t, a, "", "<max>2</max><before>"+p.rsmText("first")+"</before>", "with", bobJID)
+		wantPage(t, p, ids[1:3], false)
+		p = xfArchive(t, a, "", "<max>2</max><before>"+p.rsmText("first")+"</before>", "with", bobJID)
+		wantPage(t, p, ids[:1], true)
+	})
+	t.Run("Filters", func(t *testing.T) {
+		// The whole archive: every 1:1 and group message.
+		p := xfArchive(t, a, "", "")
+		wantPage(t, p, append(append(append([]string{}, ids...), fromCarol), inGroup), true)
+		// with by the username alias.
+		wantPage(t, xfArchive(t, a, "", "", "with", bob.Name+"@localhost"), ids, true)
+		wantPage(t, xfArchive(t, a, "", "", "with", carol.ID+"@localhost"), []string{fromCarol}, true)
+		// start and end.
+		stamp := mid.UTC().Format("2006-01-02T15:04:05.000Z")
+		wantPage(t, xfArchive(t, a, "", "", "with", bobJID, "start", stamp), ids[3:], true)
+		wantPage(t, xfArchive(t, a, "", "", "with", bobJID, "end", stamp), ids[:3], true)
+	})
+	t.Run("Room", func(t *testing.T) {
+		room := gid + "@conference.localhost"
+		p := xfArchive(t, a, room, "")
+		wantPage(t, p, []string{inGroup}, true)
+		// The results come from the room (clients ignore others, XEP-0313
+		// 4.2), and forward the message from Alice's nick.
+		r := p.results[0]
+		if m := r.Find("urn:xmpp:forward:0", "forwarded").Find("jabber:client", "message"); r.Attr("from") != room || m == nil ||
+			m.Attr("from") != room+"/"+alice.Name || m.Attr("type") != "groupchat" {
+			t.Fatalf("room result: %s", p.results[0].Raw)
+		}
+		// Not a member: no archive.
+		c := xfLogin(t, s, carol, "desk")
+		if p := xfArchive(t, c, room, ""); len(p.ids) != 0 || xfCondition(p.answer) == "" {
+			t.Fatalf("a non-member's room query: %s", p.answer.Raw)
+		}
+	})
+	t.Run("BadQueries", func(t *testing.T) {
+		for _, tc := range []struct{ name, rsm, want string }{
+			{"MalformedAfter", "<after>not-an-id</after>", "item-not-found"},
+			{"MalformedBefore", "<before>nope</before>", "item-not-found"},
+			{"BadMax", "<max>many</max>", "bad-request"},
+		} {
+			p := xfArchive(t, a, "", tc.rsm, "with", bobJID)
+			if got := xfCondition(p.answer); got != tc.want {
+				t.Errorf("%s: %s, want %s", tc.name, p.answer.Raw, tc.want)
+			}
+		}
+		for _, tc := range []struct{ name, value, want string }{
+			{"UnknownWith", "nobody_at_all@localhost", "item-not-found"},
+			{"MalformedWith", "a@@b", "jid-malformed"},
+			{"BadStart", "yesterday", "bad-request"},
+		} {
+			field := "with"
+			if tc.name == "BadStart" {
+				field = "start"
+			}
+			p := xfArchive(t, a, "", "", field, tc.value)
+			if got := xfCondition(p.answer); got != tc.want {
+				t.Errorf("%s: %s, want %s", tc.name, p.answer.Raw, tc.want)
+			}
+		}
+		// An id that is no message of the archive: an error or an empty
+		// page, never the end of the stream.
+		p := xfArchive(t, a, "", "<after>"+aoba.NewID()+"</after>", "with", bobJID)
+		if p.answer.Attr("type") == "result" && len(p.ids) != 0 {
+			t.Fatalf("after an unknown id: %v", p.bodies)
+		}
+		xfPing(t, a)
+	})
+}
