@@ -668,7 +668,9 @@ func TestXMPPMUC(t *testing.T) {
 	t.Run("NonMember", func(t *testing.T) {
 		d := xfLogin(t, s, dave, "desk")
 		d.Send(`<presence to="%s/%s" id="j1"><x xmlns="http://jabber.org/protocol/muc"/></presence>`, room, dave.Name)
-		n := d.Expect(xfWait, "join error", func(n *xmpptest.Node) bool { return n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+dave.Name })
+		n := d.Expect(xfWait, "join error", func(n *xmpptest.Node) bool {
+			return n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+dave.Name
+		})
 		if xfCondition(n) != "registration-required" {
 			t.Fatalf("non-member join: %s", n.Raw)
 		}
