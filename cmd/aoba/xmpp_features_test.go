@@ -12,6 +12,8 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -929,4 +931,116 @@ func TestXMPPArchive(t *testing.T) {
 		}
 		xfPing(t, a)
 	})
+}
+
+// docFeatures parses the table of docs/xmpp.md and returns the features
+// of its "Advertised by service discovery" column, and those said to be
+// advertised on the account and rooms.
+func docFeatures(t *testing.T) (all, accountAndRooms []string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "xmpp.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := -1
+	code := regexp.MustCompile("`([^`]+)`")
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "|") {
+			if col >= 0 {
+				break // the end of the table
+			}
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "| "), "|")
+		if col < 0 {
+			for i, c := range cells {
+				if strings.TrimSpace(c) == "Advertised by service discovery" {
+					col = i
+				}
+			}
+			continue
+		}
+		if col >= len(cells) {
+			t.Fatalf("docs/xmpp.md: row without the discovery column: %s", line)
+		}
+		cell := cells[col]
+		for _, m := range code.FindAllStringSubmatch(cell, -1) {
+			all = append(all, m[1])
+			if strings.Contains(cell, "(account and rooms)") {
+				accountAndRooms = append(accountAndRooms, m[1])
+			}
+		}
+	}
+	if col < 0 || len(all) == 0 {
+		t.Fatal("docs/xmpp.md has no table with an \"Advertised by service discovery\" column")
+	}
+	return all, accountAndRooms
+}
+
+func TestXMPPDiscoMatchesDocs(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	alice, bob := s.register(t, "alice"), s.register(t, "bob")
+	gid := s.newGroup(t, alice.Token, "Disco room")
+	a := xfLogin(t, s, alice, "desk")
+
+	info := func(t *testing.T, to, category, typ string) []string {
+		t.Helper()
+		id := "info-" + to
+		n := xfIQ(t, a, id, `<iq type="get" id="%s" to="%s"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`, id, to)
+		q := n.Find("http://jabber.org/protocol/disco#info", "query")
+		if n.Attr("type") != "result" || q == nil {
+			t.Fatalf("disco#info of %s: %s", to, n.Raw)
+		}
+		if id := q.Find("", "identity"); id == nil || id.Attr("category") != category || id.Attr("type") != typ {
+			t.Fatalf("identity of %s: %s, want %s/%s", to, n.Raw, category, typ)
+		}
+		var out []string
+		for _, f := range q.FindAll("", "feature") {
+			if slices.Contains(out, f.Attr("var")) {
+				t.Fatalf("%s advertises %s twice", to, f.Attr("var"))
+			}
+			out = append(out, f.Attr("var"))
+		}
+		return out
+	}
+	server := info(t, "localhost", "server", "im")
+	account := info(t, alice.ID+"@localhost", "account", "registered")
+	conference := info(t, "conference.localhost", "conference", "text")
+	room := info(t, gid+"@conference.localhost", "conference", "text")
+
+	var got []string
+	for _, list := range [][]string{server, account, conference, room} {
+		for _, f := range list {
+			if !slices.Contains(got, f) {
+				got = append(got, f)
+			}
+		}
+	}
+	want, both := docFeatures(t)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("service discovery advertises %v;\ndocs/xmpp.md lists %v", got, want)
+	}
+	for _, f := range both {
+		if !slices.Contains(account, f) || !slices.Contains(room, f) {
+			t.Errorf("docs/xmpp.md says %s is advertised on the account and rooms; account %v, room %v", f, account, room)
+		}
+	}
+	// Nothing is advertised for another user's account, nor for a room of
+	// which the user is not a member.
+	n := xfIQ(t, a, "other", `<iq type="get" id="other" to="%s@localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`, bob.ID)
+	if xfCondition(n) != "service-unavailable" {
+		t.Fatalf("disco#info of another account: %s", n.Raw)
+	}
+	foreign := s.newGroup(t, bob.Token, "Not Alice's")
+	n = xfIQ(t, a, "foreign", `<iq type="get" id="foreign" to="%s@conference.localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`, foreign)
+	if xfCondition(n) != "item-not-found" {
+		t.Fatalf("disco#info of another group's room: %s", n.Raw)
+	}
+	// The server lists its conference service.
+	n = xfIQ(t, a, "items", `<iq type="get" id="items" to="localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
+	if it := n.Find("", "item"); it == nil || it.Attr("jid") != "conference.localhost" {
+		t.Fatalf("disco#items of the server: %s", n.Raw)
+	}
 }
