@@ -860,6 +860,9 @@ func TestXMPPArchive(t *testing.T) {
 		wantPage(t, p, ids[2:4], false)
 		p = xfArchive(t, a, "", "<max>2</max><after>"+p.rsmText("last")+"</after>", "with", bobJID)
 		wantPage(t, p, ids[4:], true)
+		// A page that ends exactly at the last message is complete.
+		wantPage(t, xfArchive(t, a, "", "<max>5</max>", "with", bobJID), ids, true)
+		wantPage(t, xfArchive(t, a, "", "<max>3</max><after>"+ids[1]+"</after>", "with", bobJID), ids[2:], true)
 	})
 	t.Run("Backward", func(t *testing.T) {
 		p := xfArchive(t, a, "", "<max>2</max><before/>", "with", bobJID)
@@ -1042,5 +1045,130 @@ func TestXMPPDiscoMatchesDocs(t *testing.T) {
 	n = xfIQ(t, a, "items", `<iq type="get" id="items" to="localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
 	if it := n.Find("", "item"); it == nil || it.Attr("jid") != "conference.localhost" {
 		t.Fatalf("disco#items of the server: %s", n.Raw)
+	}
+}
+
+// xfSessions returns the open Aoba sessions of the holder of token.
+func (s *server) xfSessions(t *testing.T, token string) []aoba.SessionView {
+	t.Helper()
+	var out struct {
+		Sessions []aoba.SessionView `json:"sessions"`
+	}
+	s.do(t, "GET", "/api/users/me/sessions", token, nil).want(t, 200).decode(t, &out)
+	return out.Sessions
+}
+
+func TestXMPPSessionLifecycle(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	alice := s.register(t, "alice")
+	addr := s.m.XMPPAddr()
+
+	t.Run("TokenStreamEndsAtLogout", func(t *testing.T) {
+		token := s.login(t, alice.Name, alice.Password)
+		c := xmpptest.DialTCP(t, addr, "localhost")
+		c.StartTLS()
+		c.Bearer(token)
+		c.Bind("app")
+		c.Send(`<presence/>`)
+		xfPing(t, c)
+		// A stream on another session is not concerned.
+		other := xmpptest.DialWS(t, wsURL(s), "localhost")
+		other.Bearer(alice.Token)
+		other.Bind("browser")
+		s.do(t, "POST", "/api/auth/logout", token, nil).want(t, 200)
+		if got := c.StreamError(xfWait); got != "not-authorized" {
+			t.Fatalf("stream error %q after the logout, want not-authorized", got)
+		}
+		xfPing(t, other)
+		// The token is no longer good for a new stream.
+		again := xmpptest.DialTCP(t, addr, "localhost")
+		again.StartTLS()
+		if n := again.Auth("OAUTHBEARER", []byte("n,,\x01auth=Bearer "+token+"\x01\x01")); n.Find("", "not-authorized") == nil {
+			t.Fatalf("OAUTHBEARER with a logged-out token: %s", n.Raw)
+		}
+	})
+	t.Run("TokenStreamEndsWhenEndedElsewhere", func(t *testing.T) {
+		token := s.login(t, alice.Name, alice.Password)
+		var id string
+		for _, v := range s.xfSessions(t, token) {
+			if v.Current {
+				id = v.ID
+			}
+		}
+		c := xmpptest.DialTCP(t, addr, "localhost")
+		c.StartTLS()
+		if n := c.Auth("X-OAUTH2", []byte("\x00"+alice.Name+"\x00"+token)); n.XMLName.Local != "success" {
+			t.Fatalf("X-OAUTH2: %s", n.Raw)
+		}
+		c.Bind("app2")
+		xfPing(t, c)
+		s.do(t, "DELETE", "/api/users/me/sessions/"+id, alice.Token, nil).want(t, 204)
+		if got := c.StreamError(xfWait); got != "not-authorized" {
+			t.Fatalf("stream error %q after the session was ended, want not-authorized", got)
+		}
+	})
+	t.Run("PasswordStreamHasItsSession", func(t *testing.T) {
+		xmppSessions := func() []aoba.SessionView {
+			var out []aoba.SessionView
+			for _, v := range s.xfSessions(t, alice.Token) {
+				if v.UserAgent == "XMPP client" {
+					out = append(out, v)
+				}
+			}
+			return out
+		}
+		before := len(xmppSessions())
+		c := xfLogin(t, s, alice, "desk")
+		xfPing(t, c)
+		now := xmppSessions()
+		if len(now) != before+1 || now[len(now)-1].IP != "127.0.0.1" {
+			t.Fatalf("sessions named XMPP client with the stream open: %+v (before: %d)", now, before)
+		}
+		c.Close()
+		deadline := time.Now().Add(xfWait)
+		for len(xmppSessions()) != before {
+			if time.Now().After(deadline) {
+				t.Fatalf("the stream's session outlived it: %+v", xmppSessions())
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		// Ended over REST, the session ends its stream.
+		c = xfLogin(t, s, alice, "desk")
+		xfPing(t, c)
+		now = xmppSessions()
+		if len(now) != before+1 {
+			t.Fatalf("sessions named XMPP client: %+v", now)
+		}
+		s.do(t, "DELETE", "/api/users/me/sessions/"+now[len(now)-1].ID, alice.Token, nil).want(t, 204)
+		if got := c.StreamError(xfWait); got != "not-authorized" {
+			t.Fatalf("stream error %q after its session was ended, want not-authorized", got)
+		}
+	})
+}
+
+// TestXMPPRateLimit: messages spend the user's standard budget. With a
+// budget of 5, the IP's budget is spent by Alice's registration and login
+// (2), Bob's registration (3), the SASL exchange (4) and Bob's login (5).
+func TestXMPPRateLimit(t *testing.T) {
+	e := xmppEnv(t)
+	e["AOBA_RATE_STANDARD"] = "5"
+	s := startMain(t, e)
+	alice := s.register(t, "alice")
+	bob := &user{Name: newName("bob"), Password: "correct horse battery"}
+	s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": bob.Name, "password": bob.Password}).want(t, 201)
+	a := xfLogin(t, s, alice, "desk")
+	for i := 1; i <= 6; i++ {
+		a.Send(`<message type="chat" to="%s@localhost" id="r-%d"><body>n%d</body></message>`, bob.Name, i, i)
+	}
+	n, before := xfUntil(t, a, "the bounce", func(n *xmpptest.Node) bool { return n.Attr("type") == "error" })
+	if n.XMLName.Local != "message" || n.Attr("id") != "r-6" || xfCondition(n) != "resource-constraint" || n.Find("", "error").Attr("type") != "wait" {
+		t.Fatalf("bounce: %s", n.Raw)
+	}
+	if len(before) != 0 {
+		t.Fatalf("before the bounce: %v", before[0].Raw)
+	}
+	bob.Token = s.login(t, bob.Name, bob.Password)
+	if got := s.historyWith(t, bob.Token, alice.Name); strings.Join(got, ",") != "n1,n2,n3,n4,n5" {
+		t.Fatalf("stored %v, want the first five", got)
 	}
 }
