@@ -470,6 +470,11 @@ func TestXMPPChatWithJSONSocket(t *testing.T) {
 				t.Fatalf("chat state: %s", n.Raw)
 			}
 		}
+		// No federation: another domain is remote-server-not-found.
+		a.Send(`<message type="chat" to="%s@example.org" id="far"><body>far away</body></message>`, bob.Name)
+		if n := a.Expect(xfWait, "bounce", func(n *xmpptest.Node) bool { return n.Attr("id") == "far" }); xfCondition(n) != "remote-server-not-found" {
+			t.Fatalf("message to another domain: %s", n.Raw)
+		}
 		// A chat state is not a message: nothing of it was stored.
 		if got := s.historyWith(t, bob.Token, alice.Name); strings.Join(got, "|") != "from XMPP|from JSON" {
 			t.Fatalf("history %q", got)
@@ -701,10 +706,27 @@ func TestXMPPMUC(t *testing.T) {
 		c.Send(`<presence/>`)
 		c.Send(`<presence to="%s/%s"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>`, room, carol.Name)
 		_, before := xfUntil(t, c, "subject", func(n *xmpptest.Node) bool { return n.Find("", "subject") != nil })
+		var occupant *xmpptest.Node
 		for _, n := range before {
 			if n.XMLName.Local == "message" {
 				t.Fatalf("history with maxstanzas 0: %s", n.Raw)
 			}
+			if n.Attr("from") == room+"/"+alice.Name {
+				occupant = n
+			}
+		}
+		// Alice, online, is listed as an occupant, with her real JID (the
+		// room is non-anonymous).
+		if occupant == nil {
+			t.Fatalf("no occupant presence of Alice at join: %v", before)
+		}
+		if it := occupant.Find(nsMUCUserT, "item"); occupant.Attr("type") != "" || it == nil ||
+			it.Attr("affiliation") != "owner" || it.Attr("role") != "moderator" || it.Attr("jid") != alice.ID+"@localhost" {
+			t.Fatalf("occupants at join: %v", before)
+		}
+		// XEP-0410 self-ping: answered while in the room.
+		if n := xfIQ(t, c, "sp1", `<iq type="get" id="sp1" to="%s/%s"><ping xmlns="urn:xmpp:ping"/></iq>`, room, carol.Name); n.Attr("type") != "result" {
+			t.Fatalf("self-ping in the room: %s", n.Raw)
 		}
 		s.do(t, "DELETE", "/api/groups/"+gid+"/members/"+carol.Name, alice.Token, nil).want(t, 204)
 		n := c.Expect(xfWait, "removal", isPresenceFrom(room+"/"+carol.Name, "unavailable"))
@@ -714,6 +736,9 @@ func TestXMPPMUC(t *testing.T) {
 		}
 		if strings.Join(codes, ",") != "110,321" {
 			t.Fatalf("removal presence: %s", n.Raw)
+		}
+		if n := xfIQ(t, c, "sp2", `<iq type="get" id="sp2" to="%s/%s"><ping xmlns="urn:xmpp:ping"/></iq>`, room, carol.Name); xfCondition(n) != "not-acceptable" {
+			t.Fatalf("self-ping after the removal: %s", n.Raw)
 		}
 		// Out of the room: no more of its messages.
 		s.restSend(t, alice.Token, gid, "after the removal", true)
@@ -883,6 +908,15 @@ func TestXMPPArchive(t *testing.T) {
 		stamp := mid.UTC().Format("2006-01-02T15:04:05.000Z")
 		wantPage(t, xfArchive(t, a, "", "", "with", bobJID, "start", stamp), ids[3:], true)
 		wantPage(t, xfArchive(t, a, "", "", "with", bobJID, "end", stamp), ids[:3], true)
+	})
+	t.Run("Deleted", func(t *testing.T) {
+		id := s.restSend(t, carol.Token, alice.Name, "regretted", false)
+		s.do(t, "DELETE", "/api/messages/"+id, carol.Token, nil).want(t, 204)
+		p := xfArchive(t, a, "", "", "with", carol.ID+"@localhost")
+		wantPage(t, p, []string{fromCarol, id}, true)
+		if b := p.results[1].Find("", "body"); b == nil || b.Text != "" || p.bodies[0] != "from carol" {
+			t.Fatalf("a deleted message in the archive: %s", p.results[1].Raw)
+		}
 	})
 	t.Run("Room", func(t *testing.T) {
 		room := gid + "@conference.localhost"
