@@ -328,16 +328,18 @@ func (ss *session) followRoster(ctx context.Context) {
 		ids = append(ids, it.UserID)
 	}
 	ss.watch(ids)
-	if len(ids) == 0 {
-		return
-	}
-	found, err := ss.srv.svc.PresenceByIDs(ctx, ss.claims, ids)
-	if err != nil {
-		ss.srv.log.Warn("xmpp: roster presence unavailable", "err", err)
-		return
-	}
-	for _, p := range found {
-		ss.send(ss.presenceStanza(p))
+	// PresenceByIDs takes at most aoba.MaxBatchIDs ids a call.
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), aoba.MaxBatchIDs)]
+		ids = ids[len(batch):]
+		found, err := ss.srv.svc.PresenceByIDs(ctx, ss.claims, batch)
+		if err != nil {
+			ss.srv.log.Warn("xmpp: roster presence unavailable", "err", err)
+			return
+		}
+		for _, p := range found {
+			ss.send(ss.presenceStanza(p))
+		}
 	}
 }
 
