@@ -1206,3 +1206,38 @@ func TestXMPPRateLimit(t *testing.T) {
 		t.Fatalf("stored %v, want the first five", got)
 	}
 }
+
+// TestXMPPLargeRosterPresence: the initial presence brings the presence
+// of every roster contact, also past the 100 ids of one presence lookup.
+func TestXMPPLargeRosterPresence(t *testing.T) {
+	e := xmppEnv(t)
+	e["AOBA_RATE_STANDARD"] = "100000"
+	s := startMain(t, e)
+	alice := s.register(t, "alice")
+	const n = aoba.MaxBatchIDs + 5
+	want := map[string]bool{}
+	var roster strings.Builder
+	for i := 0; i < n; i++ {
+		var out struct {
+			ID string `json:"id"`
+		}
+		s.do(t, "POST", "/api/auth/register", "", map[string]string{"username": newName("c"), "password": "correct horse battery"}).want(t, 201).decode(t, &out)
+		want[out.ID+"@localhost"] = true
+		fmt.Fprintf(&roster, `<iq type="set" id="r%d"><query xmlns="jabber:iq:roster"><item jid="%s@localhost"/></query></iq>`, i, out.ID)
+	}
+	a := xfLogin(t, s, alice, "desk")
+	a.SendRaw(roster.String())
+	last := fmt.Sprintf("r%d", n-1)
+	xfUntil(t, a, "the last roster result", func(st *xmpptest.Node) bool { return st.Attr("id") == last })
+	a.Send(`<presence/>`)
+	deadline := time.Now().Add(xfWait)
+	for len(want) > 0 {
+		st, err := a.TryNext(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("%d contacts' presence missing: %v", len(want), err)
+		}
+		if st.XMLName.Local == "presence" && st.Attr("type") == "unavailable" {
+			delete(want, st.Attr("from"))
+		}
+	}
+}
