@@ -234,7 +234,7 @@ export class XMPPClient {
   async stop() {
     if (this.x.status === 'offline') return;
     try {
-      await Promise.race([this.x.stop(), new Promise((r) => setTimeout(r, 3000))]);
+      await Promise.race([this.x.stop().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
     } catch {
       // already gone
     }
