@@ -49,8 +49,8 @@ type DegradedReporter interface {
 }
 
 // Store is the whole persistence layer: users, groups, memberships,
-// invitations, message history, the events of GET /api/sync and blocks.
-// mongostore and the embedded store implement it.
+// invitations, message history, the events of GET /api/sync, blocks and
+// roster items. mongostore and the embedded store implement it.
 type Store interface {
 	UserStore
 	GroupStore
@@ -60,6 +60,7 @@ type Store interface {
 	ConversationStore
 	SessionStore
 	BlockStore
+	RosterStore
 	Pinger
 	// Close releases the store's resources.
 	Close() error

@@ -101,3 +101,7 @@ const AuthCookie = "auth_token"
 // request's Claims for the handlers after it (a Fiber Locals key: the REST
 // handlers and the WebSocket upgrade read it).
 const ClaimsLocal = "aoba.claims"
+
+// ClientIPLocal is the key under which the HTTP layer leaves a request's
+// client IP (a string; X-Forwarded-For resolved through trusted proxies).
+const ClientIPLocal = "aoba.client_ip"

@@ -23,6 +23,9 @@ type SendInput struct {
 // ClientID returns a pointer to id, for SendInput.ClientID.
 func ClientID(id string) *string { return &id }
 
+// ValidClientID reports whether id is a valid client id (see validClientID).
+func ValidClientID(id string) bool { return validClientID(id) }
+
 // validClientID reports whether id is a valid client id: 1 to
 // ClientIDMaxLen characters, each an ASCII letter or digit or one of
 // "._:-" (enough for UUIDs, ULIDs and "device:counter" keys).

@@ -169,8 +169,9 @@ type UserStore interface {
 	// account again) and returns the user. It returns ENOTFOUND for an
 	// unknown id.
 	UpdateUserDisabled(ctx context.Context, id string, at *time.Time) (*User, error)
-	// DeleteUser removes the account and frees its username. It returns
-	// ENOTFOUND for an unknown id. Memberships and invitations are the
-	// Service's business, not the store's.
+	// DeleteUser removes the account and frees its username, and deletes
+	// the roster items the user owns and those whose contact the user is.
+	// It returns ENOTFOUND for an unknown id. Memberships and invitations
+	// are the Service's business, not the store's.
 	DeleteUser(ctx context.Context, id string) error
 }

@@ -78,6 +78,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// WebSocket upgrades an authenticated GET /ws; nil answers 503.
 	WebSocket fiber.Handler
+	// XMPPWebSocket serves GET /xmpp-websocket (XMPP over WebSocket, RFC
+	// 7395), which authenticates inside the stream; nil: no route.
+	XMPPWebSocket fiber.Handler
 	// Static is served at / when set.
 	Static fs.FS
 	// AdminToken, when not empty, opens the admin API under /api/admin/
@@ -100,6 +103,7 @@ type Server struct {
 	secure   bool
 	proxies  Proxies
 	ws       fiber.Handler
+	xmppWS   fiber.Handler
 	registry *prometheus.Registry
 	origins  aoba.OriginPolicy
 	// adminDigest is the SHA-256 of Config.AdminToken, nil when the admin
@@ -138,7 +142,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		svc: cfg.Service, limiter: cfg.Limiter, rates: cfg.Rates, pingers: cfg.Pingers, mode: cfg.Mode,
 		store: cfg.Store, hub: cfg.Hub, warnings: cfg.Warnings,
-		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, registry: cfg.Registry,
+		log: cfg.Logger, secure: cfg.CookieSecure, ws: cfg.WebSocket, xmppWS: cfg.XMPPWebSocket, registry: cfg.Registry,
 		origins: aoba.NewOriginPolicy(cfg.AllowedOrigins),
 	}
 	proxies, err := ParseProxies(cfg.TrustedProxies)
@@ -240,6 +244,9 @@ func (s *Server) routes() {
 	s.handle(fiber.MethodGet, "/api/openapi.json", s.openAPI)
 	s.handle(fiber.MethodGet, "/api/asyncapi.json", s.asyncAPI)
 	s.handle(fiber.MethodGet, "/ws", s.ipLimit(aoba.ClassStandard, s.rates.Standard), auth, s.upgrade)
+	if s.xmppWS != nil {
+		s.handle(fiber.MethodGet, "/xmpp-websocket", s.ipLimit(aoba.ClassStandard, s.rates.Standard), s.xmppWS)
+	}
 
 	s.handle(fiber.MethodPost, "/api/auth/register", s.crossSite(true), std, s.register)
 	s.handle(fiber.MethodPost, "/api/auth/login", s.crossSite(true), std, s.login)

@@ -6,13 +6,15 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/aoba-chat/aoba"
 )
 
 // ClientIPKey is the c.Locals key under which a request holds its client
 // address (a string), as derived by the Server from the peer address and a
 // trusted proxy's X-Forwarded-For. Handlers mounted on the Server (the
 // WebSocket handler) read it there instead of deriving it again.
-const ClientIPKey = "aoba.client_ip"
+const ClientIPKey = aoba.ClientIPLocal
 
 // Proxies is a set of trusted proxies: addresses and networks whose
 // X-Forwarded-For and X-Forwarded-Proto headers are believed. The zero

@@ -20,7 +20,8 @@
 // exception: a rotation is a filtered update, atomic on MongoDB but not on
 // FerretDB, where the later of two concurrent rotations wins (see
 // Store.RotateSession); so is a read marker moved by PUT .../read (see
-// Store.MarkRead).
+// Store.MarkRead), and the roster limit, checked by counting the roster
+// after an insert (see Store.PutRosterItem).
 //
 // Besides the codes each method documents, every method returns an
 // EUNAVAILABLE error when the server cannot be reached in time and an
@@ -60,6 +61,7 @@ const (
 	colConversations       = "conversations"
 	colReadStates          = "read_states"
 	colConversationSeqs    = "conversation_seqs"
+	colRoster              = "roster"
 )
 
 // connectTimeout bounds how long Open waits for the server.
@@ -89,6 +91,11 @@ type Store struct {
 	conversations   *mongo.Collection
 	readStates      *mongo.Collection
 	seqs            *mongo.Collection
+	roster          *mongo.Collection
+
+	// rosterLimit is aoba.MaxRosterItems; tests lower it (FerretDB counts
+	// a roster by reading the whole collection).
+	rosterLimit int64
 }
 
 // Open connects to the MongoDB server at uri, checks that it answers and
@@ -133,6 +140,8 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		conversations:   db.Collection(colConversations),
 		readStates:      db.Collection(colReadStates),
 		seqs:            db.Collection(colConversationSeqs),
+		roster:          db.Collection(colRoster),
+		rosterLimit:     aoba.MaxRosterItems,
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())
@@ -174,6 +183,9 @@ var indexes = map[string][]index{
 	colEvents:        {{"created", []string{"created_at"}}},
 	colConversations: {{"users_last", []string{"users", "-last_id"}}, {"last", []string{"-last_id"}}},
 	colReadStates:    {{"conversation", []string{"conversation", "user_id"}}},
+	// Roster items are read by an _id range (see rosterDoc); this one
+	// serves the deletion of a user's account.
+	colRoster: {{"contact", []string{"contact_id"}}},
 }
 
 // createIndexes creates the indexes that are missing. It does not re-create

@@ -276,9 +276,15 @@ func (s *Store) UpdateUserDisabled(ctx context.Context, id string, at *time.Time
 	return toUser(&d), nil
 }
 
-// DeleteUser removes the account and releases its username. It returns
-// ENOTFOUND for an unknown id.
+// DeleteUser deletes the roster items the user owns or is the contact of,
+// then removes the account and releases its username. It returns
+// ENOTFOUND for an unknown id. Without transactions, an item put while the
+// account is being deleted may outlive it; when the items cannot be
+// deleted the account is kept, so that the call can be retried.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if err := s.deleteRosterOf(ctx, id); err != nil {
+		return err
+	}
 	var d userDoc
 	if err := s.users.FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d); errors.Is(err, mongo.ErrNoDocuments) {
 		return notFound("User")

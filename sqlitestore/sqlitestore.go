@@ -448,6 +448,18 @@ ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 	`
 ALTER TABLE users ADD COLUMN disabled_at INTEGER;
 `,
+	// 9: roster items, read by owner (the primary key) and deleted by
+	// contact when the contact's account is deleted.
+	`
+CREATE TABLE roster_items (
+	user_id    TEXT NOT NULL,
+	contact_id TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (user_id, contact_id)
+) WITHOUT ROWID;
+CREATE INDEX roster_items_contact ON roster_items (contact_id);
+`,
 }
 
 // migrate creates schema_migrations and applies every step of migrations

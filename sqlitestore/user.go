@@ -154,9 +154,21 @@ func (s *Store) UpdateUserDisabled(ctx context.Context, id string, at *time.Time
 	return u, nil
 }
 
-// DeleteUser removes the account and frees its username. It returns
+// DeleteUser removes the account, which frees its username, and the roster
+// items it owns or is the contact of, in one transaction. It returns
 // ENOTFOUND for an unknown id, EINTERNAL on any other failure.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM users WHERE id = ?", id)
-	return affectedOne(res, err, "delete user", msgUserNotFound)
+	return s.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM users WHERE id = ?", id)
+		if err := affectedOne(res, err, "delete user", msgUserNotFound); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM roster_items WHERE user_id = ?", id); err != nil {
+			return internal("delete user's roster items", err)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM roster_items WHERE contact_id = ?", id); err != nil {
+			return internal("delete roster items of user", err)
+		}
+		return nil
+	})
 }

@@ -83,6 +83,12 @@ func (s *Store) DeleteMembership(ctx context.Context, groupID, userID string) (e
 	return s.Store.DeleteMembership(ctx, groupID, userID)
 }
 
+// DeleteRosterItem is the wrapped store's, timed.
+func (s *Store) DeleteRosterItem(ctx context.Context, userID, contactID string) (err error) {
+	defer s.observe("DeleteRosterItem", time.Now(), &err)
+	return s.Store.DeleteRosterItem(ctx, userID, contactID)
+}
+
 // DeleteUser is the wrapped store's, timed.
 func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 	defer s.observe("DeleteUser", time.Now(), &err)
@@ -185,6 +191,12 @@ func (s *Store) FindReadStates(ctx context.Context, userID string, keys []string
 	return s.Store.FindReadStates(ctx, userID, keys)
 }
 
+// FindRosterItems is the wrapped store's, timed.
+func (s *Store) FindRosterItems(ctx context.Context, userID string) (_ []*aoba.RosterItem, err error) {
+	defer s.observe("FindRosterItems", time.Now(), &err)
+	return s.Store.FindRosterItems(ctx, userID)
+}
+
 // FindSessionByID is the wrapped store's, timed.
 func (s *Store) FindSessionByID(ctx context.Context, id string) (_ *aoba.Session, err error) {
 	defer s.observe("FindSessionByID", time.Now(), &err)
@@ -231,6 +243,12 @@ func (s *Store) FindUsersByUsernames(ctx context.Context, usernames []string) (_
 func (s *Store) MarkRead(ctx context.Context, userID, key, upTo string, at time.Time) (_ *aoba.ReadState, err error) {
 	defer s.observe("MarkRead", time.Now(), &err)
 	return s.Store.MarkRead(ctx, userID, key, upTo, at)
+}
+
+// PutRosterItem is the wrapped store's, timed.
+func (s *Store) PutRosterItem(ctx context.Context, item *aoba.RosterItem) (err error) {
+	defer s.observe("PutRosterItem", time.Now(), &err)
+	return s.Store.PutRosterItem(ctx, item)
 }
 
 // RespondInvitation is the wrapped store's, timed.

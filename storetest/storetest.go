@@ -31,6 +31,7 @@ type Option func(*config)
 // config is what the options of RunStoreTests set.
 type config struct {
 	atomicRotate bool
+	rosterLimit  int
 }
 
 // AtomicRotate declares that the store's RotateSession is an atomic
@@ -42,11 +43,18 @@ func AtomicRotate() Option {
 	return func(c *config) { c.atomicRotate = true }
 }
 
+// RosterLimit declares that the store under test refuses new roster items
+// beyond n items instead of aoba.MaxRosterItems (through a test hook of its
+// package), so that the suite reaches the limit at a lower cost.
+func RosterLimit(n int) Option {
+	return func(c *config) { c.rosterLimit = n }
+}
+
 // RunStoreTests runs the whole contract suite against the stores that open
 // returns, one fresh store per subtest, with the expectations that opts
 // add. It reports failures through t.
 func RunStoreTests(t *testing.T, open OpenFunc, opts ...Option) {
-	var cfg config
+	cfg := config{rosterLimit: aoba.MaxRosterItems}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -59,6 +67,7 @@ func RunStoreTests(t *testing.T, open OpenFunc, opts ...Option) {
 	t.Run("Sessions", func(t *testing.T) { runSessionTests(t, open, cfg) })
 	t.Run("Events", func(t *testing.T) { runEventTests(t, open) })
 	t.Run("Blocks", func(t *testing.T) { runBlockTests(t, open) })
+	t.Run("Roster", func(t *testing.T) { runRosterTests(t, open, cfg) })
 	t.Run("Conversations", func(t *testing.T) { runConversationTests(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrencyTests(t, open) })
 	t.Run("Ping", func(t *testing.T) {

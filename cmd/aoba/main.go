@@ -18,7 +18,10 @@
 //	AOBA_REDIS_SENTINEL_PASSWORD  password of the sentinels themselves
 //	AOBA_JWT_SECRET         HS256 secret, at least 32 bytes; required with MongoDB or Redis
 //	AOBA_TOKEN_TTL          session lifetime (24h)
-//	AOBA_DOMAIN             XMPP domain in user metadata (aoba.chat)
+//	AOBA_DOMAIN             XMPP domain: users are <id>@domain, groups <id>@conference.domain (aoba.chat)
+//	AOBA_XMPP_ADDR          XMPP client listener, e.g. :5222 (empty: off; XMPP over WebSocket is always at /xmpp-websocket)
+//	AOBA_TLS_CERT           PEM certificate (chain) for XMPP STARTTLS; the embedded mode generates a self-signed one without it
+//	AOBA_TLS_KEY            PEM private key of AOBA_TLS_CERT
 //	AOBA_RATE_STANDARD      requests per minute, standard class (100)
 //	AOBA_RATE_BATCH         requests per minute, batch class (10)
 //	AOBA_RATE_SEARCH        requests per minute, search class (30)
@@ -78,6 +81,7 @@ import (
 	"github.com/aoba-chat/aoba/storemetrics"
 	"github.com/aoba-chat/aoba/web"
 	"github.com/aoba-chat/aoba/webhook"
+	"github.com/aoba-chat/aoba/xmpp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -164,6 +168,11 @@ type Config struct {
 	// Redis is the Sentinel or Cluster deployment used instead of
 	// RedisURL (cmd/aoba/redis.go).
 	Redis RedisConfig
+	// XMPPAddr is the XMPP client listener (AOBA_XMPP_ADDR; empty: off).
+	// TLSCert and TLSKey are the PEM files of its STARTTLS certificate
+	// (AOBA_TLS_CERT, AOBA_TLS_KEY); the embedded mode generates a
+	// self-signed one into DataDir without them.
+	XMPPAddr, TLSCert, TLSKey string
 	// DrainDelay, DrainSpread and StartTimeout: see DefaultDrainDelay,
 	// DefaultDrainSpread and DefaultStartTimeout.
 	DrainDelay, DrainSpread, StartTimeout time.Duration
@@ -211,6 +220,8 @@ type Main struct {
 	svc      *aoba.Service
 	webhooks *webhook.Sender
 	node     *realtime.Node
+	xmpp     *xmpp.Server
+	xmppLn   net.Listener
 	server   *api.Server
 	serveErr chan error
 	pprof    *http.Server
@@ -246,6 +257,7 @@ var EnvVars = []string{
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
 	"AOBA_ADMIN_TOKEN", "AOBA_ADMIN_URL", "AOBA_DRAIN_DELAY", "AOBA_DRAIN_SPREAD", "AOBA_START_TIMEOUT",
+	"AOBA_XMPP_ADDR", "AOBA_TLS_CERT", "AOBA_TLS_KEY",
 }
 
 // ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
@@ -296,6 +308,9 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 	c.JWTSecret = getenv("AOBA_JWT_SECRET")
 	str("AOBA_DATA_DIR", &c.DataDir)
 	str("AOBA_DOMAIN", &c.Domain)
+	str("AOBA_XMPP_ADDR", &c.XMPPAddr)
+	str("AOBA_TLS_CERT", &c.TLSCert)
+	str("AOBA_TLS_KEY", &c.TLSKey)
 	str("AOBA_PPROF_ADDR", &c.PprofAddr)
 	ints := []struct {
 		name string
@@ -554,10 +569,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.webhooks != nil {
 		m.webhooks.RegisterResolver(m.svc.OfflineRecipients)
 	}
+	// The JSON socket and XMPP subscribe the same topics: the shared
+	// broker counts their subscriptions.
+	shared := hub.NewSharedBroker(m.broker)
 	m.node = realtime.New(realtime.Config{
-		Broker: m.broker, Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
+		Broker: shared, Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
 		RateBatch: c.Rates.Batch, Watches: m.watches, Sockets: m.sockets, MaxSockets: c.MaxSocketsPerUser,
 		PingInterval: c.PingInterval, Logger: log, AllowedOrigins: c.AllowedOrigins,
+	})
+	tlsCfg, err := m.xmppTLS()
+	if err != nil {
+		return err
+	}
+	m.xmpp = xmpp.New(xmpp.Config{
+		Service: m.svc, Broker: shared, Presence: m.presence, Limiter: m.limiter, Rates: c.Rates,
+		Domain: c.Domain, TLS: tlsCfg, Logger: log,
 	})
 	// The loop node → presence → Service → broker → node closes here,
 	// before the node subscribes anything or a connection is counted. The
@@ -569,6 +595,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return
 		}
 		m.node.Deliver(topic, env)
+		m.xmpp.Deliver(topic, env)
 	})
 	m.presence.RegisterChangeHandler(m.svc.PresenceChanged)
 	if err := m.svc.CacheDirectory(ctx); err != nil {
@@ -578,6 +605,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cols := append(hub.Collectors(), m.node.Collectors()...)
+	cols = append(cols, m.xmpp.Collectors()...)
 	cols = append(cols, buildInfoGauge(Build()))
 	cols = append(cols, measured.Collectors()...)
 	if m.webhooks != nil {
@@ -592,7 +620,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Service: m.svc, Limiter: m.limiter, Rates: c.Rates, Pingers: pingers, Mode: c.mode(), Store: c.storeKind(), Hub: c.hubKind(), Warnings: c.warnings(), Logger: log,
 		Registry: reg, BodyLimit: c.BodyLimit, HeaderLimit: c.HeaderLimit, TrustedProxies: c.TrustedProxies,
 		AllowedOrigins: c.AllowedOrigins, CookieSecure: c.CookieSecure, TokenTTL: c.TokenTTL, WebSocket: m.node.Handler(), Static: web.FS(),
-		AdminToken: c.AdminToken,
+		XMPPWebSocket: m.xmpp.WebSocketHandler(),
+		AdminToken:    c.AdminToken,
 	})
 	if c.AdminToken != "" {
 		log.Info("admin API on: /api/admin/ opens to AOBA_ADMIN_TOKEN")
@@ -610,6 +639,19 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.pprof = srv
 		log.Info("pprof listening", "addr", pln.Addr().String())
+	}
+	if c.XMPPAddr != "" {
+		xln, err := net.Listen("tcp", c.XMPPAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (AOBA_XMPP_ADDR): %w", c.XMPPAddr, err)
+		}
+		m.xmppLn = xln
+		go func() {
+			if err := m.xmpp.Serve(xln); err != nil && !errors.Is(err, xmpp.ErrServerClosed) {
+				m.serveErr <- fmt.Errorf("serve XMPP: %w", err)
+			}
+		}()
+		log.Info("XMPP listening", "addr", xln.Addr().String(), "domain", c.Domain)
 	}
 	go func() {
 		if err := m.server.App().Listener(ln); err != nil {
@@ -728,6 +770,11 @@ func (m *Main) close() error {
 	defer cancel()
 	var errs []error
 	if m.node != nil {
+		if m.xmpp != nil {
+			if err := m.xmpp.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("shut down XMPP: %w", err))
+			}
+		}
 		if err := m.node.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close sockets: %w", err))
 		}

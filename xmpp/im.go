@@ -1,0 +1,522 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/aoba-chat/aoba"
+)
+
+// handleIQ answers an iq stanza. Unknown queries get service-unavailable,
+// as RFC 6120 8.4 asks.
+func (ss *session) handleIQ(iq *Element) error {
+	typ := iq.attr("type")
+	if typ == "result" || typ == "error" {
+		return nil // answers to the server's own queries (none are sent)
+	}
+	if iq.attr("id") == "" || (typ != "get" && typ != "set") {
+		ss.send(iqError(iq, "modify", "bad-request", "an iq needs an id and a type of get or set"))
+		return nil
+	}
+	iq.setAttr("from", ss.full)
+	kids := iq.elements()
+	if len(kids) != 1 {
+		ss.send(iqError(iq, "modify", "bad-request", "an iq get or set has exactly one child"))
+		return nil
+	}
+	q := kids[0]
+	to, ok := parseAddress(orDefault(iq.attr("to"), ss.srv.domain))
+	if !ok {
+		ss.send(iqError(iq, "modify", "jid-malformed", ""))
+		return nil
+	}
+	if to.domain == ss.srv.muc {
+		ss.roomIQ(iq, q, to)
+		return nil
+	}
+	if to.domain != ss.srv.domain {
+		ss.send(iqError(iq, "cancel", "remote-server-not-found", "this server does not federate"))
+		return nil
+	}
+	toSelf := to.local == "" || to.local == ss.userID || strings.EqualFold(to.local, ss.name())
+	switch {
+	case q.is(nsPing, "ping") && typ == "get":
+		ss.send(iqResult(iq, nil))
+	case q.is(nsSession, "session") && typ == "set":
+		ss.send(iqResult(iq, nil))
+	case q.is(nsDiscoInf, "query") && typ == "get":
+		ss.discoInfo(iq, q, to)
+	case q.is(nsDiscoIt, "query") && typ == "get":
+		ss.discoItems(iq, q, to)
+	case q.is(nsRoster, "query") && toSelf:
+		ss.roster(iq, q)
+	case (q.is(nsCarbons, "enable") || q.is(nsCarbons, "disable")) && typ == "set" && toSelf:
+		ss.mu.Lock()
+		ss.carbons = q.Name.Local == "enable"
+		ss.mu.Unlock()
+		ss.send(iqResult(iq, nil))
+	case q.is(nsMAM, "query") && typ == "set" && toSelf:
+		ss.archive(iq, q, "")
+	case q.is(nsMAM, "query") && typ == "get" && toSelf:
+		ss.send(iqResult(iq, mamForm()))
+	default:
+		ss.send(iqError(iq, "cancel", "service-unavailable", ""))
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// name returns the session user's username (it changes when they rename
+// themselves).
+func (ss *session) name() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.username
+}
+
+// handleMessage sends a chat message (or a chat state) to a user, or a
+// groupchat message to a room.
+func (ss *session) handleMessage(m *Element) error {
+	typ := orDefault(m.attr("type"), "normal")
+	if typ == "error" {
+		return nil
+	}
+	m.setAttr("from", ss.full)
+	to, ok := parseAddress(m.attr("to"))
+	if !ok || m.attr("to") == "" {
+		ss.send(bounce(m, "modify", "jid-malformed", "a message needs a valid to address"))
+		return nil
+	}
+	if to.domain == ss.srv.muc {
+		ss.roomMessage(m, to)
+		return nil
+	}
+	if to.domain != ss.srv.domain {
+		ss.send(bounce(m, "cancel", "remote-server-not-found", "this server does not federate"))
+		return nil
+	}
+	if to.local == "" {
+		return nil // messages to the server itself are dropped
+	}
+	if typ == "groupchat" {
+		ss.send(bounce(m, "modify", "bad-request", "groupchat messages go to a room"))
+		return nil
+	}
+	body, hasBody := bodyOf(m)
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	peer, err := ss.srv.usernameOf(ctx, to.local)
+	if err != nil {
+		t, c, text := errorOf(err)
+		ss.send(bounce(m, t, c, text))
+		return nil
+	}
+	if !hasBody {
+		if state := chatState(m); state != "" {
+			if err := ss.srv.svc.Typing(ctx, ss.claims, peer, aoba.MessageChat, state); err != nil && aoba.ErrorCode(err) != aoba.EUNAVAILABLE {
+				t, c, text := errorOf(err)
+				ss.send(bounce(m, t, c, text))
+			}
+		}
+		return nil
+	}
+	if err := ss.spendMessage(); err != nil {
+		t, c, text := errorOf(err)
+		ss.send(bounce(m, t, c, text))
+		return nil
+	}
+	in := aoba.SendInput{To: peer, Content: body, Type: aoba.MessageChat, ClientID: clientID(m)}
+	if _, err := ss.srv.svc.SendMessage(ctx, ss.claims, in, ss.id); err != nil {
+		t, c, text := errorOf(err)
+		ss.send(bounce(m, t, c, text))
+	}
+	return nil
+}
+
+// spendMessage counts one message against the user's standard budget,
+// the key POST /api/messages and the JSON socket's message.send spend.
+func (ss *session) spendMessage() error {
+	if ss.srv.cfg.Limiter == nil {
+		return nil
+	}
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	_, err := aoba.Limit(ctx, ss.srv.cfg.Limiter, aoba.UserRateKey(aoba.ClassStandard, ss.userID), ss.srv.cfg.Rates.Standard)
+	return err
+}
+
+// bodyOf returns the message's body and whether it has one.
+func bodyOf(m *Element) (string, bool) {
+	b := m.child(nsClient, "body")
+	if b == nil {
+		return "", false
+	}
+	return b.textContent(), true
+}
+
+// clientID returns the id that makes the send idempotent: the XEP-0359
+// origin-id, else the stanza id, when it is a valid Aoba client id.
+func clientID(m *Element) *string {
+	for _, id := range []string{attrOf(m.child(nsSID, "origin-id"), "id"), m.attr("id")} {
+		if aoba.ValidClientID(id) {
+			return aoba.ClientID(id)
+		}
+	}
+	return nil
+}
+
+func attrOf(e *Element, name string) string {
+	if e == nil {
+		return ""
+	}
+	return e.attr(name)
+}
+
+// chatState returns the XEP-0085 state of a message as an Aoba typing
+// state: composing, or paused for every other state.
+func chatState(m *Element) string {
+	for _, c := range m.elements() {
+		if c.Name.Space == nsChatStat {
+			if c.Name.Local == "composing" {
+				return aoba.TypingComposing
+			}
+			return aoba.TypingPaused
+		}
+	}
+	return ""
+}
+
+// usernameOf returns the username of the user a JID's localpart names:
+// a user id or a username.
+func (s *Server) usernameOf(ctx context.Context, local string) (string, error) {
+	if aoba.IsValidID(local) {
+		m, err := s.svc.FindMetadata(ctx, local)
+		if err != nil {
+			return "", err
+		}
+		return m.Username, nil
+	}
+	u, err := s.svc.FindUserByUsername(ctx, local)
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
+}
+
+// userOf returns the id and username of the user a JID's localpart names.
+func (s *Server) userOf(ctx context.Context, local string) (string, string, error) {
+	if aoba.IsValidID(local) {
+		m, err := s.svc.FindMetadata(ctx, local)
+		if err != nil {
+			return "", "", err
+		}
+		return m.ID, m.Username, nil
+	}
+	u, err := s.svc.FindUserByUsername(ctx, local)
+	if err != nil {
+		return "", "", err
+	}
+	return u.ID, u.Username, nil
+}
+
+// handlePresence handles the session's own presence (to no one), a
+// subscription request to a user, or room presence.
+func (ss *session) handlePresence(p *Element) error {
+	typ := p.attr("type")
+	p.setAttr("from", ss.full)
+	if p.attr("to") != "" {
+		to, ok := parseAddress(p.attr("to"))
+		if !ok {
+			ss.send(bounce(p, "modify", "jid-malformed", ""))
+			return nil
+		}
+		if to.domain == ss.srv.muc {
+			ss.roomPresence(p, to, typ)
+			return nil
+		}
+		if to.domain != ss.srv.domain {
+			ss.send(bounce(p, "cancel", "remote-server-not-found", "this server does not federate"))
+			return nil
+		}
+		ss.subscription(p, to, typ)
+		return nil
+	}
+	switch typ {
+	case "":
+		ss.becomeAvailable()
+	case "unavailable":
+		ss.becomeUnavailable()
+	case "probe", "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		// Without a to address these mean nothing.
+	default:
+		ss.send(bounce(p, "modify", "bad-request", "unknown presence type"))
+	}
+	return nil
+}
+
+// becomeAvailable handles the initial (or a later) available presence:
+// the user is counted online, and, the first time, the session follows
+// its roster's presence and receives it.
+func (ss *session) becomeAvailable() {
+	ss.mu.Lock()
+	first := !ss.available
+	ss.available = true
+	connect := !ss.connected
+	ss.connected = true
+	ss.mu.Unlock()
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	if connect && ss.srv.cfg.Presence != nil {
+		if err := ss.srv.cfg.Presence.Connect(ctx, ss.userID, ss.id); err != nil {
+			ss.srv.log.Warn("xmpp: presence connect failed", "err", err)
+		}
+	}
+	if first {
+		ss.followRoster(ctx)
+	}
+	// The user's own other resources are not told: Aoba presence is per
+	// user, not per resource.
+}
+
+// becomeUnavailable ends the session's presence (the stream stays open).
+func (ss *session) becomeUnavailable() {
+	ss.mu.Lock()
+	ss.available = false
+	disconnect := ss.connected
+	ss.connected = false
+	ss.mu.Unlock()
+	if disconnect && ss.srv.cfg.Presence != nil {
+		ctx, cancel := stanzaContext()
+		defer cancel()
+		if err := ss.srv.cfg.Presence.Disconnect(ctx, ss.userID, ss.id); err != nil {
+			ss.srv.log.Warn("xmpp: presence disconnect failed", "err", err)
+		}
+	}
+	ss.leaveAllRooms()
+}
+
+// followRoster subscribes the session to its roster contacts' presence
+// and sends their current presence.
+func (ss *session) followRoster(ctx context.Context) {
+	items, err := ss.srv.svc.Roster(ctx, ss.claims)
+	if err != nil {
+		ss.srv.log.Warn("xmpp: roster unavailable for presence", "err", err)
+		return
+	}
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		if len(ids) == maxWatched {
+			break
+		}
+		ids = append(ids, it.UserID)
+	}
+	ss.watch(ids)
+	if len(ids) == 0 {
+		return
+	}
+	found, err := ss.srv.svc.PresenceByIDs(ctx, ss.claims, ids)
+	if err != nil {
+		ss.srv.log.Warn("xmpp: roster presence unavailable", "err", err)
+		return
+	}
+	for _, p := range found {
+		ss.send(ss.presenceStanza(p))
+	}
+}
+
+// watch makes the session follow the presence topics of ids.
+func (ss *session) watch(ids []string) {
+	for _, id := range ids {
+		ss.mu.Lock()
+		_, had := ss.watched[id]
+		full := len(ss.watched) >= maxWatched
+		if !had && !full {
+			ss.watched[id] = struct{}{}
+		}
+		ss.mu.Unlock()
+		if !had && !full {
+			ss.srv.index(ss.srv.watchers, id, aoba.PresenceTopic(id), ss)
+		}
+	}
+}
+
+// presenceStanza returns the presence of a user as the session sees it.
+func (ss *session) presenceStanza(p *aoba.UserPresence) *Element {
+	e := el(nsClient, "presence", "from", ss.srv.userJID(p.UserID), "to", ss.full)
+	if p.Status != aoba.StatusOnline {
+		e.setAttr("type", "unavailable")
+		if p.LastSeen != nil {
+			e.add(el(nsDelay, "delay", "stamp", p.LastSeen.UTC().Format(time.RFC3339)))
+		}
+	}
+	return e
+}
+
+// subscription handles presence addressed to a user: subscription
+// requests are approved at once (Aoba presence is visible to every user
+// who may see the user) and add the contact to the roster; a probe is
+// answered with the contact's presence.
+func (ss *session) subscription(p *Element, to address, typ string) {
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	id, _, err := ss.srv.userOf(ctx, to.local)
+	if err != nil {
+		t, c, text := errorOf(err)
+		ss.send(bounce(p, t, c, text))
+		return
+	}
+	switch typ {
+	case "subscribe":
+		if _, err := ss.srv.svc.AddRosterItem(ctx, ss.claims, id, ""); err != nil {
+			t, c, text := errorOf(err)
+			ss.send(bounce(p, t, c, text))
+			return
+		}
+		ss.send(el(nsClient, "presence", "type", "subscribed", "from", ss.srv.userJID(id), "to", ss.bare))
+		ss.pushRoster(ctx)
+		ss.watch([]string{id})
+		ss.probe(ctx, id)
+	case "probe":
+		ss.probe(ctx, id)
+	case "", "unavailable":
+		// Directed presence: Aoba has no per-contact presence.
+	case "subscribed", "unsubscribe", "unsubscribed":
+		// Every contact sees every other: nothing to change.
+	}
+}
+
+// probe sends the current presence of the user id.
+func (ss *session) probe(ctx context.Context, id string) {
+	found, err := ss.srv.svc.PresenceByIDs(ctx, ss.claims, []string{id})
+	if err != nil {
+		return
+	}
+	for _, p := range found {
+		ss.send(ss.presenceStanza(p))
+	}
+}
+
+// deliver turns one broker envelope into stanzas.
+func (ss *session) deliver(d delivery) {
+	env := d.env
+	if o := env.Close; o != nil {
+		if d.topic[0] != 'u' {
+			ss.end(errStream("reset", "the server lost events; reconnect and catch up from the archive"))
+			return
+		}
+		if (o.Session != "" && ss.claims.SessionID != o.Session) ||
+			(o.KeepSession != "" && ss.claims.SessionID == o.KeepSession) ||
+			(len(o.Conns) > 0 && !contains(o.Conns, ss.id)) {
+			return
+		}
+		ss.end(closeError(o))
+		return
+	}
+	if env.Leave != "" {
+		ss.leftGroup(env.Leave)
+		return
+	}
+	if len(env.Frame) == 0 {
+		return
+	}
+	var f aoba.Frame
+	if err := json.Unmarshal(env.Frame, &f); err != nil {
+		return
+	}
+	if d.topic[0] == 'g' {
+		ss.roomFrame(d.topic[2:], f)
+		return
+	}
+	switch f.Type {
+	case aoba.FrameMessage:
+		var m aoba.MessageView
+		if json.Unmarshal(f.Data, &m) == nil && m.Type == aoba.MessageChat {
+			ss.chatMessage(&m)
+		}
+	case aoba.FrameTyping:
+		var t aoba.TypingEvent
+		if json.Unmarshal(f.Data, &t) == nil && t.Type == aoba.MessageChat {
+			ss.typing(&t)
+		}
+	case aoba.FramePresence:
+		var p aoba.UserPresence
+		if json.Unmarshal(f.Data, &p) == nil {
+			ss.mu.Lock()
+			_, watched := ss.watched[p.UserID]
+			available := ss.available
+			ss.mu.Unlock()
+			if watched && available && d.topic[0] == 'p' {
+				ss.send(ss.presenceStanza(&p))
+			}
+		}
+	case aoba.FrameGroup:
+		var g aoba.GroupEvent
+		if json.Unmarshal(f.Data, &g) == nil {
+			ss.groupEvent(&g)
+		}
+	}
+}
+
+// closeError maps a close order's code to a stream error.
+func closeError(o *aoba.CloseOrder) *streamError {
+	switch o.Code {
+	case aoba.CloseSessionRevoked:
+		return errStream("not-authorized", orDefault(o.Reason, "session revoked"))
+	case aoba.CloseTooManySockets:
+		return errStream("conflict", orDefault(o.Reason, "too many sessions"))
+	case aoba.CloseResync:
+		return errStream("reset", "the server lost events; reconnect and catch up from the archive")
+	case aoba.CloseGoingAway:
+		return errStream("system-shutdown", o.Reason)
+	}
+	return errStream("policy-violation", o.Reason)
+}
+
+// chatMessage delivers a 1:1 message: from a peer as a chat message, from
+// the user's own other device as a sent carbon (XEP-0280) when carbons
+// are on.
+func (ss *session) chatMessage(m *aoba.MessageView) {
+	id := orDefault(m.ClientID, m.ID)
+	if m.FromID == ss.userID {
+		ss.mu.Lock()
+		carbons := ss.carbons
+		ss.mu.Unlock()
+		if !carbons {
+			return
+		}
+		inner := el(nsClient, "message", "type", "chat", "id", id, "from", ss.bare, "to", ss.srv.userJID(m.ToID)).
+			add(el("", "body").text(m.Content), el(nsSID, "stanza-id", "id", m.ID, "by", ss.bare))
+		ss.send(el(nsClient, "message", "type", "chat", "from", ss.bare, "to", ss.full).
+			add(el(nsCarbons, "sent").add(el(nsForward, "forwarded").add(inner))))
+		return
+	}
+	ss.send(el(nsClient, "message", "type", "chat", "id", id, "from", ss.srv.userJID(m.FromID), "to", ss.full).
+		add(el("", "body").text(m.Content), el(nsChatStat, "active"), el(nsSID, "stanza-id", "id", m.ID, "by", ss.bare)))
+}
+
+// typing delivers a typing notice as a XEP-0085 chat state.
+func (ss *session) typing(t *aoba.TypingEvent) {
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	id, _, err := ss.srv.userOf(ctx, t.From)
+	if err != nil {
+		return
+	}
+	state := "paused"
+	if t.State == aoba.TypingComposing {
+		state = "composing"
+	}
+	ss.send(el(nsClient, "message", "type", "chat", "from", ss.srv.userJID(id), "to", ss.full).
+		add(el(nsChatStat, state), el(nsHints, "no-store")))
+}
+
+// decodeData decodes a frame's data into v and reports success.
+func decodeData(f aoba.Frame, v any) bool { return json.Unmarshal(f.Data, v) == nil }

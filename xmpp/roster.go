@@ -1,0 +1,76 @@
+package xmpp
+
+import (
+	"context"
+
+	"github.com/aoba-chat/aoba"
+)
+
+// roster answers a roster get (RFC 6121 2.1.3) or set (2.1.5). Every item
+// has subscription both: Aoba presence is visible to every user who may
+// see the user.
+func (ss *session) roster(iq, q *Element) {
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	if iq.attr("type") == "get" {
+		items, err := ss.srv.svc.Roster(ctx, ss.claims)
+		if err != nil {
+			t, c, text := errorOf(err)
+			ss.send(iqError(iq, t, c, text))
+			return
+		}
+		ss.send(iqResult(iq, ss.rosterQuery(items)))
+		return
+	}
+	list := q.elements()
+	if len(list) != 1 || !list[0].is(nsRoster, "item") {
+		ss.send(iqError(iq, "modify", "bad-request", "a roster set has exactly one item"))
+		return
+	}
+	item := list[0]
+	to, ok := parseAddress(item.attr("jid"))
+	if !ok || to.domain != ss.srv.domain || to.local == "" || to.resource != "" {
+		ss.send(iqError(iq, "modify", "jid-malformed", "a roster item is a bare JID of a user of "+ss.srv.domain))
+		return
+	}
+	id, _, err := ss.srv.userOf(ctx, to.local)
+	if err == nil {
+		if item.attr("subscription") == "remove" {
+			err = ss.srv.svc.RemoveRosterItem(ctx, ss.claims, id)
+		} else {
+			_, err = ss.srv.svc.AddRosterItem(ctx, ss.claims, id, item.attr("name"))
+		}
+	}
+	if err != nil {
+		t, c, text := errorOf(err)
+		ss.send(iqError(iq, t, c, text))
+		return
+	}
+	ss.send(iqResult(iq, nil))
+	ss.pushRoster(ctx)
+	if item.attr("subscription") != "remove" {
+		ss.watch([]string{id})
+	}
+}
+
+// rosterQuery returns the roster as a query element.
+func (ss *session) rosterQuery(items []*aoba.RosterEntry) *Element {
+	q := el(nsRoster, "query")
+	for _, it := range items {
+		q.add(el("", "item", "jid", ss.srv.userJID(it.UserID), "name", orDefault(it.Name, it.Username), "subscription", "both"))
+	}
+	return q
+}
+
+// pushRoster sends the whole roster as a roster push to the user's
+// sessions on this pod (RFC 6121 2.1.6; a push may carry every item).
+// Sessions on other pods see the change at their next roster get.
+func (ss *session) pushRoster(ctx context.Context) {
+	items, err := ss.srv.svc.Roster(ctx, ss.claims)
+	if err != nil {
+		return
+	}
+	for _, other := range ss.srv.localSessions(ss.userID) {
+		other.send(el(nsClient, "iq", "type", "set", "id", "push-"+streamID()[:8], "to", other.full).add(other.rosterQuery(items)))
+	}
+}
