@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, messageIn, openUser, register, rest, send, shot, stepper, suffix, WAIT } from '../browser.mjs';
-import { DOMAIN, PASSWORD, registerUser, WS_XMPP } from './xmpp.mjs';
+import { DOMAIN, PASSWORD, poll, registerUser, WS_XMPP } from './xmpp.mjs';
 
 // The dist directory of the converse.js package of e2e/package.json (its exports hide package.json).
 const DIST = fileURLToPath(new URL('../node_modules/converse.js/dist', import.meta.url));
@@ -133,8 +133,12 @@ test('converse.js in chromium chats over /xmpp-websocket with a user of the Aoba
       // XEP-0191 blocklist, which never initializes on a server without blocking.
       await inPage('adding bob to the roster', async (attrs) => { await window.capi.contacts.add(attrs); },
         { jid: bobJID, name: bob });
-      const sub = await inPage('bob in the roster', async (jid) => (await window.capi.contacts.get(jid))?.get('subscription'), bobJID);
-      assert.ok(['both', 'to'].includes(sub), `bob's subscription in converse.js's roster: ${sub}`);
+      // The roster push and the <presence type='subscribed'/> arrive after the roster set's result.
+      let sub;
+      await poll(async () => {
+        sub = await inPage('bob in the roster', async (jid) => (await window.capi.contacts.get(jid))?.get('subscription'), bobJID);
+        return ['both', 'to'].includes(sub);
+      }, () => `bob's subscription in converse.js's roster becomes both or to (last: ${sub})`);
     });
 
     await converseStep('converse.js sends bob a message, which the SPA shows live', async () => {

@@ -339,14 +339,14 @@ export function chat(to, body, id) {
   return xml('message', { type: 'chat', to, ...(id && { id }) }, xml('body', {}, body));
 }
 
-/** poll calls fn until it returns a truthy value, at most ms; it returns that value or throws what. */
+/** poll calls fn until it returns a truthy value, at most ms; it returns that value or throws what (a string, or a function giving it). */
 export async function poll(fn, what, ms = WAIT) {
   const end = Date.now() + ms;
   let last;
   for (;;) {
     last = await fn();
     if (last) return last;
-    if (Date.now() > end) throw new Error(`${what}: not true within ${ms} ms`);
+    if (Date.now() > end) throw new Error(`${typeof what === 'function' ? what() : what}: not true within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
