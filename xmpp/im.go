@@ -375,13 +375,24 @@ func (ss *session) subscription(p *Element, to address, typ string) {
 	}
 	switch typ {
 	case "subscribe":
-		if _, err := ss.srv.svc.AddRosterItem(ctx, ss.claims, id, ""); err != nil {
+		// An item the user added already keeps its name.
+		items, err := ss.srv.svc.Roster(ctx, ss.claims)
+		var entry *aoba.RosterEntry
+		for _, it := range items {
+			if it.UserID == id && it.Name != "" {
+				entry = it
+			}
+		}
+		if err == nil && entry == nil {
+			entry, err = ss.srv.svc.AddRosterItem(ctx, ss.claims, id, "")
+		}
+		if err != nil {
 			t, c, text := errorOf(err)
 			ss.send(bounce(p, t, c, text))
 			return
 		}
 		ss.send(el(nsClient, "presence", "type", "subscribed", "from", ss.srv.userJID(id), "to", ss.bare))
-		ss.pushRoster(ctx)
+		ss.pushRoster(rosterItem(ss.srv, entry))
 		ss.watch([]string{id})
 		ss.probe(ctx, id)
 	case "probe":
