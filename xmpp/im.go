@@ -57,6 +57,8 @@ func (ss *session) handleIQ(iq *Element) error {
 		ss.carbons = q.Name.Local == "enable"
 		ss.mu.Unlock()
 		ss.send(iqResult(iq, nil))
+	case q.Name.Space == nsBlocking && toSelf:
+		ss.blocking(iq, q)
 	case q.is(nsMAM, "query") && typ == "set" && toSelf:
 		ss.archive(iq, q, "")
 	case q.is(nsMAM, "query") && typ == "get" && toSelf:
@@ -467,6 +469,11 @@ func (ss *session) deliver(d delivery) {
 			if watched && available && d.topic[0] == 'p' {
 				ss.send(ss.presenceStanza(&p))
 			}
+		}
+	case aoba.FrameBlock:
+		var b aoba.BlockEvent
+		if json.Unmarshal(f.Data, &b) == nil {
+			ss.blockPush(&b)
 		}
 	case aoba.FrameGroup:
 		var g aoba.GroupEvent
