@@ -55,6 +55,7 @@ go test -run '^$' -fuzz '^FuzzRequestBody$' -fuzztime 15s ./api/
 go test -run '^$' -fuzz '^FuzzClientFrame$' -fuzztime 15s ./realtime/
 go test -run '^$' -fuzz '^FuzzDecodeEnvelope$' -fuzztime 15s ./hub/
 go test -run '^$' -fuzz '^FuzzEnvelopeRoundTrip$' -fuzztime 15s ./hub/
+go test -run '^$' -fuzz '^FuzzReadElement$' -fuzztime 15s ./xmpp/
 echo "== browser end-to-end tests"
 bash e2e/run.sh
 echo "== XMPP end-to-end tests (npm @xmpp/client over TCP+STARTTLS and WebSocket, converse.js in chromium)"

@@ -1,8 +1,6 @@
 package xmpp
 
 import (
-	"context"
-
 	"github.com/aoba-chat/aoba"
 )
 
@@ -34,11 +32,16 @@ func (ss *session) roster(iq, q *Element) {
 		return
 	}
 	id, _, err := ss.srv.userOf(ctx, to.local)
+	var pushed *Element
 	if err == nil {
 		if item.attr("subscription") == "remove" {
 			err = ss.srv.svc.RemoveRosterItem(ctx, ss.claims, id)
+			pushed = el("", "item", "jid", ss.srv.userJID(id), "subscription", "remove")
 		} else {
-			_, err = ss.srv.svc.AddRosterItem(ctx, ss.claims, id, item.attr("name"))
+			var entry *aoba.RosterEntry
+			if entry, err = ss.srv.svc.AddRosterItem(ctx, ss.claims, id, item.attr("name")); err == nil {
+				pushed = rosterItem(ss.srv, entry)
+			}
 		}
 	}
 	if err != nil {
@@ -47,7 +50,7 @@ func (ss *session) roster(iq, q *Element) {
 		return
 	}
 	ss.send(iqResult(iq, nil))
-	ss.pushRoster(ctx)
+	ss.pushRoster(pushed)
 	if item.attr("subscription") != "remove" {
 		ss.watch([]string{id})
 	}
@@ -57,20 +60,21 @@ func (ss *session) roster(iq, q *Element) {
 func (ss *session) rosterQuery(items []*aoba.RosterEntry) *Element {
 	q := el(nsRoster, "query")
 	for _, it := range items {
-		q.add(el("", "item", "jid", ss.srv.userJID(it.UserID), "name", orDefault(it.Name, it.Username), "subscription", "both"))
+		q.add(rosterItem(ss.srv, it))
 	}
 	return q
 }
 
-// pushRoster sends the whole roster as a roster push to the user's
-// sessions on this pod (RFC 6121 2.1.6; a push may carry every item).
-// Sessions on other pods see the change at their next roster get.
-func (ss *session) pushRoster(ctx context.Context) {
-	items, err := ss.srv.svc.Roster(ctx, ss.claims)
-	if err != nil {
-		return
-	}
+// rosterItem returns the item element of a roster entry.
+func rosterItem(s *Server, it *aoba.RosterEntry) *Element {
+	return el("", "item", "jid", s.userJID(it.UserID), "name", orDefault(it.Name, it.Username), "subscription", "both")
+}
+
+// pushRoster sends a roster push of one changed item (RFC 6121 2.1.6) to
+// the user's sessions on this pod. Sessions on other pods see the change
+// at their next roster get.
+func (ss *session) pushRoster(item *Element) {
 	for _, other := range ss.srv.localSessions(ss.userID) {
-		other.send(el(nsClient, "iq", "type", "set", "id", "push-"+streamID()[:8], "to", other.full).add(other.rosterQuery(items)))
+		other.send(el(nsClient, "iq", "type", "set", "id", "push-"+streamID()[:8], "to", other.full).add(el(nsRoster, "query").add(item)))
 	}
 }
