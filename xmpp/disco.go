@@ -5,7 +5,7 @@ package xmpp
 // together.
 var (
 	// ServerFeatures are the features of the server's domain.
-	ServerFeatures = []string{nsDiscoInf, nsDiscoIt, nsPing, nsCarbons}
+	ServerFeatures = []string{nsDiscoInf, nsDiscoIt, nsPing, nsCarbons, nsBlocking}
 	// AccountFeatures are the features of a user's own bare JID.
 	AccountFeatures = []string{nsDiscoInf, nsMAM, nsSID}
 	// ConferenceFeatures are the features of the conference service.

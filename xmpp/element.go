@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode"
 )
 
 // Namespaces of the protocols this package speaks.
@@ -328,14 +329,38 @@ func newElement(start xml.StartElement) (*Element, error) {
 	if len(start.Attr) > maxAttrs {
 		return nil, errStream("policy-violation", "too many attributes")
 	}
+	if !isNCName(start.Name.Local) {
+		return nil, errStream("not-well-formed", "invalid element name")
+	}
 	e := &Element{Name: start.Name, Attr: make([]xml.Attr, 0, len(start.Attr))}
 	for _, a := range start.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			continue
 		}
+		if !isNCName(a.Name.Local) {
+			return nil, errStream("not-well-formed", "invalid attribute name")
+		}
 		e.Attr = append(e.Attr, a)
 	}
 	return e, nil
+}
+
+// isNCName reports whether s is a name without a colon (XML Namespaces
+// NCName): encoding/xml splits prefixed names without checking the part
+// after the colon, and the writer must never emit what a reader refuses.
+func isNCName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_' || unicode.IsLetter(r):
+		case i > 0 && (r == '-' || r == '.' || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r) || r == 0xB7):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // xmlError maps a decoder error to the stream error it calls for.

@@ -59,6 +59,8 @@ func (ss *session) handleIQ(iq *Element) error {
 		ss.carbons = q.Name.Local == "enable"
 		ss.mu.Unlock()
 		ss.send(iqResult(iq, nil))
+	case q.Name.Space == nsBlocking && toSelf:
+		ss.blocking(iq, q)
 	case q.is(nsMAM, "query") && typ == "set" && toSelf:
 		ss.archive(iq, q, "")
 	case q.is(nsMAM, "query") && typ == "get" && toSelf:
@@ -386,13 +388,24 @@ func (ss *session) subscription(p *Element, to address, typ string) {
 	}
 	switch typ {
 	case "subscribe":
-		if _, err := ss.srv.svc.AddRosterItem(ctx, ss.claims, id, ""); err != nil {
+		// An item the user added already keeps its name.
+		items, err := ss.srv.svc.Roster(ctx, ss.claims)
+		var entry *aoba.RosterEntry
+		for _, it := range items {
+			if it.UserID == id && it.Name != "" {
+				entry = it
+			}
+		}
+		if err == nil && entry == nil {
+			entry, err = ss.srv.svc.AddRosterItem(ctx, ss.claims, id, "")
+		}
+		if err != nil {
 			t, c, text := errorOf(err)
 			ss.send(bounce(p, t, c, text))
 			return
 		}
 		ss.send(el(nsClient, "presence", "type", "subscribed", "from", ss.srv.userJID(id), "to", ss.bare))
-		ss.pushItem(ctx, id)
+		ss.pushRoster(rosterItem(ss.srv, entry))
 		ss.watch([]string{id})
 		ss.probe(ctx, id)
 	case "probe":
@@ -467,6 +480,11 @@ func (ss *session) deliver(d delivery) {
 			if watched && available && d.topic[0] == 'p' {
 				ss.send(ss.presenceStanza(&p))
 			}
+		}
+	case aoba.FrameBlock:
+		var b aoba.BlockEvent
+		if json.Unmarshal(f.Data, &b) == nil {
+			ss.blockPush(&b)
 		}
 	case aoba.FrameGroup:
 		var g aoba.GroupEvent

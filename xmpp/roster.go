@@ -1,8 +1,6 @@
 package xmpp
 
 import (
-	"context"
-
 	"github.com/aoba-chat/aoba"
 )
 
@@ -34,11 +32,26 @@ func (ss *session) roster(iq, q *Element) {
 		return
 	}
 	id, _, err := ss.srv.userOf(ctx, to.local)
+	var pushed *Element
 	if err == nil {
 		if item.attr("subscription") == "remove" {
 			err = ss.srv.svc.RemoveRosterItem(ctx, ss.claims, id)
+			pushed = el("", "item", "jid", ss.srv.userJID(id), "subscription", "remove")
+			if err == nil {
+				// A conversation partner stays on the roster: the push
+				// says so, under the username, as a roster get would.
+				items, rerr := ss.srv.svc.Roster(ctx, ss.claims)
+				for _, it := range items {
+					if rerr == nil && it.UserID == id {
+						pushed = rosterItem(ss.srv, it)
+					}
+				}
+			}
 		} else {
-			_, err = ss.srv.svc.AddRosterItem(ctx, ss.claims, id, item.attr("name"))
+			var entry *aoba.RosterEntry
+			if entry, err = ss.srv.svc.AddRosterItem(ctx, ss.claims, id, item.attr("name")); err == nil {
+				pushed = rosterItem(ss.srv, entry)
+			}
 		}
 	}
 	if err != nil {
@@ -47,7 +60,7 @@ func (ss *session) roster(iq, q *Element) {
 		return
 	}
 	ss.send(iqResult(iq, nil))
-	ss.pushItem(ctx, id)
+	ss.pushRoster(pushed)
 	if item.attr("subscription") != "remove" {
 		ss.watch([]string{id})
 	}
@@ -57,29 +70,20 @@ func (ss *session) roster(iq, q *Element) {
 func (ss *session) rosterQuery(items []*aoba.RosterEntry) *Element {
 	q := el(nsRoster, "query")
 	for _, it := range items {
-		q.add(el("", "item", "jid", ss.srv.userJID(it.UserID), "name", orDefault(it.Name, it.Username), "subscription", "both"))
+		q.add(rosterItem(ss.srv, it))
 	}
 	return q
 }
 
-// pushItem sends a roster push (RFC 6121 2.1.6) of the contact to the
-// user's sessions on this pod: the contact's item as the roster now holds
-// it, or, when it is no longer on the roster, the item with subscription
-// remove. A push carries exactly one item, as the RFC requires (clients
-// such as Converse.js reject others). Sessions on other pods see the
-// change at their next roster get.
-func (ss *session) pushItem(ctx context.Context, contactID string) {
-	items, err := ss.srv.svc.Roster(ctx, ss.claims)
-	if err != nil {
-		return
-	}
-	item := el("", "item", "jid", ss.srv.userJID(contactID), "subscription", "remove")
-	for _, it := range items {
-		if it.UserID == contactID {
-			item = el("", "item", "jid", ss.srv.userJID(it.UserID), "name", orDefault(it.Name, it.Username), "subscription", "both")
-			break
-		}
-	}
+// rosterItem returns the item element of a roster entry.
+func rosterItem(s *Server, it *aoba.RosterEntry) *Element {
+	return el("", "item", "jid", s.userJID(it.UserID), "name", orDefault(it.Name, it.Username), "subscription", "both")
+}
+
+// pushRoster sends a roster push of one changed item (RFC 6121 2.1.6) to
+// the user's sessions on this pod. Sessions on other pods see the change
+// at their next roster get.
+func (ss *session) pushRoster(item *Element) {
 	for _, other := range ss.srv.localSessions(ss.userID) {
 		other.send(el(nsClient, "iq", "type", "set", "id", "push-"+streamID()[:8], "to", other.full).add(el(nsRoster, "query").add(item)))
 	}

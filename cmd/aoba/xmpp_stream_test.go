@@ -251,3 +251,38 @@ func TestXMPPBadInput(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestXMPPBlocking(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	addr := s.m.XMPPAddr()
+	alice, bob := s.register(t, "alice"), s.register(t, "bob")
+	a1 := xmpptest.Login(t, addr, "localhost", alice.Name, alice.Password, "one")
+	a2 := xmpptest.Login(t, addr, "localhost", alice.Name, alice.Password, "two")
+
+	a1.Send(`<iq type="set" id="b1"><block xmlns="urn:xmpp:blocking"><item jid="%s@localhost"/></block></iq>`, bob.Name)
+	if n := a1.Expect(5*time.Second, "block result", func(n *xmpptest.Node) bool { return n.Attr("id") == "b1" }); n.Attr("type") != "result" {
+		t.Fatalf("block: %s", n.Raw)
+	}
+	// The other resource gets the push, with the canonical JID.
+	push := a2.Expect(5*time.Second, "block push", func(n *xmpptest.Node) bool { return n.Find("urn:xmpp:blocking", "block") != nil })
+	if it := push.Find("", "item"); it == nil || it.Attr("jid") != bob.ID+"@localhost" {
+		t.Fatalf("push: %s", push.Raw)
+	}
+	// It is an Aoba block: Bob can no longer message Alice.
+	s.do(t, "POST", "/api/messages", bob.Token, map[string]any{"to": alice.Name, "content": "hi"}).want(t, 403)
+	a2.Send(`<iq type="get" id="l1"><blocklist xmlns="urn:xmpp:blocking"/></iq>`)
+	list := a2.Expect(5*time.Second, "blocklist", func(n *xmpptest.Node) bool { return n.Attr("id") == "l1" })
+	if items := list.FindAll("", "item"); len(items) != 1 || items[0].Attr("jid") != bob.ID+"@localhost" {
+		t.Fatalf("blocklist: %s", list.Raw)
+	}
+	// An empty unblock unblocks everyone.
+	a2.Send(`<iq type="set" id="u1"><unblock xmlns="urn:xmpp:blocking"/></iq>`)
+	if n := a2.Expect(5*time.Second, "unblock result", func(n *xmpptest.Node) bool { return n.Attr("id") == "u1" }); n.Attr("type") != "result" {
+		t.Fatalf("unblock: %s", n.Raw)
+	}
+	s.do(t, "POST", "/api/messages", bob.Token, map[string]any{"to": alice.Name, "content": "hi again"}).want(t, 201)
+	a1.Send(`<iq type="set" id="b2"><block xmlns="urn:xmpp:blocking"><item jid="nobody@elsewhere.example"/></block></iq>`)
+	if n := a1.Expect(5*time.Second, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "b2" }); n.Find("", "jid-malformed") == nil {
+		t.Fatalf("foreign JID: %s", n.Raw)
+	}
+}

@@ -245,11 +245,19 @@ func (c *Client) Expect(d time.Duration, what string, match func(*Node) bool) *N
 // the stream.
 func (c *Client) StartTLS() {
 	c.tb.Helper()
+	c.StartTLSWith(&tls.Config{InsecureSkipVerify: true, ServerName: c.Domain}) //nolint:gosec // tests use a self-signed certificate
+}
+
+// StartTLSWith negotiates TLS with cfg (e.g. RootCAs holding the server's
+// certificate, to verify it for the domain) and restarts the stream.
+func (c *Client) StartTLSWith(cfg *tls.Config) {
+	c.tb.Helper()
 	c.SendRaw(`<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`)
 	if n := c.Next(5 * time.Second); n.XMLName.Local != "proceed" {
 		c.tb.Fatalf("starttls: got %s", n.Raw)
 	}
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, ServerName: c.Domain}) //nolint:gosec // tests use a self-signed certificate
+	tc := tls.Client(c.conn, cfg)
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		c.tb.Fatalf("TLS handshake: %v", err)
 	}
