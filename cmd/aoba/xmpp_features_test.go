@@ -292,6 +292,7 @@ func TestXMPPRoster(t *testing.T) {
 		if len(list) != 1 {
 			t.Fatalf("roster push with %d items, want 1: %s", len(list), n.Raw)
 		}
+		list[0].Raw = n.Raw // for the failure messages
 		return list[0]
 	}
 	t.Run("AddByUsername", func(t *testing.T) {
@@ -327,6 +328,27 @@ func TestXMPPRoster(t *testing.T) {
 		n = xfIQ(t, a, "rm2", `<iq type="set" id="rm2"><query xmlns="jabber:iq:roster"><item jid="%s" subscription="remove"/></query></iq>`, carolJID)
 		if c := xfCondition(n); c != "item-not-found" {
 			t.Fatalf("removing a removed item: %s", n.Raw)
+		}
+	})
+	t.Run("RemovePartner", func(t *testing.T) {
+		// A conversation partner added under a name and removed again
+		// stays on the roster under the username; the push says so.
+		n := xfIQ(t, a, "pb1", `<iq type="set" id="pb1"><query xmlns="jabber:iq:roster"><item jid="%s" name="Bobby"/></query></iq>`, bobJID)
+		if n.Attr("type") != "result" {
+			t.Fatalf("roster set: %s", n.Raw)
+		}
+		if it := pushOf(t, a2); it.Attr("name") != "Bobby" || it.Attr("subscription") != "both" {
+			t.Fatalf("push after the rename: %s", it.Raw)
+		}
+		n = xfIQ(t, a, "pb2", `<iq type="set" id="pb2"><query xmlns="jabber:iq:roster"><item jid="%s" subscription="remove"/></query></iq>`, bobJID)
+		if n.Attr("type") != "result" {
+			t.Fatalf("roster remove: %s", n.Raw)
+		}
+		if it := pushOf(t, a2); it.Attr("jid") != bobJID || it.Attr("name") != bob.Name || it.Attr("subscription") != "both" {
+			t.Fatalf("push after removing a conversation partner: %s", it.Raw)
+		}
+		if it := items(t)[bobJID]; it == nil || it.Attr("name") != bob.Name {
+			t.Fatalf("roster after removing a conversation partner: %v", items(t))
 		}
 	})
 	t.Run("SubscriptionRequest", func(t *testing.T) {
