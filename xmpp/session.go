@@ -31,13 +31,15 @@ type session struct {
 	ip  string
 
 	// Set once at binding, read-only afterwards.
-	claims    aoba.Claims
-	userID    string
-	ownAoba   bool // a PLAIN login opened an Aoba session; it ends with the stream
-	resource  string
-	bare      string // <user id>@domain
-	full      string // bare/resource
-	authAttem int
+	claims  aoba.Claims
+	userID  string
+	ownAoba bool // a PLAIN login opened an Aoba session; it ends with the stream
+	// registered says the stream is in the socket registry.
+	registered bool
+	resource   string
+	bare       string // <user id>@domain
+	full       string // bare/resource
+	authAttem  int
 
 	queue    chan delivery
 	done     chan struct{}
@@ -209,8 +211,47 @@ func (ss *session) bind(iq, bind *Element) error {
 	ss.full = ss.bare + "/" + res
 	ss.pumpDone = make(chan struct{})
 	go ss.pump()
+	evicted := ss.openSocket()
 	ss.srv.index(ss.srv.users, ss.userID, aoba.UserTopic(ss.userID), ss)
+	ss.evict(evicted)
 	return ss.t.write(iqResult(iq, el(nsBind, "bind").add(el("", "jid").text(ss.full))))
+}
+
+// openSocket records the stream in the socket registry and returns the
+// ids of the user's oldest connections it takes past the limit. A failure
+// is logged: the stream stays and evicts nothing.
+func (ss *session) openSocket() []string {
+	reg := ss.srv.cfg.Sockets
+	if reg == nil {
+		return nil
+	}
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	max := ss.srv.cfg.MaxSockets
+	if max <= 0 {
+		max = aoba.DefaultMaxSocketsPerUser
+	}
+	evicted, err := reg.Open(ctx, ss.userID, ss.id, max)
+	if err != nil {
+		ss.srv.log.Warn("xmpp: socket registry open failed", "err", err)
+		return nil
+	}
+	ss.registered = true
+	return evicted
+}
+
+// evict orders the pods holding the evicted connections to close them:
+// one close order on the user's topic, as the JSON socket does.
+func (ss *session) evict(evicted []string) {
+	if len(evicted) == 0 {
+		return
+	}
+	ctx, cancel := stanzaContext()
+	defer cancel()
+	order := &aoba.CloseOrder{Code: aoba.CloseTooManySockets, Reason: "too many connections", Conns: evicted}
+	if err := ss.srv.cfg.Broker.Publish(ctx, aoba.Publication{Topic: aoba.UserTopic(ss.userID), Envelope: aoba.Envelope{Close: order}}); err != nil {
+		ss.srv.log.Warn("xmpp: too-many-connections close order failed", "err", err)
+	}
 }
 
 // cleanup undoes what binding and the session's life did: indexes,
@@ -223,6 +264,11 @@ func (ss *session) cleanup() {
 	defer cancel()
 	if ss.userID != "" && ss.bare != "" {
 		ss.srv.unindex(ss.srv.users, ss.userID, aoba.UserTopic(ss.userID), ss)
+	}
+	if ss.registered {
+		if err := ss.srv.cfg.Sockets.Close(ctx, ss.userID, ss.id); err != nil {
+			ss.srv.log.Warn("xmpp: socket registry close failed", "err", err)
+		}
 	}
 	ss.mu.Lock()
 	rooms := make([]string, 0, len(ss.rooms))

@@ -68,6 +68,12 @@ type Config struct {
 	Presence aoba.PresenceRegistry
 	Limiter  aoba.RateLimiter
 	Rates    aoba.Rates
+	// Sockets orders each user's connections across pods, JSON sockets and
+	// XMPP streams together: a stream that takes its user past MaxSockets
+	// closes their oldest connections (an XMPP stream ends with conflict).
+	// Nil: no limit.
+	Sockets    aoba.SocketRegistry
+	MaxSockets int
 	// Domain is the XMPP domain: users are <id>@Domain, rooms
 	// <group id>@conference.Domain.
 	Domain string

@@ -583,7 +583,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.xmpp = xmpp.New(xmpp.Config{
 		Service: m.svc, Broker: shared, Presence: m.presence, Limiter: m.limiter, Rates: c.Rates,
-		Domain: c.Domain, TLS: tlsCfg, Logger: log,
+		Sockets: m.sockets, MaxSockets: c.MaxSocketsPerUser, Domain: c.Domain, TLS: tlsCfg, Logger: log,
 	})
 	// The loop node → presence → Service → broker → node closes here,
 	// before the node subscribes anything or a connection is counted. The

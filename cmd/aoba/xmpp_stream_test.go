@@ -286,3 +286,21 @@ func TestXMPPBlocking(t *testing.T) {
 		t.Fatalf("foreign JID: %s", n.Raw)
 	}
 }
+
+func TestXMPPConnectionLimit(t *testing.T) {
+	e := xmppEnv(t)
+	e["AOBA_MAX_SOCKETS_PER_USER"] = "2"
+	s := startMain(t, e)
+	addr := s.m.XMPPAddr()
+	alice := s.register(t, "alice")
+	first := xmpptest.Login(t, addr, "localhost", alice.Name, alice.Password, "one")
+	_ = xmpptest.Login(t, addr, "localhost", alice.Name, alice.Password, "two")
+	// The third connection, an XMPP stream or a JSON socket alike, closes
+	// the oldest: the first stream ends with conflict.
+	third := xmpptest.DialWS(t, wsURL(s), "localhost")
+	third.Bearer(alice.Token)
+	third.Bind("three")
+	if got := first.StreamError(10 * time.Second); got != "conflict" {
+		t.Fatalf("oldest stream: stream error %q, want conflict", got)
+	}
+}
