@@ -208,9 +208,9 @@ func (ss *session) roomPresence(p *Element, to address, typ string) {
 	me := ss.name()
 	switch typ {
 	case "unavailable":
-		if ss.leaveRoom(gid) {
-			aff := el(nsMUCUser, "x").add(el("", "item", "affiliation", "member", "role", "none"), el("", "status", "code", "110"))
-			ss.send(el(nsClient, "presence", "type", "unavailable", "from", room+"/"+me, "to", ss.full).add(aff))
+		if aff, in := ss.leaveRoom(gid); in {
+			x := el(nsMUCUser, "x").add(el("", "item", "affiliation", aff, "role", "none"), el("", "status", "code", "110"))
+			ss.send(el(nsClient, "presence", "type", "unavailable", "from", room+"/"+me, "to", ss.full).add(x))
 		}
 		return
 	case "":
@@ -235,17 +235,22 @@ func (ss *session) roomPresence(p *Element, to address, typ string) {
 		ss.send(e)
 		return
 	}
-	ss.mu.Lock()
-	_, already := ss.rooms[gid]
-	ss.rooms[gid] = to.resource
-	ss.mu.Unlock()
-	if !already {
-		ss.srv.index(ss.srv.rooms, gid, aoba.GroupTopic(gid), ss)
-	}
 	myRole := aoba.RoleMember
 	for _, m := range members {
 		if strings.EqualFold(m.Username, me) {
 			myRole = m.Role
+		}
+	}
+	aff, role := affiliation(myRole)
+	ss.mu.Lock()
+	_, already := ss.rooms[gid]
+	ss.rooms[gid] = aff
+	ss.mu.Unlock()
+	if !already {
+		ss.srv.index(ss.srv.rooms, gid, aoba.GroupTopic(gid), ss)
+	}
+	for _, m := range members {
+		if strings.EqualFold(m.Username, me) {
 			continue
 		}
 		if m.Status == aoba.StatusOnline && !already {
@@ -257,7 +262,6 @@ func (ss *session) roomPresence(p *Element, to address, typ string) {
 			ss.send(el(nsClient, "presence", "from", room+"/"+m.Username, "to", ss.full).add(el(nsMUCUser, "x").add(item)))
 		}
 	}
-	aff, role := affiliation(myRole)
 	x := el(nsMUCUser, "x").add(el("", "item", "affiliation", aff, "role", role, "jid", ss.full), el("", "status", "code", "100"), el("", "status", "code", "110"))
 	if to.resource != me {
 		x.add(el("", "status", "code", "210"))
@@ -348,24 +352,24 @@ func (ss *session) groupEvent(g *aoba.GroupEvent) {}
 // another device, or the group deleted): the session leaves the room with
 // status 321.
 func (ss *session) leftGroup(gid string) {
-	if !ss.leaveRoom(gid) {
+	if _, in := ss.leaveRoom(gid); !in {
 		return
 	}
 	x := el(nsMUCUser, "x").add(el("", "item", "affiliation", "none", "role", "none"), el("", "status", "code", "110"), el("", "status", "code", "321"))
 	ss.send(el(nsClient, "presence", "type", "unavailable", "from", ss.srv.roomJID(gid)+"/"+ss.name(), "to", ss.full).add(x))
 }
 
-// leaveRoom takes the session out of the room; it reports whether it was
-// in.
-func (ss *session) leaveRoom(gid string) bool {
+// leaveRoom takes the session out of the room; it returns the user's
+// affiliation there and whether the session was in.
+func (ss *session) leaveRoom(gid string) (string, bool) {
 	ss.mu.Lock()
-	_, in := ss.rooms[gid]
+	aff, in := ss.rooms[gid]
 	delete(ss.rooms, gid)
 	ss.mu.Unlock()
 	if in {
 		ss.srv.unindex(ss.srv.rooms, gid, aoba.GroupTopic(gid), ss)
 	}
-	return in
+	return aff, in
 }
 
 // leaveAllRooms leaves every room, when the session becomes unavailable.

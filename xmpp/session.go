@@ -53,7 +53,7 @@ type session struct {
 	available bool
 	connected bool // counted online in the presence registry
 	carbons   bool
-	rooms     map[string]string   // group id → the nick the client joined with
+	rooms     map[string]string   // group id → the user's affiliation in the room, at join
 	echoes    map[string]string   // client id → stanza id, for groupchat reflections (expectEcho)
 	watched   map[string]struct{} // user ids whose presence topic it follows
 	tokens    float64
