@@ -771,6 +771,25 @@ func TestXMPPMUC(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Leave", func(t *testing.T) {
+		a.Send(`<presence type="unavailable" to="%s/%s"/>`, room, alice.Name)
+		n := a.Expect(xfWait, "exit presence", isPresenceFrom(room+"/"+alice.Name, "unavailable"))
+		it := n.Find(nsMUCUserT, "item")
+		if it == nil || it.Attr("affiliation") != "owner" || it.Attr("role") != "none" || n.Find(nsMUCUserT, "status").Attr("code") != "110" {
+			t.Fatalf("exit presence: %s", n.Raw)
+		}
+		// Out of the room: no more of its messages, not even its own
+		// (Bob's REST message after Alice's proves the order).
+		bob := s.register(t, "bob")
+		s.restSend(t, alice.Token, gid, "after leaving", true)
+		s.restSend(t, bob.Token, alice.Name, "marker", false)
+		_, before := xfUntil(t, a, "Bob's marker", isMessageWithBody("marker"))
+		for _, n := range before {
+			if n.Find("", "body") != nil {
+				t.Fatalf("received after leaving: %s", n.Raw)
+			}
+		}
+	})
 }
 
 // mamPage is the answer to one archive query.
