@@ -480,11 +480,15 @@ func TestXMPPChatWithJSONSocket(t *testing.T) {
 				return n.XMLName.Local == "message" && n.Attr("from") == bobJID && n.Find(nsChatStatT, state) != nil
 			}
 		}
+		// XEP-0085's other states (active, inactive, gone) are stopped
+		// typing, as paused is.
 		for i, state := range []string{"composing", "paused"} {
+			sent := state
 			if i > 0 {
 				time.Sleep(1100 * time.Millisecond)
+				sent = "inactive"
 			}
-			a.Send(`<message type="chat" to="%s"><%s xmlns="http://jabber.org/protocol/chatstates"/></message>`, bobJID, state)
+			a.Send(`<message type="chat" to="%s"><%s xmlns="http://jabber.org/protocol/chatstates"/></message>`, bobJID, sent)
 			b.wait(t, "typing "+state, isTyping(alice.Name, state))
 			b.send(t, `{"type":"typing","id":"t`+state+`","data":{"to":"`+alice.Name+`","state":"`+state+`"}}`)
 			n := a.Expect(xfWait, "Bob "+state, isState(state))
