@@ -197,7 +197,13 @@ func (js *jsonSocket) send(t *testing.T, frame string) {
 // wait reads frames until one matches, within xfWait.
 func (js *jsonSocket) wait(t *testing.T, what string, match func(aoba.Frame) bool) aoba.Frame {
 	t.Helper()
-	deadline := time.Now().Add(xfWait)
+	return js.waitFor(t, xfWait, what, match)
+}
+
+// waitFor reads frames until one matches, within d.
+func (js *jsonSocket) waitFor(t *testing.T, d time.Duration, what string, match func(aoba.Frame) bool) aoba.Frame {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	var seen []string
 	for {
 		_ = js.c.SetReadDeadline(deadline)
@@ -227,10 +233,17 @@ func (js *jsonSocket) message(t *testing.T, content string) aoba.MessageView {
 	return m
 }
 
-// presence waits for a `presence` frame of userID with status.
+// presence waits for a `presence` frame of userID with status. Going
+// offline takes longer: a user stays online for a grace period after their
+// last connection, and Redis's registry notices at its next sweep (up to
+// 10 s in all).
 func (js *jsonSocket) presence(t *testing.T, userID string, status aoba.PresenceStatus) {
 	t.Helper()
-	js.wait(t, fmt.Sprintf("presence %s of %s", status, userID), func(f aoba.Frame) bool {
+	d := xfWait
+	if status == aoba.StatusOffline {
+		d = 3 * xfWait
+	}
+	js.waitFor(t, d, fmt.Sprintf("presence %s of %s", status, userID), func(f aoba.Frame) bool {
 		var p aoba.UserPresence
 		return f.Type == aoba.FramePresence && json.Unmarshal(f.Data, &p) == nil && p.UserID == userID && p.Status == status
 	})
@@ -393,47 +406,51 @@ func TestXMPPRoster(t *testing.T) {
 	})
 }
 
+// TestXMPPPresenceWithJSONSocket runs in both modes: scaled out, presence
+// is Redis's registry and topics.
 func TestXMPPPresenceWithJSONSocket(t *testing.T) {
-	s := startMain(t, xmppEnv(t))
-	// Each case has its own users: a user stays online for a grace period
-	// after their last connection ends.
-	t.Run("JSONToXMPP", func(t *testing.T) {
-		alice, bob := s.register(t, "alice"), s.register(t, "bob")
-		bobJID := bob.ID + "@localhost"
-		a := xfLogin(t, s, alice, "desk")
-		if n := xfIQ(t, a, "add", `<iq type="set" id="add"><query xmlns="jabber:iq:roster"><item jid="%s"/></query></iq>`, bobJID); n.Attr("type") != "result" {
-			t.Fatalf("roster set: %s", n.Raw)
-		}
-		a.Send(`<presence/>`)
-		// Bob is offline: the initial presence says so.
-		a.Expect(xfWait, "Bob offline", isPresenceFrom(bobJID, "unavailable"))
-		b := openSocket(t, s, bob)
-		a.Expect(xfWait, "Bob online", isPresenceFrom(bobJID, ""))
-		_ = b.c.Close()
-		a.Expect(3*xfWait, "Bob offline again", isPresenceFrom(bobJID, "unavailable"))
-		a.Close()
-	})
-	t.Run("XMPPToJSON", func(t *testing.T) {
-		alice, bob := s.register(t, "alice"), s.register(t, "bob")
-		b := openSocket(t, s, bob)
-		a := xfLogin(t, s, alice, "laptop")
-		b.send(t, `{"type":"presence.subscribe","id":"s1","data":{"userIds":["`+alice.ID+`"]}}`)
-		// Bound, but without an initial presence: offline.
-		f := b.wait(t, "Alice's presence", func(f aoba.Frame) bool { return f.Type == aoba.FramePresence })
-		var p aoba.UserPresence
-		if json.Unmarshal(f.Data, &p) != nil || p.UserID != alice.ID || p.Status != aoba.StatusOffline {
-			t.Fatalf("presence of a bound stream without an initial presence: %s, want offline", f.Data)
-		}
-		b.wait(t, "ack", func(f aoba.Frame) bool { return f.ID == "s1" && f.Type == aoba.FrameAck })
-		a.Send(`<presence/>`)
-		b.presence(t, alice.ID, aoba.StatusOnline)
-		a.Send(`<presence type="unavailable"/>`)
-		b.presence(t, alice.ID, aoba.StatusOffline)
-		a.Send(`<presence/>`)
-		b.presence(t, alice.ID, aoba.StatusOnline)
-		// The end of the stream is offline too.
-		a.Close()
-		b.presence(t, alice.ID, aoba.StatusOffline)
+	forEachMode(t, func(t *testing.T, start func(env) *server) {
+		s := xfWithCert(t, start)(nil)
+		// Each case has its own users: a user stays online for a grace period
+		// after their last connection ends.
+		t.Run("JSONToXMPP", func(t *testing.T) {
+			alice, bob := s.register(t, "alice"), s.register(t, "bob")
+			bobJID := bob.ID + "@localhost"
+			a := xfLogin(t, s, alice, "desk")
+			if n := xfIQ(t, a, "add", `<iq type="set" id="add"><query xmlns="jabber:iq:roster"><item jid="%s"/></query></iq>`, bobJID); n.Attr("type") != "result" {
+				t.Fatalf("roster set: %s", n.Raw)
+			}
+			a.Send(`<presence/>`)
+			// Bob is offline: the initial presence says so.
+			a.Expect(xfWait, "Bob offline", isPresenceFrom(bobJID, "unavailable"))
+			b := openSocket(t, s, bob)
+			a.Expect(xfWait, "Bob online", isPresenceFrom(bobJID, ""))
+			_ = b.c.Close()
+			a.Expect(3*xfWait, "Bob offline again", isPresenceFrom(bobJID, "unavailable"))
+			a.Close()
+		})
+		t.Run("XMPPToJSON", func(t *testing.T) {
+			alice, bob := s.register(t, "alice"), s.register(t, "bob")
+			b := openSocket(t, s, bob)
+			a := xfLogin(t, s, alice, "laptop")
+			b.send(t, `{"type":"presence.subscribe","id":"s1","data":{"userIds":["`+alice.ID+`"]}}`)
+			// Bound, but without an initial presence: offline.
+			f := b.wait(t, "Alice's presence", func(f aoba.Frame) bool { return f.Type == aoba.FramePresence })
+			var p aoba.UserPresence
+			if json.Unmarshal(f.Data, &p) != nil || p.UserID != alice.ID || p.Status != aoba.StatusOffline {
+				t.Fatalf("presence of a bound stream without an initial presence: %s, want offline", f.Data)
+			}
+			b.wait(t, "ack", func(f aoba.Frame) bool { return f.ID == "s1" && f.Type == aoba.FrameAck })
+			a.Send(`<presence/>`)
+			b.presence(t, alice.ID, aoba.StatusOnline)
+			a.Send(`<presence type="unavailable"/>`)
+			b.presence(t, alice.ID, aoba.StatusOffline)
+			a.Send(`<presence/>`)
+			b.presence(t, alice.ID, aoba.StatusOnline)
+			// The end of the stream is offline too.
+			a.Close()
+			b.presence(t, alice.ID, aoba.StatusOffline)
+		})
 	})
 }
 
@@ -586,213 +603,217 @@ func TestXMPPCarbons(t *testing.T) {
 	})
 }
 
+// TestXMPPMUC runs in both modes: scaled out, the room's group topic is
+// shared by the XMPP server and the JSON socket through Redis.
 func TestXMPPMUC(t *testing.T) {
-	s := startMain(t, xmppEnv(t))
-	alice, carol, dave := s.register(t, "alice"), s.register(t, "carol"), s.register(t, "dave")
-	name := "Room " + newName("g")
-	gid := s.newGroup(t, alice.Token, name)
-	s.do(t, "POST", "/api/groups/"+gid+"/members", alice.Token, map[string]string{"username": carol.Name}).want(t, 201)
-	room := gid + "@conference.localhost"
-	for _, body := range []string{"h1", "h2", "h3"} {
-		s.restSend(t, carol.Token, gid, body, true)
-	}
-	a := xfLogin(t, s, alice, "desk")
-	a.Send(`<presence/>`)
+	forEachMode(t, func(t *testing.T, start func(env) *server) {
+		s := xfWithCert(t, start)(nil)
+		alice, carol, dave := s.register(t, "alice"), s.register(t, "carol"), s.register(t, "dave")
+		name := "Room " + newName("g")
+		gid := s.newGroup(t, alice.Token, name)
+		s.do(t, "POST", "/api/groups/"+gid+"/members", alice.Token, map[string]string{"username": carol.Name}).want(t, 201)
+		room := gid + "@conference.localhost"
+		for _, body := range []string{"h1", "h2", "h3"} {
+			s.restSend(t, carol.Token, gid, body, true)
+		}
+		a := xfLogin(t, s, alice, "desk")
+		a.Send(`<presence/>`)
 
-	t.Run("Join", func(t *testing.T) {
-		a.Send(`<presence to="%s/someone-else"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="2"/></x></presence>`, room)
-		subject, before := xfUntil(t, a, "subject", func(n *xmpptest.Node) bool {
-			return n.XMLName.Local == "message" && n.Find("", "subject") != nil
+		t.Run("Join", func(t *testing.T) {
+			a.Send(`<presence to="%s/someone-else"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="2"/></x></presence>`, room)
+			subject, before := xfUntil(t, a, "subject", func(n *xmpptest.Node) bool {
+				return n.XMLName.Local == "message" && n.Find("", "subject") != nil
+			})
+			if subject.Attr("from") != room || subject.Attr("type") != "groupchat" || subject.Find("", "subject").Text != name || subject.Find("", "body") != nil {
+				t.Fatalf("subject: %s", subject.Raw)
+			}
+			var self *xmpptest.Node
+			var history []string
+			for _, n := range before {
+				switch {
+				case n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+alice.Name:
+					if self != nil || len(history) > 0 {
+						t.Fatalf("self-presence twice or after history: %s", n.Raw)
+					}
+					self = n
+				case n.XMLName.Local == "presence":
+					// Occupants (Carol is offline: none expected).
+					t.Fatalf("unexpected presence: %s", n.Raw)
+				case n.XMLName.Local == "message":
+					if self == nil {
+						t.Fatalf("history before the self-presence: %s", n.Raw)
+					}
+					d := n.Find(nsDelayT, "delay")
+					if n.Attr("type") != "groupchat" || n.Attr("from") != room+"/"+carol.Name || d == nil || d.Attr("stamp") == "" {
+						t.Fatalf("history message: %s", n.Raw)
+					}
+					history = append(history, n.Find("", "body").Text)
+				default:
+					t.Fatalf("unexpected: %s", n.Raw)
+				}
+			}
+			if self == nil {
+				t.Fatal("no self-presence")
+			}
+			var codes []string
+			for _, st := range self.FindAll(nsMUCUserT, "status") {
+				codes = append(codes, st.Attr("code"))
+			}
+			item := self.Find(nsMUCUserT, "item")
+			if !strings.Contains(","+strings.Join(codes, ",")+",", ",110,") || !strings.Contains(","+strings.Join(codes, ",")+",", ",210,") ||
+				item == nil || item.Attr("affiliation") != "owner" || item.Attr("role") != "moderator" {
+				t.Fatalf("self-presence: %s (codes %v)", self.Raw, codes)
+			}
+			if strings.Join(history, ",") != "h2,h3" {
+				t.Fatalf("history %v, want the last two: h2,h3", history)
+			}
 		})
-		if subject.Attr("from") != room || subject.Attr("type") != "groupchat" || subject.Find("", "subject").Text != name || subject.Find("", "body") != nil {
-			t.Fatalf("subject: %s", subject.Raw)
-		}
-		var self *xmpptest.Node
-		var history []string
-		for _, n := range before {
-			switch {
-			case n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+alice.Name:
-				if self != nil || len(history) > 0 {
-					t.Fatalf("self-presence twice or after history: %s", n.Raw)
-				}
-				self = n
-			case n.XMLName.Local == "presence":
-				// Occupants (Carol is offline: none expected).
-				t.Fatalf("unexpected presence: %s", n.Raw)
-			case n.XMLName.Local == "message":
-				if self == nil {
-					t.Fatalf("history before the self-presence: %s", n.Raw)
-				}
-				d := n.Find(nsDelayT, "delay")
-				if n.Attr("type") != "groupchat" || n.Attr("from") != room+"/"+carol.Name || d == nil || d.Attr("stamp") == "" {
-					t.Fatalf("history message: %s", n.Raw)
-				}
-				history = append(history, n.Find("", "body").Text)
-			default:
-				t.Fatalf("unexpected: %s", n.Raw)
+		t.Run("FromREST", func(t *testing.T) {
+			s.restSend(t, carol.Token, gid, "from REST", true)
+			n := a.Expect(xfWait, "Carol's message", isMessageWithBody("from REST"))
+			if n.Attr("from") != room+"/"+carol.Name || n.Attr("type") != "groupchat" || n.Find(nsDelayT, "delay") != nil {
+				t.Fatalf("groupchat from REST: %s", n.Raw)
 			}
-		}
-		if self == nil {
-			t.Fatal("no self-presence")
-		}
-		var codes []string
-		for _, st := range self.FindAll(nsMUCUserT, "status") {
-			codes = append(codes, st.Attr("code"))
-		}
-		item := self.Find(nsMUCUserT, "item")
-		if !strings.Contains(","+strings.Join(codes, ",")+",", ",110,") || !strings.Contains(","+strings.Join(codes, ",")+",", ",210,") ||
-			item == nil || item.Attr("affiliation") != "owner" || item.Attr("role") != "moderator" {
-			t.Fatalf("self-presence: %s (codes %v)", self.Raw, codes)
-		}
-		if strings.Join(history, ",") != "h2,h3" {
-			t.Fatalf("history %v, want the last two: h2,h3", history)
-		}
-	})
-	t.Run("FromREST", func(t *testing.T) {
-		s.restSend(t, carol.Token, gid, "from REST", true)
-		n := a.Expect(xfWait, "Carol's message", isMessageWithBody("from REST"))
-		if n.Attr("from") != room+"/"+carol.Name || n.Attr("type") != "groupchat" || n.Find(nsDelayT, "delay") != nil {
-			t.Fatalf("groupchat from REST: %s", n.Raw)
-		}
-		if sid := n.Find("urn:xmpp:sid:0", "stanza-id"); sid == nil || sid.Attr("by") != room || !aoba.IsValidID(sid.Attr("id")) {
-			t.Fatalf("stanza-id: %s", n.Raw)
-		}
-	})
-	t.Run("ToRoom", func(t *testing.T) {
-		c := openSocket(t, s, carol)
-		a.Send(`<message type="groupchat" to="%s" id="gc-1"><body>from XMPP</body></message>`, room)
-		echo := a.Expect(xfWait, "echo", isMessageWithBody("from XMPP"))
-		if echo.Attr("id") != "gc-1" || echo.Attr("from") != room+"/"+alice.Name || echo.Attr("type") != "groupchat" {
-			t.Fatalf("echo: %s", echo.Raw)
-		}
-		m := c.message(t, "from XMPP")
-		if m.FromID != alice.ID || m.ToID != gid || m.Type != aoba.MessageGroupChat {
-			t.Fatalf("message frame: %+v", m)
-		}
-		var hist struct {
-			Messages []aoba.MessageView `json:"messages"`
-		}
-		s.do(t, "GET", "/api/messages?with="+gid+"&limit=1", carol.Token, nil).want(t, 200).decode(t, &hist)
-		if len(hist.Messages) != 1 || hist.Messages[0].Content != "from XMPP" || hist.Messages[0].ID != m.ID {
-			t.Fatalf("REST history: %+v", hist.Messages)
-		}
-		// The echo has the id the client sent even when that id cannot be
-		// an Aoba client id (too long here, as profanity's are), or when an
-		// origin-id (XEP-0359) is the message's client id.
-		long := "p" + strings.Repeat("0123456789", 7) + "+/="
-		a.Send(`<message type="groupchat" to="%s" id="%s"><body>long id</body></message>`, room, long)
-		if echo := a.Expect(xfWait, "echo", isMessageWithBody("long id")); echo.Attr("id") != long {
-			t.Fatalf("echo of a message with a long id: %s", echo.Raw)
-		}
-		a.Send(`<message type="groupchat" to="%s" id="stanza-1"><body>origin id</body><origin-id xmlns="urn:xmpp:sid:0" id="origin-1"/></message>`, room)
-		if echo := a.Expect(xfWait, "echo", isMessageWithBody("origin id")); echo.Attr("id") != "stanza-1" {
-			t.Fatalf("echo of a message with an origin-id: %s", echo.Raw)
-		}
-		// A private message to an occupant and a subject change are refused.
-		a.Send(`<message type="chat" to="%s/%s" id="pm"><body>psst</body></message>`, room, carol.Name)
-		if n := a.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "pm" }); xfCondition(n) != "not-acceptable" {
-			t.Fatalf("private message: %s", n.Raw)
-		}
-		a.Send(`<message type="groupchat" to="%s" id="subj"><subject>new</subject></message>`, room)
-		if n := a.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "subj" }); xfCondition(n) != "forbidden" {
-			t.Fatalf("subject change: %s", n.Raw)
-		}
-	})
-	t.Run("NonMember", func(t *testing.T) {
-		d := xfLogin(t, s, dave, "desk")
-		d.Send(`<presence to="%s/%s" id="j1"><x xmlns="http://jabber.org/protocol/muc"/></presence>`, room, dave.Name)
-		n := d.Expect(xfWait, "join error", func(n *xmpptest.Node) bool {
-			return n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+dave.Name
+			if sid := n.Find("urn:xmpp:sid:0", "stanza-id"); sid == nil || sid.Attr("by") != room || !aoba.IsValidID(sid.Attr("id")) {
+				t.Fatalf("stanza-id: %s", n.Raw)
+			}
 		})
-		if xfCondition(n) != "registration-required" {
-			t.Fatalf("non-member join: %s", n.Raw)
-		}
-		d.Send(`<message type="groupchat" to="%s" id="m1"><body>let me in</body></message>`, room)
-		if n := d.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "m1" }); xfCondition(n) == "" {
-			t.Fatalf("non-member message: %s", n.Raw)
-		}
-		n = xfIQ(t, d, "di1", `<iq type="get" id="di1" to="conference.localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
-		if n.Attr("type") != "result" || strings.Contains(n.Raw, gid) {
-			t.Fatalf("a non-member's disco#items: %s", n.Raw)
-		}
-	})
-	t.Run("DiscoItems", func(t *testing.T) {
-		other := s.newGroup(t, alice.Token, "Other "+newName("g"))
-		n := xfIQ(t, a, "di2", `<iq type="get" id="di2" to="conference.localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
-		got := map[string]string{}
-		for _, it := range n.FindAll("", "item") {
-			got[it.Attr("jid")] = it.Attr("name")
-		}
-		if len(got) != 2 || got[room] != name || got[other+"@conference.localhost"] == "" {
-			t.Fatalf("disco#items: %s", n.Raw)
-		}
-	})
-	t.Run("Removed", func(t *testing.T) {
-		c := xfLogin(t, s, carol, "desk")
-		c.Send(`<presence/>`)
-		c.Send(`<presence to="%s/%s"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>`, room, carol.Name)
-		_, before := xfUntil(t, c, "subject", func(n *xmpptest.Node) bool { return n.Find("", "subject") != nil })
-		var occupant *xmpptest.Node
-		for _, n := range before {
-			if n.XMLName.Local == "message" {
-				t.Fatalf("history with maxstanzas 0: %s", n.Raw)
+		t.Run("ToRoom", func(t *testing.T) {
+			c := openSocket(t, s, carol)
+			a.Send(`<message type="groupchat" to="%s" id="gc-1"><body>from XMPP</body></message>`, room)
+			echo := a.Expect(xfWait, "echo", isMessageWithBody("from XMPP"))
+			if echo.Attr("id") != "gc-1" || echo.Attr("from") != room+"/"+alice.Name || echo.Attr("type") != "groupchat" {
+				t.Fatalf("echo: %s", echo.Raw)
 			}
-			if n.Attr("from") == room+"/"+alice.Name {
-				occupant = n
+			m := c.message(t, "from XMPP")
+			if m.FromID != alice.ID || m.ToID != gid || m.Type != aoba.MessageGroupChat {
+				t.Fatalf("message frame: %+v", m)
 			}
-		}
-		// Alice, online, is listed as an occupant, with her real JID (the
-		// room is non-anonymous).
-		if occupant == nil {
-			t.Fatalf("no occupant presence of Alice at join: %v", before)
-		}
-		if it := occupant.Find(nsMUCUserT, "item"); occupant.Attr("type") != "" || it == nil ||
-			it.Attr("affiliation") != "owner" || it.Attr("role") != "moderator" || it.Attr("jid") != alice.ID+"@localhost" {
-			t.Fatalf("occupants at join: %v", before)
-		}
-		// XEP-0410 self-ping: answered while in the room.
-		if n := xfIQ(t, c, "sp1", `<iq type="get" id="sp1" to="%s/%s"><ping xmlns="urn:xmpp:ping"/></iq>`, room, carol.Name); n.Attr("type") != "result" {
-			t.Fatalf("self-ping in the room: %s", n.Raw)
-		}
-		s.do(t, "DELETE", "/api/groups/"+gid+"/members/"+carol.Name, alice.Token, nil).want(t, 204)
-		n := c.Expect(xfWait, "removal", isPresenceFrom(room+"/"+carol.Name, "unavailable"))
-		var codes []string
-		for _, st := range n.FindAll(nsMUCUserT, "status") {
-			codes = append(codes, st.Attr("code"))
-		}
-		if strings.Join(codes, ",") != "110,321" {
-			t.Fatalf("removal presence: %s", n.Raw)
-		}
-		if n := xfIQ(t, c, "sp2", `<iq type="get" id="sp2" to="%s/%s"><ping xmlns="urn:xmpp:ping"/></iq>`, room, carol.Name); xfCondition(n) != "not-acceptable" {
-			t.Fatalf("self-ping after the removal: %s", n.Raw)
-		}
-		// Out of the room: no more of its messages.
-		s.restSend(t, alice.Token, gid, "after the removal", true)
-		a.Expect(xfWait, "Alice's echo", isMessageWithBody("after the removal"))
-		for _, n := range xfPing(t, c) {
-			if n.Find("", "body") != nil {
-				t.Fatalf("removed member received %s", n.Raw)
+			var hist struct {
+				Messages []aoba.MessageView `json:"messages"`
 			}
-		}
-	})
-	t.Run("Leave", func(t *testing.T) {
-		a.Send(`<presence type="unavailable" to="%s/%s"/>`, room, alice.Name)
-		n := a.Expect(xfWait, "exit presence", isPresenceFrom(room+"/"+alice.Name, "unavailable"))
-		it := n.Find(nsMUCUserT, "item")
-		if it == nil || it.Attr("affiliation") != "owner" || it.Attr("role") != "none" || n.Find(nsMUCUserT, "status").Attr("code") != "110" {
-			t.Fatalf("exit presence: %s", n.Raw)
-		}
-		// Out of the room: no more of its messages, not even its own
-		// (Bob's REST message after Alice's proves the order).
-		bob := s.register(t, "bob")
-		s.restSend(t, alice.Token, gid, "after leaving", true)
-		s.restSend(t, bob.Token, alice.Name, "marker", false)
-		_, before := xfUntil(t, a, "Bob's marker", isMessageWithBody("marker"))
-		for _, n := range before {
-			if n.Find("", "body") != nil {
-				t.Fatalf("received after leaving: %s", n.Raw)
+			s.do(t, "GET", "/api/messages?with="+gid+"&limit=1", carol.Token, nil).want(t, 200).decode(t, &hist)
+			if len(hist.Messages) != 1 || hist.Messages[0].Content != "from XMPP" || hist.Messages[0].ID != m.ID {
+				t.Fatalf("REST history: %+v", hist.Messages)
 			}
-		}
+			// The echo has the id the client sent even when that id cannot be
+			// an Aoba client id (too long here, as profanity's are), or when an
+			// origin-id (XEP-0359) is the message's client id.
+			long := "p" + strings.Repeat("0123456789", 7) + "+/="
+			a.Send(`<message type="groupchat" to="%s" id="%s"><body>long id</body></message>`, room, long)
+			if echo := a.Expect(xfWait, "echo", isMessageWithBody("long id")); echo.Attr("id") != long {
+				t.Fatalf("echo of a message with a long id: %s", echo.Raw)
+			}
+			a.Send(`<message type="groupchat" to="%s" id="stanza-1"><body>origin id</body><origin-id xmlns="urn:xmpp:sid:0" id="origin-1"/></message>`, room)
+			if echo := a.Expect(xfWait, "echo", isMessageWithBody("origin id")); echo.Attr("id") != "stanza-1" {
+				t.Fatalf("echo of a message with an origin-id: %s", echo.Raw)
+			}
+			// A private message to an occupant and a subject change are refused.
+			a.Send(`<message type="chat" to="%s/%s" id="pm"><body>psst</body></message>`, room, carol.Name)
+			if n := a.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "pm" }); xfCondition(n) != "not-acceptable" {
+				t.Fatalf("private message: %s", n.Raw)
+			}
+			a.Send(`<message type="groupchat" to="%s" id="subj"><subject>new</subject></message>`, room)
+			if n := a.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "subj" }); xfCondition(n) != "forbidden" {
+				t.Fatalf("subject change: %s", n.Raw)
+			}
+		})
+		t.Run("NonMember", func(t *testing.T) {
+			d := xfLogin(t, s, dave, "desk")
+			d.Send(`<presence to="%s/%s" id="j1"><x xmlns="http://jabber.org/protocol/muc"/></presence>`, room, dave.Name)
+			n := d.Expect(xfWait, "join error", func(n *xmpptest.Node) bool {
+				return n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+dave.Name
+			})
+			if xfCondition(n) != "registration-required" {
+				t.Fatalf("non-member join: %s", n.Raw)
+			}
+			d.Send(`<message type="groupchat" to="%s" id="m1"><body>let me in</body></message>`, room)
+			if n := d.Expect(xfWait, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "m1" }); xfCondition(n) == "" {
+				t.Fatalf("non-member message: %s", n.Raw)
+			}
+			n = xfIQ(t, d, "di1", `<iq type="get" id="di1" to="conference.localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
+			if n.Attr("type") != "result" || strings.Contains(n.Raw, gid) {
+				t.Fatalf("a non-member's disco#items: %s", n.Raw)
+			}
+		})
+		t.Run("DiscoItems", func(t *testing.T) {
+			other := s.newGroup(t, alice.Token, "Other "+newName("g"))
+			n := xfIQ(t, a, "di2", `<iq type="get" id="di2" to="conference.localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
+			got := map[string]string{}
+			for _, it := range n.FindAll("", "item") {
+				got[it.Attr("jid")] = it.Attr("name")
+			}
+			if len(got) != 2 || got[room] != name || got[other+"@conference.localhost"] == "" {
+				t.Fatalf("disco#items: %s", n.Raw)
+			}
+		})
+		t.Run("Removed", func(t *testing.T) {
+			c := xfLogin(t, s, carol, "desk")
+			c.Send(`<presence/>`)
+			c.Send(`<presence to="%s/%s"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>`, room, carol.Name)
+			_, before := xfUntil(t, c, "subject", func(n *xmpptest.Node) bool { return n.Find("", "subject") != nil })
+			var occupant *xmpptest.Node
+			for _, n := range before {
+				if n.XMLName.Local == "message" {
+					t.Fatalf("history with maxstanzas 0: %s", n.Raw)
+				}
+				if n.Attr("from") == room+"/"+alice.Name {
+					occupant = n
+				}
+			}
+			// Alice, online, is listed as an occupant, with her real JID (the
+			// room is non-anonymous).
+			if occupant == nil {
+				t.Fatalf("no occupant presence of Alice at join: %v", before)
+			}
+			if it := occupant.Find(nsMUCUserT, "item"); occupant.Attr("type") != "" || it == nil ||
+				it.Attr("affiliation") != "owner" || it.Attr("role") != "moderator" || it.Attr("jid") != alice.ID+"@localhost" {
+				t.Fatalf("occupants at join: %v", before)
+			}
+			// XEP-0410 self-ping: answered while in the room.
+			if n := xfIQ(t, c, "sp1", `<iq type="get" id="sp1" to="%s/%s"><ping xmlns="urn:xmpp:ping"/></iq>`, room, carol.Name); n.Attr("type") != "result" {
+				t.Fatalf("self-ping in the room: %s", n.Raw)
+			}
+			s.do(t, "DELETE", "/api/groups/"+gid+"/members/"+carol.Name, alice.Token, nil).want(t, 204)
+			n := c.Expect(xfWait, "removal", isPresenceFrom(room+"/"+carol.Name, "unavailable"))
+			var codes []string
+			for _, st := range n.FindAll(nsMUCUserT, "status") {
+				codes = append(codes, st.Attr("code"))
+			}
+			if strings.Join(codes, ",") != "110,321" {
+				t.Fatalf("removal presence: %s", n.Raw)
+			}
+			if n := xfIQ(t, c, "sp2", `<iq type="get" id="sp2" to="%s/%s"><ping xmlns="urn:xmpp:ping"/></iq>`, room, carol.Name); xfCondition(n) != "not-acceptable" {
+				t.Fatalf("self-ping after the removal: %s", n.Raw)
+			}
+			// Out of the room: no more of its messages.
+			s.restSend(t, alice.Token, gid, "after the removal", true)
+			a.Expect(xfWait, "Alice's echo", isMessageWithBody("after the removal"))
+			for _, n := range xfPing(t, c) {
+				if n.Find("", "body") != nil {
+					t.Fatalf("removed member received %s", n.Raw)
+				}
+			}
+		})
+		t.Run("Leave", func(t *testing.T) {
+			a.Send(`<presence type="unavailable" to="%s/%s"/>`, room, alice.Name)
+			n := a.Expect(xfWait, "exit presence", isPresenceFrom(room+"/"+alice.Name, "unavailable"))
+			it := n.Find(nsMUCUserT, "item")
+			if it == nil || it.Attr("affiliation") != "owner" || it.Attr("role") != "none" || n.Find(nsMUCUserT, "status").Attr("code") != "110" {
+				t.Fatalf("exit presence: %s", n.Raw)
+			}
+			// Out of the room: no more of its messages, not even its own
+			// (Bob's REST message after Alice's proves the order).
+			bob := s.register(t, "bob")
+			s.restSend(t, alice.Token, gid, "after leaving", true)
+			s.restSend(t, bob.Token, alice.Name, "marker", false)
+			_, before := xfUntil(t, a, "Bob's marker", isMessageWithBody("marker"))
+			for _, n := range before {
+				if n.Find("", "body") != nil {
+					t.Fatalf("received after leaving: %s", n.Raw)
+				}
+			}
+		})
 	})
 }
 
