@@ -114,6 +114,10 @@ func (ss *session) handleMessage(m *Element) error {
 		ss.send(bounce(m, "modify", "bad-request", "groupchat messages go to a room"))
 		return nil
 	}
+	if m.child(nsRetract, "retract") != nil {
+		ss.send(bounce(m, "cancel", "feature-not-implemented", "delete the message through the Aoba API"))
+		return nil
+	}
 	body, hasBody := bodyOf(m)
 	ctx, cancel := stanzaContext()
 	defer cancel()
@@ -480,6 +484,11 @@ func (ss *session) deliver(d delivery) {
 			if watched && available && d.topic[0] == 'p' {
 				ss.send(ss.presenceStanza(&p))
 			}
+		}
+	case aoba.FrameMessageUpdated, aoba.FrameMessageDeleted:
+		var m aoba.MessageView
+		if json.Unmarshal(f.Data, &m) == nil {
+			ss.messageChange(&m, f.Type == aoba.FrameMessageDeleted)
 		}
 	case aoba.FrameBlock:
 		var b aoba.BlockEvent

@@ -110,6 +110,10 @@ func (ss *session) roomMessage(m *Element, to address) {
 	}
 	ctx, cancel := stanzaContext()
 	defer cancel()
+	if m.child(nsRetract, "retract") != nil {
+		ss.send(bounce(m, "cancel", "feature-not-implemented", "delete the message through the Aoba API"))
+		return
+	}
 	body, hasBody := bodyOf(m)
 	if !hasBody {
 		if state := chatState(m); state != "" {

@@ -304,3 +304,36 @@ func TestXMPPConnectionLimit(t *testing.T) {
 		t.Fatalf("oldest stream: stream error %q, want conflict", got)
 	}
 }
+
+func TestXMPPEditsAndDeletions(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	addr := s.m.XMPPAddr()
+	alice, bob := s.register(t, "alice"), s.register(t, "bob")
+	a := xmpptest.Login(t, addr, "localhost", alice.Name, alice.Password, "desk")
+
+	var sent struct {
+		ID string `json:"id"`
+	}
+	s.do(t, "POST", "/api/messages", bob.Token, map[string]any{"to": alice.Name, "content": "helo", "client_id": "bob-1"}).want(t, 201).decode(t, &sent)
+	if n := a.Expect(10*time.Second, "message", isMessageWithBody("helo")); n.Attr("id") != "bob-1" {
+		t.Fatalf("the message's stanza id is not its client id: %s", n.Raw)
+	}
+	s.do(t, "PATCH", "/api/messages/"+sent.ID, bob.Token, map[string]any{"content": "hello"}).want(t, 200)
+	n := a.Expect(10*time.Second, "correction", isMessageWithBody("hello"))
+	if r := n.Find("urn:xmpp:message-correct:0", "replace"); r == nil || r.Attr("id") != "bob-1" || n.Attr("from") != bob.ID+"@localhost" {
+		t.Fatalf("correction: %s", n.Raw)
+	}
+	s.do(t, "DELETE", "/api/messages/"+sent.ID, bob.Token, nil).want(t, 204)
+	n = a.Expect(10*time.Second, "retraction", func(n *xmpptest.Node) bool { return n.Find("urn:xmpp:message-retract:1", "retract") != nil })
+	if n.Find("urn:xmpp:message-retract:1", "retract").Attr("id") != "bob-1" {
+		t.Fatalf("retraction: %s", n.Raw)
+	}
+	// A retraction from an XMPP client is refused, and stores nothing.
+	a.Send(`<message type="chat" to="%s@localhost" id="r1"><retract xmlns="urn:xmpp:message-retract:1" id="x"/><body>fallback</body></message>`, bob.Name)
+	if e := a.Expect(5*time.Second, "error", func(n *xmpptest.Node) bool { return n.Attr("id") == "r1" }); e.Find("", "feature-not-implemented") == nil {
+		t.Fatalf("retraction from XMPP: %s", e.Raw)
+	}
+	if got := s.historyWith(t, alice.Token, bob.Name); len(got) != 1 || got[0] != "" {
+		t.Fatalf("history %q, want the one deleted message", got)
+	}
+}
