@@ -333,6 +333,11 @@ func (ss *session) followRoster(ctx context.Context) {
 		}
 		ids = append(ids, it.UserID)
 	}
+	ss.mu.Lock()
+	for _, id := range ids {
+		ss.rosterWatch[id] = true
+	}
+	ss.mu.Unlock()
 	ss.watch(ids)
 	// PresenceByIDs takes at most aoba.MaxBatchIDs ids a call.
 	for len(ids) > 0 {
@@ -410,6 +415,9 @@ func (ss *session) subscription(p *Element, to address, typ string) {
 		}
 		ss.send(el(nsClient, "presence", "type", "subscribed", "from", ss.srv.userJID(id), "to", ss.bare))
 		ss.pushRoster(rosterItem(ss.srv, entry))
+		ss.mu.Lock()
+		ss.rosterWatch[id] = true
+		ss.mu.Unlock()
 		ss.watch([]string{id})
 		ss.probe(ctx, id)
 	case "probe":
@@ -477,12 +485,24 @@ func (ss *session) deliver(d delivery) {
 	case aoba.FramePresence:
 		var p aoba.UserPresence
 		if json.Unmarshal(f.Data, &p) == nil {
+			if d.topic[0] != 'p' {
+				break
+			}
 			ss.mu.Lock()
-			_, watched := ss.watched[p.UserID]
+			onRoster := ss.rosterWatch[p.UserID]
 			available := ss.available
+			var occupied []string
+			for gid, members := range ss.roomMembers {
+				if _, ok := members[p.UserID]; ok {
+					occupied = append(occupied, gid)
+				}
+			}
 			ss.mu.Unlock()
-			if watched && available && d.topic[0] == 'p' {
+			if onRoster && available {
 				ss.send(ss.presenceStanza(&p))
+			}
+			for _, gid := range occupied {
+				ss.occupantPresence(gid, &p)
 			}
 		}
 	case aoba.FrameMessageUpdated, aoba.FrameMessageDeleted:

@@ -12,9 +12,10 @@ import (
 // members-only, non-anonymous room <group id>@conference.<domain>. Nick
 // names are usernames: a client that joins under another nick is given its
 // username (status 210). Owners are owners and moderators, admins admins
-// and moderators, members members and participants. The occupants listed
-// at join are the members online then; the room does not follow later
-// presence changes. A removed member's session leaves with status 321.
+// and moderators, members members and participants. The occupants are the
+// members online: listed at join, then followed through their presence
+// (members who join the group later are not). A removed member's session
+// leaves with status 321.
 
 // mucHistory is the number of messages sent at join when the client does
 // not ask for a number.
@@ -246,10 +247,22 @@ func (ss *session) roomPresence(p *Element, to address, typ string) {
 		}
 	}
 	aff, role := affiliation(myRole)
+	roster := make(map[string]roomMember, len(members))
+	ids := make([]string, 0, len(members))
+	for _, m := range members {
+		if m.UserID != "" && m.UserID != ss.userID {
+			roster[m.UserID] = roomMember{name: m.Username, role: m.Role}
+			ids = append(ids, m.UserID)
+		}
+	}
 	ss.mu.Lock()
 	_, already := ss.rooms[gid]
 	ss.rooms[gid] = aff
+	ss.roomMembers[gid] = roster
 	ss.mu.Unlock()
+	// Occupants come and go with their presence: the session follows the
+	// members' presence topics (up to its watch limit).
+	ss.watch(ids)
 	if !already {
 		ss.srv.index(ss.srv.rooms, gid, aoba.GroupTopic(gid), ss)
 	}
@@ -363,10 +376,37 @@ func (ss *session) leftGroup(gid string) {
 	ss.send(el(nsClient, "presence", "type", "unavailable", "from", ss.srv.roomJID(gid)+"/"+ss.name(), "to", ss.full).add(x))
 }
 
+// roomMember is a member of a joined room, as the join listed them.
+type roomMember struct {
+	name string
+	role aoba.Role
+}
+
+// occupantPresence sends a member's presence change as the presence of
+// their occupant in the joined room gid: an Aoba member is in the room
+// while online.
+func (ss *session) occupantPresence(gid string, p *aoba.UserPresence) {
+	ss.mu.Lock()
+	m, ok := ss.roomMembers[gid][p.UserID]
+	ss.mu.Unlock()
+	if !ok {
+		return
+	}
+	aff, role := affiliation(m.role)
+	st := el(nsClient, "presence", "from", ss.srv.roomJID(gid)+"/"+m.name, "to", ss.full)
+	if p.Status != aoba.StatusOnline {
+		st.setAttr("type", "unavailable")
+		role = "none"
+	}
+	st.add(el(nsMUCUser, "x").add(el("", "item", "affiliation", aff, "role", role, "jid", ss.srv.userJID(p.UserID))))
+	ss.send(st)
+}
+
 // leaveRoom takes the session out of the room; it returns the user's
 // affiliation there and whether the session was in.
 func (ss *session) leaveRoom(gid string) (string, bool) {
 	ss.mu.Lock()
+	delete(ss.roomMembers, gid)
 	aff, in := ss.rooms[gid]
 	delete(ss.rooms, gid)
 	ss.mu.Unlock()

@@ -62,6 +62,9 @@ func (ss *session) roster(iq, q *Element) {
 	ss.send(iqResult(iq, nil))
 	ss.pushRoster(pushed)
 	if item.attr("subscription") != "remove" {
+		ss.mu.Lock()
+		ss.rosterWatch[id] = true
+		ss.mu.Unlock()
 		ss.watch([]string{id})
 	}
 }

@@ -56,8 +56,13 @@ type session struct {
 	rooms     map[string]string   // group id → the user's affiliation in the room, at join
 	echoes    map[string]string   // client id → stanza id, for groupchat reflections (expectEcho)
 	watched   map[string]struct{} // user ids whose presence topic it follows
-	tokens    float64
-	lastFill  time.Time
+	// rosterWatch are the watched users whose presence the session gets
+	// as roster presence; roomMembers the members of each joined room,
+	// whose presence it gets as occupant presence.
+	rosterWatch map[string]bool
+	roomMembers map[string]map[string]roomMember
+	tokens      float64
+	lastFill    time.Time
 }
 
 func newSession(s *Server, t transport) *session {
@@ -71,6 +76,7 @@ func newSession(s *Server, t transport) *session {
 		srv: s, t: t, id: aoba.NewID(), ip: ip,
 		queue: make(chan delivery, s.cfg.SendQueue), done: make(chan struct{}),
 		rooms: make(map[string]string), watched: make(map[string]struct{}),
+		rosterWatch: make(map[string]bool), roomMembers: make(map[string]map[string]roomMember),
 		tokens: float64(s.cfg.StanzaBurst), lastFill: time.Now(),
 	}
 }

@@ -337,3 +337,35 @@ func TestXMPPEditsAndDeletions(t *testing.T) {
 		t.Fatalf("history %q, want the one deleted message", got)
 	}
 }
+
+func TestXMPPRoomOccupantsFollowPresence(t *testing.T) {
+	s := startMain(t, xmppEnv(t))
+	addr := s.m.XMPPAddr()
+	alice, carol := s.register(t, "alice"), s.register(t, "carol")
+	gid := s.newGroup(t, alice.Token, "Occupants")
+	s.do(t, "POST", "/api/groups/"+gid+"/members", alice.Token, map[string]string{"username": carol.Name}).want(t, 201)
+	room := gid + "@conference.localhost"
+	a := xmpptest.Login(t, addr, "localhost", alice.Name, alice.Password, "desk")
+	a.Send(`<presence/>`)
+	a.Send(`<presence to="%s/%s"><x xmlns="http://jabber.org/protocol/muc"><history maxstanzas="0"/></x></presence>`, room, alice.Name)
+	a.Expect(10*time.Second, "subject", func(n *xmpptest.Node) bool { return n.Find("", "subject") != nil })
+
+	// Carol comes online on the JSON socket: she enters the room.
+	js := openSocket(t, s, carol)
+	n := a.Expect(10*time.Second, "Carol's occupant presence", func(n *xmpptest.Node) bool {
+		return n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+carol.Name
+	})
+	item := n.Find("http://jabber.org/protocol/muc#user", "item")
+	if n.Attr("type") != "" || item == nil || item.Attr("role") != "participant" || item.Attr("affiliation") != "member" || item.Attr("jid") != carol.ID+"@localhost" {
+		t.Fatalf("occupant presence: %s", n.Raw)
+	}
+	// She goes offline: she leaves the room (after the presence grace period).
+	_ = js.c.Close()
+	n = a.Expect(20*time.Second, "Carol's unavailable presence", func(n *xmpptest.Node) bool {
+		return n.XMLName.Local == "presence" && n.Attr("from") == room+"/"+carol.Name && n.Attr("type") == "unavailable"
+	})
+	if item := n.Find("http://jabber.org/protocol/muc#user", "item"); item == nil || item.Attr("role") != "none" {
+		t.Fatalf("leaving occupant: %s", n.Raw)
+	}
+	// Alice's roster does not hold Carol: no roster presence came for her.
+}
