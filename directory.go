@@ -11,8 +11,8 @@ import (
 // DirectoryTopic is the broker topic on which every pod hears of the
 // changes that make the caches of its send path stale: a user renamed or
 // deleted, a block created or removed (the directory cache), a membership
-// or a group deleted (the member cache). Its envelopes never reach a socket; the
-// server hands them to Service.DirectoryChanged.
+// or a group deleted (the member cache). Its envelopes never reach a
+// socket; the server hands them to Service.DirectoryChanged.
 const DirectoryTopic = "directory"
 
 // frameDirectory is the type of the frames published on DirectoryTopic,
@@ -193,11 +193,11 @@ func (d *directoryCache) reset() {
 
 // CacheDirectory subscribes the broker to DirectoryTopic and, once
 // subscribed, lets the Service cache the users, blocks and memberships
-// that a message send reads (see directoryCache and memberCache). The server must hand every envelope of
-// DirectoryTopic to DirectoryChanged. Until this succeeds the send path
-// reads the store. It returns the broker's error; the Redis broker still
-// subscribes once Redis is back, and its resubscription arms the caches
-// (DirectoryChanged).
+// that a message send reads (see directoryCache and memberCache). The
+// server must hand every envelope of DirectoryTopic to DirectoryChanged.
+// Until this succeeds the send path reads the store. It returns the
+// broker's error; the Redis broker still subscribes once Redis is back, and
+// its resubscription arms the caches (DirectoryChanged).
 func (s *Service) CacheDirectory(ctx context.Context) error {
 	if err := s.broker.Subscribe(ctx, DirectoryTopic); err != nil {
 		return err
