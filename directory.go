@@ -9,9 +9,10 @@ import (
 )
 
 // DirectoryTopic is the broker topic on which every pod hears of the
-// changes that make its directory cache stale: a user renamed or deleted,
-// a block created or removed. Its envelopes never reach a socket; the
-// server hands them to Service.DirectoryChanged.
+// changes that make the caches of its send path stale: a user renamed or
+// deleted, a block created or removed (the directory cache), a membership
+// or a group deleted (the member cache). Its envelopes never reach a
+// socket; the server hands them to Service.DirectoryChanged.
 const DirectoryTopic = "directory"
 
 // frameDirectory is the type of the frames published on DirectoryTopic,
@@ -20,16 +21,20 @@ const frameDirectory = "directory.change"
 
 // DirectoryChange is what a pod announces on DirectoryTopic after changing
 // the store: UserID, when set, was renamed or deleted; Pair, when set, names
-// two users between whom a block was created or removed.
+// two users between whom a block was created or removed; Group, when set,
+// lost Member (removed, left, or gone with their account) or, without
+// Member, was deleted with all its memberships.
 type DirectoryChange struct {
 	UserID string    `json:"user_id,omitempty"`
 	Pair   [2]string `json:"pair,omitempty"`
+	Group  string    `json:"group,omitempty"`
+	Member string    `json:"member,omitempty"`
 }
 
 // Directory cache bounds.
 const (
-	// DirectoryCacheTTL is the longest time a pod uses a cached user or
-	// block state without reading the store again. Changes are announced
+	// DirectoryCacheTTL is the longest time a pod uses a cached user,
+	// block state or membership without reading the store again. Changes are announced
 	// on DirectoryTopic and applied at once; the TTL only bounds how long
 	// a change whose announcement was lost (the announcing pod could not
 	// reach the broker) can go unnoticed.
@@ -187,28 +192,34 @@ func (d *directoryCache) reset() {
 }
 
 // CacheDirectory subscribes the broker to DirectoryTopic and, once
-// subscribed, lets the Service cache the users and blocks that a message
-// send reads (see directoryCache). The server must hand every envelope of
-// DirectoryTopic to DirectoryChanged. Until this succeeds the send path
-// reads the store. It returns the broker's error; the Redis broker still
-// subscribes once Redis is back, and its resubscription arms the cache
-// (DirectoryChanged).
+// subscribed, lets the Service cache the users, blocks and memberships
+// that a message send reads (see directoryCache and memberCache). The
+// server must hand every envelope of DirectoryTopic to DirectoryChanged.
+// Until this succeeds the send path reads the store. It returns the
+// broker's error; the Redis broker still subscribes once Redis is back, and
+// its resubscription arms the caches (DirectoryChanged).
 func (s *Service) CacheDirectory(ctx context.Context) error {
 	if err := s.broker.Subscribe(ctx, DirectoryTopic); err != nil {
 		return err
 	}
-	s.dir.reset()
+	s.resetCaches()
 	return nil
 }
 
+// resetCaches empties and arms the directory and member caches.
+func (s *Service) resetCaches() {
+	s.dir.reset()
+	s.members.reset()
+}
+
 // DirectoryChanged applies an envelope of DirectoryTopic: a change drops
-// the cached values it makes stale; a resync order (the broker subscribed
-// again after losing its connection, so changes may have been missed)
-// empties the cache and arms it. A malformed envelope empties the cache
-// too. It never blocks on I/O.
+// the cached values (users, blocks, memberships) it makes stale; a resync
+// order (the broker subscribed again after losing its connection, so
+// changes may have been missed) empties the caches and arms them. A
+// malformed envelope empties them too. It never blocks on I/O.
 func (s *Service) DirectoryChanged(env Envelope) {
 	if env.Close != nil {
-		s.dir.reset()
+		s.resetCaches()
 		return
 	}
 	var f struct {
@@ -216,19 +227,21 @@ func (s *Service) DirectoryChanged(env Envelope) {
 		Data DirectoryChange `json:"data"`
 	}
 	if err := json.Unmarshal(env.Frame, &f); err != nil || f.Type != frameDirectory {
-		s.log.Warn("malformed directory change: cache emptied", "err", err, "type", f.Type)
-		s.dir.reset()
+		s.log.Warn("malformed directory change: caches emptied", "err", err, "type", f.Type)
+		s.resetCaches()
 		return
 	}
 	s.dir.apply(f.Data)
+	s.members.apply(f.Data)
 }
 
-// announceDirectory applies ch to this pod's cache and publishes it to the
-// others. It runs after the store changed, so that no pod can read the old
+// announceDirectory applies ch to this pod's caches and publishes it to
+// the others. It runs after the store changed, so that no pod can read the old
 // value once it has dropped its copy. A publication failure is logged: the
 // other pods then notice within DirectoryCacheTTL.
 func (s *Service) announceDirectory(ctx context.Context, ch DirectoryChange) {
 	s.dir.apply(ch)
+	s.members.apply(ch)
 	frame, err := EncodeFrame(frameDirectory, "", ch)
 	if err != nil {
 		s.log.Error("encode directory change", "err", err)

@@ -3,96 +3,143 @@ package aoba
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // memberCacheMax bounds the entries of a memberCache; one more empties it.
 const memberCacheMax = 1 << 16
 
 // memberCache remembers that a user is a member of a group, so that the
-// send path (resolveTarget) reads the group and the membership from the
-// store once per sender and group instead of once per message: any member
-// may send (ActionRead), whatever their role. It only ever learns what the
-// store said, and it forgets everything each time a membership, a group or
-// a user is removed (see forgettingStore), the only changes that make a
-// member a non-member; a new member is not in it until their first send.
-// It is only correct while this Service makes every such change, which
-// ServiceConfig.CacheMemberships states. A nil *memberCache remembers
-// nothing. It is safe for concurrent use.
+// send path (memberOf) reads the group and the membership from the store
+// once per sender and group instead of once per message: any member may
+// send (ActionRead), whatever their role. It only ever learns what the
+// store said. Only a removal makes a member a non-member (a membership,
+// a group or a user deleted), and every removal is announced on
+// DirectoryTopic before the request that made it returns (see
+// announcingStore); each pod forgets the entries it names (apply). A new
+// member is not in it until their first send.
+//
+// Like the directory cache it is only consulted while armed, that is while
+// this pod is known to receive every DirectoryChange (CacheDirectory, and
+// a resync order, which also empties it), and an entry is used for
+// DirectoryCacheTTL at most, which bounds how long a removal whose
+// announcement was lost can go unnoticed. Every change bumps gen; a lookup
+// that straddles one (the store said "member" before a removal was
+// stored) remembers nothing. The zero memberCache is unarmed. All methods
+// are safe for concurrent use; mu guards every field.
 type memberCache struct {
-	mu sync.RWMutex
-	// gen counts the resets: a lookup that straddles one (the store said
-	// "member" before a removal was stored) remembers nothing.
+	mu    sync.RWMutex
+	armed bool
 	gen   uint64
-	known map[memberKey]string // → the group's id as stored
+	n     int                             // entries in known
+	known map[string]map[string]time.Time // group id → member id → when read
 }
 
-// memberKey is a group id as a caller gave it and a user id.
-type memberKey struct{ group, user string }
-
-func newMemberCache() *memberCache {
-	return &memberCache{known: make(map[memberKey]string)}
-}
-
-// lookup returns the stored id of group when user is known to be one of
-// its members, and the generation to hand to remember after reading the
-// store otherwise.
-func (m *memberCache) lookup(group, user string) (id string, gen uint64, ok bool) {
-	if m == nil {
-		return "", 0, false
-	}
+// lookup reports whether user is known to be a member of group, and
+// returns the generation to hand to remember after reading the store
+// otherwise.
+func (m *memberCache) lookup(group, user string) (gen uint64, ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	id, ok = m.known[memberKey{group, user}]
-	return id, m.gen, ok
+	at, ok := m.known[group][user]
+	return m.gen, m.armed && ok && time.Since(at) < DirectoryCacheTTL
 }
 
-// remember records that user is a member of group (stored id id), as read
-// from the store after lookup returned gen, unless a reset came between.
-func (m *memberCache) remember(group, user, id string, gen uint64) {
-	if m == nil {
-		return
-	}
+// remember records that user is a member of group, as read from the store
+// after lookup returned gen, unless a change came between.
+func (m *memberCache) remember(group, user string, gen uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.gen != gen {
+	if !m.armed || gen != m.gen {
 		return
 	}
-	if len(m.known) >= memberCacheMax {
-		clear(m.known)
+	if m.n >= memberCacheMax {
+		m.known, m.n = nil, 0
 	}
-	m.known[memberKey{group, user}] = id
+	if m.known == nil {
+		m.known = make(map[string]map[string]time.Time)
+	}
+	members := m.known[group]
+	if members == nil {
+		members = make(map[string]time.Time)
+		m.known[group] = members
+	}
+	if _, ok := members[user]; !ok {
+		m.n++
+	}
+	members[user] = time.Now()
 }
 
-// reset forgets every membership.
-func (m *memberCache) reset() {
-	if m == nil {
-		return
+// apply forgets the memberships that ch may have removed: ch.Member's in
+// ch.Group, or every membership of ch.Group when ch.Member is empty (the
+// group was deleted), and every membership of ch.UserID (a deleted
+// account; a renamed user's are merely read again).
+func (m *memberCache) apply(ch DirectoryChange) {
+	if ch.Group == "" && ch.UserID == "" {
+		return // a block: no membership changed
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gen++
-	clear(m.known)
+	if ch.Group != "" {
+		if ch.Member != "" {
+			m.forget(ch.Group, ch.Member)
+		} else {
+			m.n -= len(m.known[ch.Group])
+			delete(m.known, ch.Group)
+		}
+	}
+	if ch.UserID != "" {
+		for group := range m.known {
+			m.forget(group, ch.UserID)
+		}
+	}
 }
 
-// forgettingStore is the Service's store when it caches memberships: each
-// removal of a membership, a group or a user resets the cache once the
-// store has applied it (or failed to: it may have applied part of it).
-type forgettingStore struct {
+// forget drops the entry of user in group; m.mu is held.
+func (m *memberCache) forget(group, user string) {
+	members := m.known[group]
+	if _, ok := members[user]; !ok {
+		return
+	}
+	m.n--
+	if delete(members, user); len(members) == 0 {
+		delete(m.known, group)
+	}
+}
+
+// reset empties the cache and arms it: from now on this pod hears every
+// change.
+func (m *memberCache) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	m.armed = true
+	m.known, m.n = nil, 0
+}
+
+// announcingStore is the Service's store: each removal of a membership, a
+// group or a user is announced on DirectoryTopic (announceDirectory: this
+// pod's caches forget it at once, the other pods' when they hear it) once
+// the store has applied it, or failed to (it may have applied part of it).
+// The announcement is published before the store call returns, so before
+// the request that made the change answers.
+type announcingStore struct {
 	Store
-	members *memberCache
+	svc *Service
 }
 
-func (s forgettingStore) DeleteMembership(ctx context.Context, groupID, userID string) error {
-	defer s.members.reset()
+func (s announcingStore) DeleteMembership(ctx context.Context, groupID, userID string) error {
+	defer s.svc.announceDirectory(ctx, DirectoryChange{Group: groupID, Member: userID})
 	return s.Store.DeleteMembership(ctx, groupID, userID)
 }
 
-func (s forgettingStore) DeleteGroup(ctx context.Context, id string) error {
-	defer s.members.reset()
+func (s announcingStore) DeleteGroup(ctx context.Context, id string) error {
+	defer s.svc.announceDirectory(ctx, DirectoryChange{Group: id})
 	return s.Store.DeleteGroup(ctx, id)
 }
 
-func (s forgettingStore) DeleteUser(ctx context.Context, id string) error {
-	defer s.members.reset()
+func (s announcingStore) DeleteUser(ctx context.Context, id string) error {
+	defer s.svc.announceDirectory(ctx, DirectoryChange{UserID: id})
 	return s.Store.DeleteUser(ctx, id)
 }

@@ -58,8 +58,9 @@ func (h *readHold) wait(user string) {
 // while a send of theirs was reading the membership), a member who left,
 // the members of a deleted group and a deleted account can no longer send
 // to the group once they have sent to it before, with the memberships
-// cached as without; and that, cached, a member's later messages read no
-// membership from the store.
+// cached (the Service hears the directory topic, as main sets it up) as
+// without; and that, cached, a member's later messages read no membership
+// from the store.
 func TestService_MemberCache(t *testing.T) {
 	for _, cached := range []bool{false, true} {
 		name := map[bool]string{false: "Uncached", true: "Cached"}[cached]
@@ -67,8 +68,8 @@ func TestService_MemberCache(t *testing.T) {
 			t.Parallel()
 			reads, hold := new(atomic.Int64), new(readHold)
 			opts := []serviceOption{withStore(func(s aoba.Store) aoba.Store { return membershipReads{Store: s, n: reads, hold: hold} })}
-			if cached {
-				opts = append(opts, withCachedMemberships())
+			if !cached {
+				opts = append(opts, withoutCaches())
 			}
 			ts := newService(t, opts...)
 			ctx := context.Background()
@@ -124,7 +125,12 @@ func TestService_MemberCache(t *testing.T) {
 				read, release := hold.arm(kicked.ID)
 				sent := make(chan error, 1)
 				go func() { sent <- send(kicked, g.ID) }()
-				<-read
+				select {
+				case <-read:
+				case err := <-sent: // served from the cache: the earlier removal was not forgotten
+					close(release)
+					t.Fatalf("a send after a removal and a new add read no membership (err %v)", err)
+				}
 				if err := ts.RemoveMember(ctx, owner.Claims, g.ID, "kicked"); err != nil {
 					t.Fatal(err)
 				}
@@ -160,4 +166,96 @@ func TestService_MemberCache(t *testing.T) {
 			})
 		})
 	}
+}
+
+// groupSend sends a message from a to the group through svc.
+func groupSend(svc *aoba.Service, a Account, group string) error {
+	_, err := svc.SendMessage(context.Background(), a.Claims, aoba.SendInput{To: group, Type: aoba.MessageGroupChat, Content: "hi"}, "")
+	return err
+}
+
+// TestService_MemberCacheAcrossPods: a pod that cached a membership
+// forgets it when another pod announces its removal (member removed, member
+// left, group deleted, account deleted), and when its broker orders a
+// resync or hands it a malformed change; a removal that nobody announces
+// stays unseen (the cache is used).
+func TestService_MemberCacheAcrossPods(t *testing.T) {
+	ctx := context.Background()
+	ts := newService(t)
+	other := ts.startPod(t)
+	owner := ts.MustRegister(t, "owner")
+	kicked, leaver := ts.MustRegister(t, "kicked"), ts.MustRegister(t, "leaver")
+	gone, quiet := ts.MustRegister(t, "gone"), ts.MustRegister(t, "quiet")
+	g := ts.MustCreateGroup(t, owner, "club", kicked.As(aoba.RoleMember), leaver.As(aoba.RoleMember),
+		gone.As(aoba.RoleMember), quiet.As(aoba.RoleMember))
+	for _, a := range []Account{owner, kicked, leaver, gone, quiet} {
+		if err := groupSend(other, a, g.ID); err != nil { // the other pod caches each membership
+			t.Fatalf("%s: first send: %v", a.Username, err)
+		}
+	}
+
+	t.Run("Unannounced", func(t *testing.T) {
+		if err := ts.Store.DeleteMembership(ctx, g.ID, quiet.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := groupSend(other, quiet, g.ID); err != nil {
+			t.Fatalf("a removal nobody announced was seen: the membership is not cached: %v", err)
+		}
+	})
+	t.Run("Removed", func(t *testing.T) {
+		if err := ts.RemoveMember(ctx, owner.Claims, g.ID, "kicked"); err != nil {
+			t.Fatal(err)
+		}
+		ts.flush(t)
+		wantCode(t, groupSend(other, kicked, g.ID), aoba.ENOTFOUND)
+	})
+	t.Run("Left", func(t *testing.T) {
+		if err := ts.LeaveGroup(ctx, leaver.Claims, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		ts.flush(t)
+		wantCode(t, groupSend(other, leaver, g.ID), aoba.ENOTFOUND)
+	})
+	t.Run("AccountDeleted", func(t *testing.T) {
+		if err := ts.DeleteAccount(ctx, gone.Claims); err != nil {
+			t.Fatal(err)
+		}
+		ts.flush(t)
+		if err := groupSend(other, gone, g.ID); err == nil {
+			t.Fatal("a deleted account sent to its former group")
+		}
+	})
+	t.Run("Resync", func(t *testing.T) {
+		if err := groupSend(other, quiet, g.ID); err != nil {
+			t.Fatalf("still cached: %v", err)
+		}
+		other.DirectoryChanged(aoba.Envelope{Close: &aoba.CloseOrder{Code: aoba.CloseResync}})
+		wantCode(t, groupSend(other, quiet, g.ID), aoba.ENOTFOUND)
+	})
+	t.Run("Malformed", func(t *testing.T) {
+		if _, err := ts.AddMember(ctx, owner.Claims, g.ID, "quiet", "member"); err != nil {
+			t.Fatal(err)
+		}
+		if err := groupSend(other, quiet, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.Store.DeleteMembership(ctx, g.ID, quiet.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := groupSend(other, quiet, g.ID); err != nil {
+			t.Fatalf("still cached: %v", err)
+		}
+		other.DirectoryChanged(aoba.Envelope{Frame: []byte("{not json")})
+		wantCode(t, groupSend(other, quiet, g.ID), aoba.ENOTFOUND)
+	})
+	t.Run("GroupDeleted", func(t *testing.T) {
+		if err := groupSend(other, owner, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.DeleteGroup(ctx, owner.Claims, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		ts.flush(t)
+		wantCode(t, groupSend(other, owner, g.ID), aoba.ENOTFOUND)
+	})
 }

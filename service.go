@@ -35,14 +35,7 @@ type ServiceConfig struct {
 	// Offline, when not nil, is told of every stored message, to announce
 	// it to the recipients who are offline (webhooks); nil means off.
 	Offline OfflineNotifier
-	// CacheMemberships makes the send path remember who is a member of
-	// which group, instead of reading the group and the membership from
-	// the store for every message. Set it only when this Service makes
-	// every change to the store (the embedded store with the in-process
-	// hub, one process): a member removed through another pod would stay
-	// cached here.
-	CacheMemberships bool
-	Logger           *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Service holds the rules of the product: validation, permissions, and the
@@ -62,9 +55,9 @@ type Service struct {
 	domain   string
 	tokenTTL time.Duration
 	offline  OfflineNotifier
-	members  *memberCache // nil unless ServiceConfig.CacheMemberships
 	log      *slog.Logger
 	dir      directoryCache // users and blocks of the send path, once CacheDirectory armed it
+	members  memberCache    // memberships of the send path, armed with dir
 }
 
 // NewService returns a Service on the given dependencies.
@@ -86,10 +79,7 @@ func NewService(c ServiceConfig) *Service {
 		tickets: c.Tickets, limiter: c.Limiter, failures: c.LoginFailures, sockets: c.Sockets,
 		tokens: c.Tokens, hasher: c.Hasher, domain: c.Domain, tokenTTL: c.TokenTTL, offline: c.Offline, log: c.Logger,
 	}
-	if c.CacheMemberships {
-		s.members = newMemberCache()
-		s.store = forgettingStore{Store: c.Store, members: s.members}
-	}
+	s.store = announcingStore{Store: c.Store, svc: s}
 	return s
 }
 

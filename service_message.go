@@ -84,18 +84,22 @@ func (s *Service) resolveTarget(ctx context.Context, c Claims, to string, typ Me
 
 // memberOf returns the stored id of the group groupID when the caller is
 // one of its members, who may all send (ActionRead), with the errors of
-// authorize otherwise. With memberships cached, a sender's later messages
-// to the group read nothing from the store.
+// authorize otherwise. Once the member cache is armed (CacheDirectory), a
+// sender's later messages to the group read nothing from the store; a
+// group id given in another form than the stored one (upper case) is read
+// every time.
 func (s *Service) memberOf(ctx context.Context, c Claims, groupID string) (string, error) {
-	id, gen, ok := s.members.lookup(groupID, c.UserID)
+	gen, ok := s.members.lookup(groupID, c.UserID)
 	if ok {
-		return id, nil
+		return groupID, nil
 	}
 	acc, err := s.authorize(ctx, c, groupID, ActionRead)
 	if err != nil {
 		return "", err
 	}
-	s.members.remember(groupID, c.UserID, acc.group.ID, gen)
+	if acc.group.ID == groupID {
+		s.members.remember(groupID, c.UserID, gen)
+	}
 	return acc.group.ID, nil
 }
 

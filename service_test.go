@@ -39,7 +39,7 @@ type serviceOptions struct {
 	loginFailures int
 	presence      hub.PresenceOptions
 	offline       aoba.OfflineNotifier
-	members       bool
+	unarmed       bool
 	wrapStore     func(aoba.Store) aoba.Store
 	sessions      aoba.SessionCache
 }
@@ -58,9 +58,11 @@ func withPresence(p hub.PresenceOptions) serviceOption {
 	return func(o *serviceOptions) { o.presence = p }
 }
 
-// withCachedMemberships sets ServiceConfig.CacheMemberships.
-func withCachedMemberships() serviceOption {
-	return func(o *serviceOptions) { o.members = true }
+// withoutCaches leaves the Service off the directory topic (no
+// CacheDirectory): it caches none of the users, blocks and memberships that
+// sends read, and every send reads the store.
+func withoutCaches() serviceOption {
+	return func(o *serviceOptions) { o.unarmed = true }
 }
 
 // withStore gives the Service wrap(store) instead of the store itself (to
@@ -119,14 +121,18 @@ func newService(t testing.TB, opts ...serviceOption) *TestService {
 		cache = o.sessions
 	}
 	ts.cfg = aoba.ServiceConfig{
-		Store: store, Broker: ts.Broker, CacheMemberships: o.members, Presence: ts.Presence, Sessions: cache, Tickets: sessions,
+		Store: store, Broker: ts.Broker, Presence: ts.Presence, Sessions: cache, Tickets: sessions,
 		Limiter: hub.NewMemoryRateLimiter(), LoginFailures: o.loginFailures, Tokens: tokens, Hasher: ts.Hasher,
 		Offline: o.offline, Sockets: ts.Sockets,
 	}
 	if o.wrapStore != nil {
 		ts.cfg.Store = o.wrapStore(store)
 	}
-	ts.Service = ts.startPod(t)
+	if o.unarmed {
+		ts.Service = aoba.NewService(ts.cfg)
+	} else {
+		ts.Service = ts.startPod(t)
+	}
 	// The registry calls back into the Service, registered once both exist.
 	ts.Presence.RegisterChangeHandler(ts.Service.PresenceChanged)
 	return ts

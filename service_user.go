@@ -123,10 +123,10 @@ func (s *Service) deleteAccount(ctx context.Context, u *User) error {
 			return err
 		}
 	}
+	// The store announces the deletion on DirectoryTopic (announcingStore).
 	if err := s.store.DeleteUser(ctx, u.ID); err != nil && ErrorCode(err) != ENOTFOUND {
 		return err
 	}
-	s.announceDirectory(ctx, DirectoryChange{UserID: u.ID})
 	s.closeSessions(ctx, u.ID, CloseOrder{Code: CloseSessionRevoked, Reason: "account deleted"})
 	return nil
 }

@@ -59,3 +59,45 @@ func TestDirectoryAcrossPods(t *testing.T) {
 		})
 	}
 }
+
+// TestMemberCacheAcrossPods: each pod caches "this user is a member of this
+// group" for group sends. A member removed, a member who left and a deleted
+// group on pod A reach pod B's member cache through Redis before A answers,
+// so pod B refuses the former member's next group send (404, as for any
+// non-member) with no wait. Both pods share one MongoDB (the embedded
+// FerretDB) and one Redis.
+func TestMemberCacheAcrossPods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Redis and FerretDB")
+	}
+	e := scaledEnv(t)
+	a, b := startMain(t, e), startMain(t, e)
+	owner, kicked, leaver := a.register(t, "owner"), b.register(t, "kicked"), b.register(t, "leaver")
+	stayer := b.register(t, "stayer")
+	gid := a.newGroup(t, owner.Token, "Cached")
+	for _, u := range []*user{kicked, leaver, stayer} {
+		a.do(t, "POST", "/api/groups/"+gid+"/members", owner.Token, map[string]string{"username": u.Name, "role": "member"}).want(t, 201)
+	}
+	sendOnB := func(u *user, status int) {
+		t.Helper()
+		b.do(t, "POST", "/api/messages", u.Token, map[string]string{"to": gid, "type": "groupchat", "content": "hi"}).want(t, status)
+	}
+	// Pod B caches every membership (twice: the second send is served
+	// from the cache).
+	for _, u := range []*user{owner, kicked, leaver, stayer} {
+		sendOnB(u, 201)
+		sendOnB(u, 201)
+	}
+
+	a.do(t, "DELETE", "/api/groups/"+gid+"/members/"+kicked.Name, owner.Token, nil).want(t, 204)
+	sendOnB(kicked, 404)
+	sendOnB(stayer, 201)
+
+	a.do(t, "POST", "/api/groups/"+gid+"/leave", leaver.Token, nil).want(t, 200)
+	sendOnB(leaver, 404)
+	sendOnB(stayer, 201)
+
+	a.do(t, "DELETE", "/api/groups/"+gid, owner.Token, nil).want(t, 204)
+	sendOnB(stayer, 404)
+	sendOnB(owner, 404)
+}

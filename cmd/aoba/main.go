@@ -562,9 +562,6 @@ func (m *Main) Run(ctx context.Context) error {
 		Store: measured, Broker: m.broker, Presence: m.presence, Sessions: m.sessions, Tickets: m.sessions,
 		Limiter: m.limiter, LoginFailures: c.LoginFailures, Tokens: tokens, Hasher: hasher, Domain: c.Domain, TokenTTL: c.TokenTTL,
 		Offline: offline, Logger: log, Sockets: m.sockets,
-		// One process makes every change to the embedded store only
-		// without Redis: scaled out, another pod may remove a member.
-		CacheMemberships: c.mode() == "embedded",
 	})
 	if m.webhooks != nil {
 		m.webhooks.RegisterResolver(m.svc.OfflineRecipients)
@@ -587,8 +584,8 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	// The loop node → presence → Service → broker → node closes here,
 	// before the node subscribes anything or a connection is counted. The
-	// directory topic goes to the Service (its cache of the send path's
-	// users and blocks), every other topic to the node.
+	// directory topic goes to the Service (its caches of the send path's
+	// users, blocks and memberships), every other topic to the node.
 	m.broker.RegisterDeliver(func(topic string, env aoba.Envelope) {
 		if topic == aoba.DirectoryTopic {
 			m.svc.DirectoryChanged(env)
@@ -599,7 +596,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.presence.RegisterChangeHandler(m.svc.PresenceChanged)
 	if err := m.svc.CacheDirectory(ctx); err != nil {
-		log.Warn("directory cache off until the broker is reachable: sends read users and blocks from the store", "err", err)
+		log.Warn("directory cache off until the broker is reachable: sends read users, blocks and memberships from the store", "err", err)
 	}
 
 	reg := prometheus.NewRegistry()
