@@ -441,7 +441,7 @@ func (ss *session) probe(ctx context.Context, id string) {
 }
 
 // deliver turns one broker envelope into stanzas.
-func (ss *session) deliver(d delivery) {
+func (ss *session) deliver(d *delivery) {
 	env := d.env
 	if o := env.Close; o != nil {
 		if d.topic[0] != 'u' {

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/xml"
@@ -93,9 +94,15 @@ func newTCPTransport(c net.Conn, cfg *tls.Config) *tcpTransport {
 func (t *tcpTransport) restart() {
 	t.headerSent = false
 	t.br = &budgetReader{r: t.conn, limit: MaxStanzaBytes}
-	t.dec = xml.NewDecoder(t.br)
+	t.dec = xml.NewDecoder(bufio.NewReaderSize(t.br, readBufferSize))
 	t.dec.Strict = true
 }
+
+// readBufferSize is the size of a TCP stream's read buffer, which the
+// decoder reads through and every idle session keeps: 1 KiB holds a
+// typical stanza, where the decoder's default would keep 4 KiB per
+// session (a larger stanza takes more reads, no more memory).
+const readBufferSize = 1024
 
 // grant allows the decoder MaxStanzaBytes more than it has consumed.
 func (t *tcpTransport) grant() {

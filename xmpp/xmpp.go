@@ -278,8 +278,9 @@ func (s *Server) Deliver(topic string, env aoba.Envelope) {
 		targets = append(targets, ss)
 	}
 	s.mu.RUnlock()
+	d := &delivery{topic: topic, env: env}
 	for _, ss := range targets {
-		ss.enqueue(delivery{topic: topic, env: env})
+		ss.enqueue(d)
 	}
 }
 

@@ -220,3 +220,42 @@ func TestSelectOps(t *testing.T) {
 		}
 	})
 }
+
+func TestXMPPStanzaID(t *testing.T) {
+	for _, tc := range []struct {
+		pub int
+		seq int64
+	}{{0, 0}, {7, 123456}, {49, 1 << 40}} {
+		id := xmppStanzaID(tc.pub, tc.seq)
+		pub, seq, ok := parseXMPPStanzaID(id)
+		if !ok || pub != tc.pub || seq != tc.seq {
+			t.Errorf("parseXMPPStanzaID(%q) = %d, %d, %v, want %d, %d", id, pub, seq, ok, tc.pub, tc.seq)
+		}
+	}
+	for _, bad := range []string{"", "b", "b1", "b-1", "x1-2", "b1-x", "b1--2"} {
+		if _, _, ok := parseXMPPStanzaID(bad); ok {
+			t.Errorf("parseXMPPStanzaID(%q) accepted", bad)
+		}
+	}
+	var s SeqSet
+	s.Add(3)
+	s.Add(70)
+	if !s.Remove(70) || s.Remove(70) || s.Has(70) || !s.Has(3) || s.Len() != 1 || s.Remove(-1) || s.Remove(1000) {
+		t.Fatalf("SeqSet.Remove misbehaves: %+v", s)
+	}
+}
+
+func TestXMPPFlags(t *testing.T) {
+	addr := "http://" + closedAddr(t)
+	for _, args := range [][]string{
+		{"xmpp-idle", "-addr", addr, "-xmpp-addr", "10.0.0.1:5222"},
+		{"xmpp-idle", "-addr", addr, "-xmpp-addr", "127.0.0.1:1,127.0.0.1:2"},
+		{"xmpp-idle", "-addr", addr, "-sasl", "scram"},
+		{"xmpp-latency", "-addr", addr, "-dirs", "x2x"},
+		{"xmpp-latency", "-addr", addr, "-domain", "a@b"},
+	} {
+		if err := run(context.Background(), append(args, "-progress", "0"), discard{}, discard{}); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,8 +28,14 @@ type Endpoint struct {
 	// MsgOptions.Count).
 	Base  *url.URL
 	Token string
+	// XMPP, when set, makes the endpoint an XMPP session instead of a
+	// JSON socket (URL is then unused): it sends chat message stanzas to
+	// Target (a bare JID) and receives the stanzas of its stream. Its
+	// sends are never acknowledged (XMPP has no such answer): each counts
+	// as confirmed when written, unless the server bounces it.
+	XMPP *XMPPEndpoint
 
-	conn     *Conn
+	conn     msgConn
 	tracker  *Tracker
 	acked    *SeqSet // seqs the server confirmed (publishers only)
 	ackMu    sync.Mutex
@@ -38,6 +45,23 @@ type Endpoint struct {
 	lastErr  atomic.Value
 	skipped  int64 // written by the publishing goroutine only
 	ackLat   Latencies
+}
+
+// XMPPEndpoint is how an XMPP endpoint connects (see DialXMPP): it
+// authenticates with OAUTHBEARER and its Token.
+type XMPPEndpoint struct {
+	Addr   string // the XMPP listener, host:port
+	Domain string
+	Token  string
+}
+
+// msgConn is a messaging endpoint's connection: a JSON socket (*Conn) or
+// an XMPP stream (*XConn).
+type msgConn interface {
+	Send([]byte) error
+	Alive() bool
+	CloseCode() string
+	Close() error
 }
 
 // MsgOptions sets the load of a messaging run.
@@ -146,9 +170,22 @@ func RunMessaging(ctx context.Context, eps []*Endpoint, o MsgOptions, log io.Wri
 	}()
 	if err := connectAll(ctx, len(eps), o.DialConc, func(i int) error {
 		ep := eps[i]
+		if x := ep.XMPP; x != nil {
+			c, err := DialXMPP(ctx, XDialOptions{Addr: x.Addr, Domain: x.Domain, Src: src.Next(), Token: x.Token,
+				Resource: fmt.Sprintf("bench%d", i), Presence: true, BufSize: DefaultBufSize},
+				func(n *XNode) { ep.handleStanza(n, &cnt) })
+			if err != nil {
+				return fmt.Errorf("xmpp: %w", err)
+			}
+			ep.conn = c
+			return nil
+		}
 		c, err := Dial(ctx, ep.URL, src.Next(), DefaultBufSize, func(b []byte) { ep.handle(b, o.NeedAck, &cnt) })
+		if err != nil {
+			return err
+		}
 		ep.conn = c
-		return err
+		return nil
 	}); err != nil {
 		return nil, err
 	}
@@ -344,6 +381,70 @@ func (ep *Endpoint) handle(b []byte, needAck bool, cnt *counters) {
 	}
 }
 
+// needAck says whether the endpoint's sends wait for an ack: a JSON
+// socket's when the run asks for them, an XMPP stream's never.
+func (ep *Endpoint) needAck(o MsgOptions) bool { return o.NeedAck && ep.XMPP == nil }
+
+// xmppStanzaID returns the id of publisher pub's message seq: a valid
+// client id, as the ids real XMPP clients send are, so the server makes
+// the send idempotent on it.
+func xmppStanzaID(pub int, seq int64) string {
+	return "b" + strconv.Itoa(pub) + "-" + strconv.FormatInt(seq, 10)
+}
+
+// parseXMPPStanzaID returns the publisher and seq of a stanza id made by
+// xmppStanzaID.
+func parseXMPPStanzaID(id string) (int, int64, bool) {
+	rest, ok := strings.CutPrefix(id, "b")
+	if !ok {
+		return 0, 0, false
+	}
+	p, s, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	pub, err1 := strconv.Atoi(p)
+	seq, err2 := strconv.ParseInt(s, 10, 64)
+	if err1 != nil || err2 != nil || seq < 0 {
+		return 0, 0, false
+	}
+	return pub, seq, true
+}
+
+// handleStanza handles one stanza of an XMPP endpoint: a chat message
+// carrying a marker is a delivery; a bounced message (type error, the
+// id of one of its sends) is a send error and no longer expected.
+func (ep *Endpoint) handleStanza(n *XNode, cnt *counters) {
+	if n.XMLName.Local != "message" {
+		return
+	}
+	if n.Attr("type") == "error" {
+		pub, seq, ok := parseXMPPStanzaID(n.Attr("id"))
+		if !ok || pub != ep.Pub || ep.acked == nil {
+			return
+		}
+		ep.ackMu.Lock()
+		ep.acked.Remove(seq)
+		ep.ackMu.Unlock()
+		ep.errs.Add(1)
+		ep.lastErr.Store("bounced: " + n.condition())
+		return
+	}
+	b := n.Child("body")
+	if b == nil {
+		return
+	}
+	now := time.Now()
+	m, ok := ParseMarker([]byte(b.Text))
+	if !ok || m.Pub == ep.Pub || !ep.expects(m.Pub) {
+		return
+	}
+	if ep.tracker.Record(m.Pub, m.Seq, m.Sent, now) {
+		cnt.delivered.Add(1)
+		cnt.last.Store(now.UnixNano())
+	}
+}
+
 func (ep *Endpoint) expects(pub int) bool {
 	for _, p := range ep.Expect {
 		if p == pub {
@@ -377,7 +478,7 @@ func (ep *Endpoint) publish(ctx context.Context, start, end time.Time, rate floa
 			due = int64(now.Sub(start).Seconds()*rate) + 1
 		}
 		for seq < due {
-			if o.NeedAck && o.Window > 0 && ep.inflight.Load() >= int64(o.Window) {
+			if ep.needAck(o) && o.Window > 0 && ep.inflight.Load() >= int64(o.Window) {
 				ep.skipped += due - seq
 				seq = due
 				break
@@ -399,14 +500,20 @@ func (ep *Endpoint) publish(ctx context.Context, start, end time.Time, rate floa
 // when the socket failed.
 func (ep *Endpoint) sendFrame(seq int64, o MsgOptions) bool {
 	m := Marker{Pub: ep.Pub, Seq: seq, Sent: time.Now()}
-	if o.NeedAck {
+	if ep.needAck(o) {
 		ep.inflight.Add(1)
 	} else {
 		ep.ackMu.Lock()
 		ep.acked.Add(seq)
 		ep.ackMu.Unlock()
 	}
-	if err := ep.conn.Send(SendFrame(seq, ep.Target, ep.MsgType, m.Content(o.Size))); err != nil {
+	var frame []byte
+	if ep.XMPP != nil {
+		frame = ChatStanza(ep.Target, xmppStanzaID(ep.Pub, seq), m.Content(o.Size))
+	} else {
+		frame = SendFrame(seq, ep.Target, ep.MsgType, m.Content(o.Size))
+	}
+	if err := ep.conn.Send(frame); err != nil {
 		ep.errs.Add(1)
 		ep.lastErr.Store(err.Error())
 		return false
@@ -426,7 +533,7 @@ func (ep *Endpoint) publishCount(ctx context.Context, quota int64, end time.Time
 			if time.Now().After(end) || ctx.Err() != nil {
 				return
 			}
-			if o.NeedAck && ep.inflight.Load() >= int64(window) {
+			if ep.needAck(o) && ep.inflight.Load() >= int64(window) {
 				time.Sleep(100 * time.Microsecond)
 				continue
 			}

@@ -9,6 +9,12 @@
 //	aoba-bench fanout -addr http://127.0.0.1:8080 -members 500 -publishers 8 -via rest -count 12000 -window 4
 //	aoba-bench direct -addr http://127.0.0.1:8080,http://127.0.0.1:8081 -pairs 50 -rate 1000
 //	aoba-bench rest   -addr http://127.0.0.1:8080 -users 50 -concurrency 32
+//	aoba-bench xmpp-idle    -addr http://127.0.0.1:8080 -xmpp-addr 127.0.0.1:5222 -domain aoba.chat -n 5000
+//	aoba-bench xmpp-latency -addr http://127.0.0.1:8080 -xmpp-addr 127.0.0.1:5222 -pairs 50 -rate 100
+//
+// The XMPP modes open real client streams (TCP, STARTTLS, SASL OAUTHBEARER
+// with the token of the REST login, resource binding, initial presence)
+// against a server started with AOBA_XMPP_ADDR; -domain is its AOBA_DOMAIN.
 //
 // Only 127.0.0.x addresses are accepted. Every run is bounded by the hard
 // caps below, whatever the flags say. At start the tool raises its soft open
@@ -57,7 +63,7 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, `usage: aoba-bench <idle|fanout|direct|rest> [flags]
+	fmt.Fprintln(w, `usage: aoba-bench <idle|fanout|direct|rest|xmpp-idle|xmpp-latency> [flags]
 run "aoba-bench <command> -h" for the flags of a command`)
 }
 
@@ -82,6 +88,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		res, err = runDirect(ctx, args, stderr)
 	case "rest":
 		res, err = runREST(ctx, args, stderr)
+	case "xmpp-idle":
+		res, err = runXMPPIdle(ctx, args, stderr)
+	case "xmpp-latency":
+		res, err = runXMPPLatency(ctx, args, stderr)
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return nil

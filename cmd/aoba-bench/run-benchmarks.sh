@@ -16,6 +16,15 @@
 # an open file limit above IDLE_N + 320 (ulimit -n; the tool says when it is
 # too low). SERVER=path runs that server binary instead of building this
 # tree's (to compare two commits). medians.py OUT prints each figure's median.
+# "xmpp-idle" and "xmpp-latency" (not part of all) measure XMPP sessions with
+# the JSON socket's figures taken the same way in the same sitting:
+# xmpp-idle holds XMPP_IDLE_N (default "1000 5000") sessions, then as many
+# JSON sockets, each on a fresh pod with its data on tmpfs, alternating, for
+# HOLD (default 60s); xmpp-latency sends 100 msg/s for 20 s over 50 pairs
+# XMPP -> JSON socket, JSON socket -> XMPP and JSON -> JSON, on one pod, then
+# on two pods through Redis (a certificate made with openssl, as two pods
+# need the same one). BENCH=path runs that aoba-bench binary instead of
+# building one.
 set -eu
 OUT=${OUT:-/tmp/aoba-bench-results}
 WHAT=${1:-all}
@@ -26,7 +35,11 @@ if [ -z "$SERVER" ]; then
 	go build -o /tmp/aoba ./cmd/aoba
 	SERVER=/tmp/aoba
 fi
-go build -o /tmp/aoba-bench ./cmd/aoba-bench
+BENCH=${BENCH:-}
+if [ -z "$BENCH" ]; then
+	go build -o /tmp/aoba-bench ./cmd/aoba-bench
+	BENCH=/tmp/aoba-bench
+fi
 PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -38,6 +51,7 @@ start_pod() {
 		AOBA_RATE_STANDARD=100000000 AOBA_RATE_BATCH=100000000 AOBA_RATE_SEARCH=100000000 \
 		AOBA_ARGON2_MEMORY_KIB=${ARGON2_KIB:-1024} AOBA_ARGON2_ITERATIONS=1 AOBA_LOG_LEVEL=warn \
 		AOBA_PING_INTERVAL=${PING_INTERVAL:-25s} \
+		AOBA_XMPP_ADDR=${XMPP_ADDR:-} AOBA_DOMAIN=aoba.chat AOBA_TLS_CERT=${TLS_CERT:-} AOBA_TLS_KEY=${TLS_KEY:-} \
 		"$SERVER" >"$4" 2>&1 &
 	PIDS="$PIDS $!"
 	i=0
@@ -56,7 +70,7 @@ bench() {
 	i=1
 	while [ $i -le "$REPS" ]; do
 		echo "== $name run $i: aoba-bench $*" >&2
-		/tmp/aoba-bench "$@" -json -progress 0 >"$OUT/$name-$i.json"
+		"$BENCH" "$@" -json -progress 0 >"$OUT/$name-$i.json"
 		i=$((i + 1))
 	done
 }
@@ -76,7 +90,7 @@ if [ "$WHAT" = idle-max ]; then
 		rm -rf /dev/shm/aoba-idle-max
 		ARGON2_KIB=8 start_pod 18080 /dev/shm/aoba-idle-max "" "$OUT/pod-idle-max-$r.log"
 		echo "== idle-max run $r" >&2
-		/tmp/aoba-bench idle -addr http://127.0.0.1:18080 -n "${IDLE_N:-100000}" -duration 60s \
+		"$BENCH" idle -addr http://127.0.0.1:18080 -n "${IDLE_N:-100000}" -duration 60s \
 			-provision-concurrency 64 -dial-concurrency 64 -json -progress 0 >"$OUT/idle-max-$r.json"
 		stop_all
 		r=$((r + 1))
@@ -128,5 +142,54 @@ if [ "$WHAT" = all ] || [ "$WHAT" = rest ]; then
 	for op in me metadata presence messages; do
 		REPS=1 bench "rest-$op" rest -addr http://127.0.0.1:18080 -users 100 -concurrency 32 -duration 8s -ops $op
 	done
+	stop_all
+fi
+# The XMPP targets' ports: HTTP_PORT (and the next two for two pods),
+# XMPP_PORT (likewise).
+HP=${HTTP_PORT:-18080}
+XP=${XMPP_PORT:-15222}
+if [ "$WHAT" = xmpp-idle ]; then
+	# A fresh pod per run, data on tmpfs, cheapest argon2 (the store and
+	# provisioning are not what this measures); XMPP and JSON alternate.
+	for n in ${XMPP_IDLE_N:-1000 5000}; do
+		r=1
+		while [ $r -le "$REPS" ]; do
+			for kind in xmpp-idle idle; do
+				rm -rf /dev/shm/aoba-xmpp-idle
+				XMPP_ADDR=127.0.0.1:$XP ARGON2_KIB=8 start_pod $HP /dev/shm/aoba-xmpp-idle "" "$OUT/pod-$kind-$n-$r.log"
+				echo "== $kind n=$n run $r" >&2
+				xargs=""
+				[ $kind = idle ] || xargs="-xmpp-addr 127.0.0.1:$XP -domain aoba.chat"
+				"$BENCH" $kind -addr http://127.0.0.1:$HP $xargs -n "$n" \
+					-duration "${HOLD:-60s}" -provision-concurrency 32 -dial-concurrency 32 -json -progress 0 \
+					>"$OUT/$kind-$n-$r.json"
+				stop_all
+			done
+			r=$((r + 1))
+		done
+	done
+	rm -rf /dev/shm/aoba-xmpp-idle
+fi
+if [ "$WHAT" = xmpp-latency ]; then
+	rm -rf "$OUT/data1"
+	XMPP_ADDR=127.0.0.1:$XP start_pod $HP "$OUT/data1" "" "$OUT/pod1.log"
+	bench xmpp-latency xmpp-latency -addr http://127.0.0.1:$HP -xmpp-addr 127.0.0.1:$XP -domain aoba.chat \
+		-pairs 50 -rate 100 -duration 20s
+	stop_all
+	RPORT=${REDIS_PORT:-16379}
+	redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+		>"$OUT/redis.log" 2>&1 &
+	PIDS="$PIDS $!"
+	sleep 0.5
+	rm -rf "$OUT/shared"
+	mkdir -p "$OUT/shared"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=aoba.chat \
+		-addext subjectAltName=DNS:aoba.chat,DNS:conference.aoba.chat \
+		-keyout "$OUT/xmpp-key.pem" -out "$OUT/xmpp-cert.pem" 2>/dev/null
+	export TLS_CERT="$OUT/xmpp-cert.pem" TLS_KEY="$OUT/xmpp-key.pem"
+	XMPP_ADDR=127.0.0.1:$((XP + 1)) start_pod $((HP + 1)) "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-a.log"
+	XMPP_ADDR=127.0.0.1:$((XP + 2)) start_pod $((HP + 2)) "$OUT/shared" "redis://127.0.0.1:$RPORT/0" "$OUT/pod-b.log"
+	bench xmpp-latency-redis xmpp-latency -addr http://127.0.0.1:$((HP + 1)),http://127.0.0.1:$((HP + 2)) \
+		-xmpp-addr 127.0.0.1:$((XP + 1)),127.0.0.1:$((XP + 2)) -domain aoba.chat -pairs 50 -rate 100 -duration 20s
 	stop_all
 fi

@@ -24,7 +24,23 @@ func startAoba(t *testing.T) string { return startAobaFiles(t, 0) }
 
 // startAobaFiles is startAoba with the server's open file limit set to
 // nofile (soft and hard) when nofile is positive.
-func startAobaFiles(t *testing.T, nofile int) string {
+func startAobaFiles(t *testing.T, nofile int) string { return startAobaEnv(t, nofile) }
+
+// startAobaXMPP is startAoba with the XMPP listener on (AOBA_DOMAIN
+// aoba.chat); it returns the base URL and the listener's address.
+func startAobaXMPP(t *testing.T) (string, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xaddr := ln.Addr().String()
+	ln.Close()
+	return startAobaEnv(t, 0, "AOBA_XMPP_ADDR="+xaddr, "AOBA_DOMAIN=aoba.chat"), xaddr
+}
+
+// startAobaEnv is startAobaFiles with more environment variables.
+func startAobaEnv(t *testing.T, nofile int, env ...string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("smoke test skipped in -short mode")
@@ -55,6 +71,7 @@ func startAobaFiles(t *testing.T, nofile int) string {
 		"AOBA_RATE_STANDARD=1000000", "AOBA_RATE_BATCH=1000000", "AOBA_RATE_SEARCH=1000000",
 		"AOBA_ARGON2_MEMORY_KIB=1024", "AOBA_ARGON2_ITERATIONS=1", "AOBA_PING_INTERVAL=1s",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -219,4 +236,63 @@ func TestServerFileLimit(t *testing.T) {
 	if strings.Contains(log.String(), "provisioned") {
 		t.Fatalf("users were provisioned before the refusal:\n%s", log.String())
 	}
+}
+
+// TestSmokeXMPP runs both XMPP modes against a real server with its XMPP
+// listener on: every session opens and stays, and every message crosses
+// between XMPP and the JSON socket, both ways, once.
+func TestSmokeXMPP(t *testing.T) {
+	base, xaddr := startAobaXMPP(t)
+	t.Run("Idle", func(t *testing.T) {
+		r := runJSON(t, "xmpp-idle", "-addr", base, "-xmpp-addr", xaddr, "-n", "20", "-duration", "2s",
+			"-settle", "300ms", "-keepalive", "1s")
+		if v := metric(t, r, "sessions_alive_at_end"); v != 20 {
+			t.Errorf("sessions_alive_at_end = %v, want 20", v)
+		}
+		if v := metric(t, r, "server_streams_opened"); v != 20 {
+			t.Errorf("server_streams_opened = %v, want 20 (aoba_xmpp_streams)", v)
+		}
+		if v := metric(t, r, "keepalives_sent"); v < 20 {
+			t.Errorf("keepalives_sent = %v, want >= 20", v)
+		}
+		metric(t, r, "rss_per_session")
+		metric(t, r, "goroutines_per_session")
+		metric(t, r, "server_cpu_per_session")
+	})
+	t.Run("IdlePlain", func(t *testing.T) {
+		r := runJSON(t, "xmpp-idle", "-addr", base, "-xmpp-addr", xaddr, "-n", "4", "-duration", "1s",
+			"-settle", "100ms", "-sasl", "plain")
+		if v := metric(t, r, "sessions_alive_at_end"); v != 4 {
+			t.Errorf("sessions_alive_at_end = %v, want 4", v)
+		}
+	})
+	t.Run("Latency", func(t *testing.T) {
+		r := runJSON(t, "xmpp-latency", "-addr", base, "-xmpp-addr", xaddr, "-pairs", "4", "-rate", "40",
+			"-duration", "1500ms", "-drain", "3s")
+		for _, dir := range []string{"x2j", "j2x", "j2j"} {
+			sent := metric(t, r, dir+"_sent")
+			if sent < 30 {
+				t.Errorf("%s_sent = %v, want >= 30", dir, sent)
+			}
+			if d := metric(t, r, dir+"_delivered"); d != sent {
+				t.Errorf("%s_delivered = %v, want %v", dir, d, sent)
+			}
+			for _, m := range []string{"_lost", "_duplicated", "_send_errors", "_disconnected"} {
+				if v := metric(t, r, dir+m); v != 0 {
+					t.Errorf("%s%s = %v, want 0", dir, m, v)
+				}
+			}
+		}
+		metric(t, r, "x2j_ratio_latency_p50")
+	})
+	t.Run("WrongDomain", func(t *testing.T) {
+		var out, log bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := run(ctx, []string{"xmpp-idle", "-addr", base, "-xmpp-addr", xaddr, "-domain", "example.org", "-n", "1",
+			"-duration", "1s", "-progress", "0"}, &out, &log)
+		if err == nil || !strings.Contains(err.Error(), "host-unknown") {
+			t.Fatalf("xmpp-idle with the wrong domain: %v, want the host-unknown stream error", err)
+		}
+	})
 }

@@ -117,6 +117,16 @@ func (s *SeqSet) Add(seq int64) bool {
 	return true
 }
 
+// Remove takes seq out of the set and reports whether it was there.
+func (s *SeqSet) Remove(seq int64) bool {
+	if !s.Has(seq) {
+		return false
+	}
+	s.bits[seq/64] &^= uint64(1) << uint(seq%64)
+	s.n--
+	return true
+}
+
 // Has reports whether seq is in the set.
 func (s *SeqSet) Has(seq int64) bool {
 	if seq < 0 {
