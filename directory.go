@@ -298,3 +298,25 @@ func (s *Service) blocksBetween(ctx context.Context, a, b string) ([]*Block, err
 	s.dir.putBlocks(gen, a, b, bs)
 	return bs, nil
 }
+
+// LookupUser returns the id and current username of the user ref names: a
+// user id, or a username in any case. It reads through the directory
+// cache, as the send path does, so a transport that addresses users by id
+// (XMPP JIDs) reads the store once per user rather than once per message.
+// It returns ENOTFOUND for an unknown user and the store's error.
+func (s *Service) LookupUser(ctx context.Context, ref string) (id, username string, err error) {
+	if !IsValidID(ref) {
+		u, err := s.userNamed(ctx, ref)
+		return u.ID, u.Username, err
+	}
+	if u, ok := s.dir.userByID(ref); ok {
+		return u.ID, u.Username, nil
+	}
+	gen := s.dir.start()
+	u, err := s.findUserByID(ctx, ref)
+	if err != nil {
+		return "", "", err
+	}
+	s.dir.putUser(gen, directoryUser{ID: u.ID, Username: u.Username})
+	return u.ID, u.Username, nil
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"unicode"
 )
@@ -371,6 +372,10 @@ func xmlError(err error) error {
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errStream("connection-timeout", "nothing read within the idle timeout")
 	}
 	var syn *xml.SyntaxError
 	if errors.As(err, &syn) {

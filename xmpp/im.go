@@ -212,34 +212,13 @@ func chatState(m *Element) string {
 // usernameOf returns the username of the user a JID's localpart names:
 // a user id or a username.
 func (s *Server) usernameOf(ctx context.Context, local string) (string, error) {
-	if aoba.IsValidID(local) {
-		m, err := s.svc.FindMetadata(ctx, local)
-		if err != nil {
-			return "", err
-		}
-		return m.Username, nil
-	}
-	u, err := s.svc.FindUserByUsername(ctx, local)
-	if err != nil {
-		return "", err
-	}
-	return u.Username, nil
+	_, name, err := s.svc.LookupUser(ctx, local)
+	return name, err
 }
 
 // userOf returns the id and username of the user a JID's localpart names.
 func (s *Server) userOf(ctx context.Context, local string) (string, string, error) {
-	if aoba.IsValidID(local) {
-		m, err := s.svc.FindMetadata(ctx, local)
-		if err != nil {
-			return "", "", err
-		}
-		return m.ID, m.Username, nil
-	}
-	u, err := s.svc.FindUserByUsername(ctx, local)
-	if err != nil {
-		return "", "", err
-	}
-	return u.ID, u.Username, nil
+	return s.svc.LookupUser(ctx, local)
 }
 
 // handlePresence handles the session's own presence (to no one), a

@@ -55,6 +55,9 @@ type budgetReader struct {
 	r     io.Reader
 	n     int64
 	limit int64
+	// conn, when set, gets a read deadline idle ahead of every read.
+	conn interface{ SetReadDeadline(time.Time) error }
+	idle time.Duration
 }
 
 var errTooLarge = errStream("policy-violation", fmt.Sprintf("stanza larger than %d bytes", MaxStanzaBytes))
@@ -65,6 +68,12 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 	}
 	if rest := b.limit - b.n; int64(len(p)) > rest {
 		p = p[:rest]
+	}
+	if b.conn != nil && b.idle > 0 {
+		// Whatever arrives, whitespace keepalives included, holds the
+		// stream open for another idle period: the decoder returns no
+		// token for whitespace until the next element starts.
+		_ = b.conn.SetReadDeadline(time.Now().Add(b.idle))
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
@@ -93,7 +102,7 @@ func newTCPTransport(c net.Conn, cfg *tls.Config) *tcpTransport {
 
 func (t *tcpTransport) restart() {
 	t.headerSent = false
-	t.br = &budgetReader{r: t.conn, limit: MaxStanzaBytes}
+	t.br = &budgetReader{r: t.conn, conn: t.conn, limit: MaxStanzaBytes}
 	t.dec = xml.NewDecoder(bufio.NewReaderSize(t.br, readBufferSize))
 	t.dec.Strict = true
 }
@@ -111,7 +120,7 @@ func (t *tcpTransport) grant() {
 
 func (t *tcpTransport) readHeader(idle time.Duration) (*Element, error) {
 	t.grant()
-	_ = t.conn.SetReadDeadline(time.Now().Add(idle))
+	t.br.idle = idle
 	for {
 		tok, err := t.dec.Token()
 		if err != nil {
@@ -162,8 +171,8 @@ func (t *tcpTransport) writeHeader(from, id string, features *Element) error {
 
 func (t *tcpTransport) next(idle time.Duration) (*Element, error) {
 	t.grant()
+	t.br.idle = idle
 	for {
-		_ = t.conn.SetReadDeadline(time.Now().Add(idle))
 		tok, err := t.dec.Token()
 		if err != nil {
 			return nil, xmlError(err)
@@ -299,6 +308,10 @@ func (t *wsTransport) readOne(idle time.Duration) (*Element, error) {
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				return nil, errTooLarge
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil, errStream("connection-timeout", "nothing read within the idle timeout")
 			}
 			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 				return nil, io.EOF

@@ -22,6 +22,7 @@
 //	AOBA_XMPP_ADDR          XMPP client listener, e.g. :5222 (empty: off; XMPP over WebSocket is always at /xmpp-websocket)
 //	AOBA_TLS_CERT           PEM certificate (chain) for XMPP STARTTLS; the embedded mode generates a self-signed one without it
 //	AOBA_TLS_KEY            PEM private key of AOBA_TLS_CERT
+//	AOBA_XMPP_IDLE_TIMEOUT  an XMPP stream silent (no stanza, no whitespace) for that long is closed (10m)
 //	AOBA_RATE_STANDARD      requests per minute, standard class (100)
 //	AOBA_RATE_BATCH         requests per minute, batch class (10)
 //	AOBA_RATE_SEARCH        requests per minute, search class (30)
@@ -173,6 +174,9 @@ type Config struct {
 	// (AOBA_TLS_CERT, AOBA_TLS_KEY); the embedded mode generates a
 	// self-signed one into DataDir without them.
 	XMPPAddr, TLSCert, TLSKey string
+	// XMPPIdleTimeout closes an XMPP stream silent for that long
+	// (AOBA_XMPP_IDLE_TIMEOUT; zero: xmpp.DefaultIdleTimeout).
+	XMPPIdleTimeout time.Duration
 	// DrainDelay, DrainSpread and StartTimeout: see DefaultDrainDelay,
 	// DefaultDrainSpread and DefaultStartTimeout.
 	DrainDelay, DrainSpread, StartTimeout time.Duration
@@ -257,7 +261,7 @@ var EnvVars = []string{
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
 	"AOBA_ADMIN_TOKEN", "AOBA_ADMIN_URL", "AOBA_DRAIN_DELAY", "AOBA_DRAIN_SPREAD", "AOBA_START_TIMEOUT",
-	"AOBA_XMPP_ADDR", "AOBA_TLS_CERT", "AOBA_TLS_KEY",
+	"AOBA_XMPP_ADDR", "AOBA_TLS_CERT", "AOBA_TLS_KEY", "AOBA_XMPP_IDLE_TIMEOUT",
 }
 
 // ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
@@ -359,6 +363,13 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_PING_INTERVAL must be a duration from 1s to %v such as 25s, got %q", MaxPingInterval, v)
 		}
 		c.PingInterval = d
+	}
+	if v := strings.TrimSpace(getenv("AOBA_XMPP_IDLE_TIMEOUT")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return fmt.Errorf("AOBA_XMPP_IDLE_TIMEOUT must be a duration from 1s to 1h such as 10m, got %q", v)
+		}
+		c.XMPPIdleTimeout = d
 	}
 	if v := strings.TrimSpace(getenv("AOBA_COOKIE_SECURE")); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -581,6 +592,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.xmpp = xmpp.New(xmpp.Config{
 		Service: m.svc, Broker: shared, Presence: m.presence, Limiter: m.limiter, Rates: c.Rates,
 		Sockets: m.sockets, MaxSockets: c.MaxSocketsPerUser, Domain: c.Domain, TLS: tlsCfg, Logger: log,
+		IdleTimeout: c.XMPPIdleTimeout,
 	})
 	// The loop node → presence → Service → broker → node closes here,
 	// before the node subscribes anything or a connection is counted. The

@@ -369,3 +369,27 @@ func TestXMPPRoomOccupantsFollowPresence(t *testing.T) {
 	}
 	// Alice's roster does not hold Carol: no roster presence came for her.
 }
+
+func TestXMPPIdleTimeout(t *testing.T) {
+	e := xmppEnv(t)
+	e["AOBA_XMPP_IDLE_TIMEOUT"] = "1s"
+	s := startMain(t, e)
+	alice := s.register(t, "alice")
+	c := xmpptest.Login(t, s.m.XMPPAddr(), "localhost", alice.Name, alice.Password, "idle")
+	// Whitespace keepalives hold the stream open past the timeout.
+	for i := 0; i < 8; i++ {
+		c.SendRaw(" ")
+		time.Sleep(300 * time.Millisecond)
+	}
+	c.Send(`<iq type="get" id="p1"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	c.Expect(5*time.Second, "ping result", func(n *xmpptest.Node) bool { return n.Attr("id") == "p1" })
+	// Silence ends it with connection-timeout.
+	if got := c.StreamError(10 * time.Second); got != "connection-timeout" {
+		t.Fatalf("silent stream: stream error %q, want connection-timeout", got)
+	}
+	// Over WebSocket too.
+	w := xmpptest.DialWS(t, wsURL(s), "localhost")
+	if got := w.StreamError(10 * time.Second); got != "connection-timeout" {
+		t.Fatalf("silent WebSocket stream: stream error %q, want connection-timeout", got)
+	}
+}
