@@ -1,19 +1,13 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/aoba-chat/aoba/xmpp"
 )
 
 // XMPPAddr returns the address the XMPP client listener is bound to, or ""
@@ -46,7 +40,7 @@ func (m *Main) xmppTLS() (*tls.Config, error) {
 		}
 		certFile, keyFile = filepath.Join(c.DataDir, "xmpp-cert.pem"), filepath.Join(c.DataDir, "xmpp-key.pem")
 		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
-			if err := selfSigned(c.Domain, certFile, keyFile); err != nil {
+			if err := xmpp.WriteSelfSigned(c.Domain, certFile, keyFile); err != nil {
 				return nil, fmt.Errorf("generate the XMPP certificate: %w", err)
 			}
 			m.Logger.Warn("generated a self-signed XMPP certificate: clients must accept it, or set AOBA_TLS_CERT and AOBA_TLS_KEY",
@@ -58,39 +52,4 @@ func (m *Main) xmppTLS() (*tls.Config, error) {
 		return nil, fmt.Errorf("load the XMPP certificate: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
-// selfSigned writes a self-signed ECDSA certificate for domain (and its
-// conference subdomain), valid for ten years, and its key.
-func selfSigned(domain, certFile, keyFile string) error {
-	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: domain},
-		DNSNames:  []string{domain, "conference." + domain},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }

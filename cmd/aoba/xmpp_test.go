@@ -3,16 +3,10 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,39 +17,20 @@ import (
 	"github.com/aoba-chat/aoba"
 	"github.com/aoba-chat/aoba/internal/redistest"
 	"github.com/aoba-chat/aoba/internal/xmpptest"
+	"github.com/aoba-chat/aoba/xmpp"
 	"github.com/fasthttp/websocket"
 )
 
 // xmppDomain is the AOBA_DOMAIN of the XMPP tests (xmppEnv's).
 const xmppDomain = "localhost"
 
-// testCert writes a self-signed certificate for xmppDomain and its key
-// into dir, as AOBA_TLS_CERT and AOBA_TLS_KEY need them, and returns their
-// paths.
+// testCert writes a self-signed certificate for xmppDomain (the one the
+// embedded mode generates, xmpp.WriteSelfSigned) and its key into dir, as
+// AOBA_TLS_CERT and AOBA_TLS_KEY need them, and returns their paths.
 func testCert(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: xmppDomain},
-		DNSNames: []string{xmppDomain}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := xmpp.WriteSelfSigned(xmppDomain, certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
