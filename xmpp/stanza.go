@@ -25,12 +25,11 @@ func stanzaErr(typ, condition, text string) *Element {
 
 // iqError returns the error answer to iq.
 func iqError(iq *Element, typ, condition, text string) *Element {
-	r := el(nsClient, "iq", "type", "error", "id", iq.attr("id"), "to", iq.attr("from"), "from", iq.attr("to"))
-	return r.add(stanzaErr(typ, condition, text))
+	return bounce(iq, typ, condition, text)
 }
 
-// bounce returns the error answer to a message or presence stanza: the
-// stanza's name and id, the addresses swapped.
+// bounce returns the error answer to a stanza (message, presence or iq):
+// the stanza's name and id, the addresses swapped.
 func bounce(st *Element, typ, condition, text string) *Element {
 	r := el(nsClient, st.Name.Local, "type", "error", "id", st.attr("id"), "to", st.attr("from"), "from", st.attr("to"))
 	return r.add(stanzaErr(typ, condition, text))

@@ -118,7 +118,10 @@ func (t *tcpTransport) grant() {
 	t.br.limit = t.dec.InputOffset() + MaxStanzaBytes + 4096
 }
 
-func (t *tcpTransport) readHeader(idle time.Duration) (*Element, error) {
+// token returns the decoder's next token that is not whitespace between
+// elements (keepalives), with idle for each read; other text is
+// not-well-formed (where says where it stood).
+func (t *tcpTransport) token(idle time.Duration, where string) (xml.Token, error) {
 	t.grant()
 	t.br.idle = idle
 	for {
@@ -126,24 +129,33 @@ func (t *tcpTransport) readHeader(idle time.Duration) (*Element, error) {
 		if err != nil {
 			return nil, xmlError(err)
 		}
+		text, ok := tok.(xml.CharData)
+		if !ok {
+			return tok, nil
+		}
+		if len(bytes.TrimSpace(text)) > 0 {
+			return nil, errStream("not-well-formed", "text "+where)
+		}
+		t.grant()
+	}
+}
+
+func (t *tcpTransport) readHeader(idle time.Duration) (*Element, error) {
+	for {
+		tok, err := t.token(idle, "before the stream header")
+		if err != nil {
+			return nil, err
+		}
 		switch v := tok.(type) {
 		case xml.ProcInst:
 			if v.Target != "xml" || t.dec.InputOffset() > int64(len(v.Inst))+8 {
 				return nil, restricted(v)
 			}
-		case xml.CharData:
-			if len(bytes.TrimSpace(v)) > 0 {
-				return nil, errStream("not-well-formed", "text before the stream header")
-			}
 		case xml.StartElement:
 			if v.Name.Space != nsStream || v.Name.Local != "stream" {
 				return nil, errStream("invalid-namespace", "expected a stream:stream header")
 			}
-			e, err := newElement(v)
-			if err != nil {
-				return nil, err
-			}
-			return e, nil
+			return newElement(v)
 		default:
 			return nil, restricted(tok)
 		}
@@ -170,28 +182,17 @@ func (t *tcpTransport) writeHeader(from, id string, features *Element) error {
 }
 
 func (t *tcpTransport) next(idle time.Duration) (*Element, error) {
-	t.grant()
-	t.br.idle = idle
-	for {
-		tok, err := t.dec.Token()
-		if err != nil {
-			return nil, xmlError(err)
-		}
-		switch v := tok.(type) {
-		case xml.CharData:
-			// Whitespace keepalives between stanzas.
-			if len(bytes.TrimSpace(v)) > 0 {
-				return nil, errStream("not-well-formed", "text between stanzas")
-			}
-			t.grant()
-		case xml.StartElement:
-			return readElement(t.dec, v)
-		case xml.EndElement:
-			return nil, io.EOF
-		default:
-			return nil, restricted(tok)
-		}
+	tok, err := t.token(idle, "between stanzas")
+	if err != nil {
+		return nil, err
 	}
+	switch v := tok.(type) {
+	case xml.StartElement:
+		return readElement(t.dec, v)
+	case xml.EndElement:
+		return nil, io.EOF
+	}
+	return nil, restricted(tok)
 }
 
 func (t *tcpTransport) write(e *Element) error {
