@@ -44,18 +44,10 @@ func runIdle(ctx context.Context, args []string, log io.Writer) (Result, error) 
 		"open_files": fmt.Sprintf("%d/%d", c.Files.Soft, c.Files.Hard),
 	}}
 	api := NewAPI(c.Conc)
-	// Fail before provisioning when a server cannot hold its share.
-	for i, a := range c.Addrs {
-		if err := checkServerFiles(ctx, api, a, (*n-i+len(c.Addrs)-1)/len(c.Addrs)); err != nil {
-			return res, err
-		}
-	}
-	t0 := time.Now()
-	users, err := Provision(ctx, api, &c, *n, func(d int) { fmt.Fprintf(log, "provisioned %d/%d users\n", d, *n) })
+	users, err := provisionHeld(ctx, api, &c, *n, &res, log)
 	if err != nil {
 		return res, err
 	}
-	res.Add("provision_rate", round(float64(*n)/time.Since(t0).Seconds()), "users/s")
 
 	before := make([]float64, len(c.Addrs))
 	runtimeBefore := make([]map[string]float64, len(c.Addrs))
@@ -226,4 +218,22 @@ func alive(conns []*Conn) int {
 		}
 	}
 	return n
+}
+
+// provisionHeld checks that every server can hold its share of n
+// connections (its open file limit) before provisioning anything, then
+// provisions n users and records the provisioning rate in res.
+func provisionHeld(ctx context.Context, api *API, c *Common, n int, res *Result, log io.Writer) ([]*User, error) {
+	for i, a := range c.Addrs {
+		if err := checkServerFiles(ctx, api, a, (n-i+len(c.Addrs)-1)/len(c.Addrs)); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	users, err := Provision(ctx, api, c, n, func(d int) { fmt.Fprintf(log, "provisioned %d/%d users\n", d, n) })
+	if err != nil {
+		return nil, err
+	}
+	res.Add("provision_rate", round(float64(n)/time.Since(t0).Seconds()), "users/s")
+	return users, nil
 }

@@ -151,17 +151,10 @@ func runXMPPIdle(ctx context.Context, args []string, log io.Writer) (Result, err
 		"keepalive": keepalive.String(), "open_files": fmt.Sprintf("%d/%d", c.Files.Soft, c.Files.Hard),
 	}}
 	api := NewAPI(c.Conc)
-	for i, a := range c.Addrs {
-		if err := checkServerFiles(ctx, api, a, (*n-i+len(c.Addrs)-1)/len(c.Addrs)); err != nil {
-			return res, err
-		}
-	}
-	t0 := time.Now()
-	users, err := Provision(ctx, api, &c, *n, func(d int) { fmt.Fprintf(log, "provisioned %d/%d users\n", d, *n) })
+	users, err := provisionHeld(ctx, api, &c, *n, &res, log)
 	if err != nil {
 		return res, err
 	}
-	res.Add("provision_rate", round(float64(*n)/time.Since(t0).Seconds()), "users/s")
 	before, err := snapshot(ctx, api, c.Addrs)
 	if err != nil {
 		return res, err
