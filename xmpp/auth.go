@@ -167,12 +167,12 @@ func (ss *session) saslUser(id string) (string, *saslFailure) {
 	if aoba.IsValidID(id) {
 		ctx, cancel := stanzaContext()
 		defer cancel()
-		m, err := ss.srv.svc.FindMetadata(ctx, id)
+		_, name, err := ss.srv.svc.LookupUser(ctx, id)
 		if err != nil {
 			// The same answer as a wrong password.
 			return id, nil
 		}
-		return m.Username, nil
+		return name, nil
 	}
 	return id, nil
 }

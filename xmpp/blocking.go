@@ -40,7 +40,7 @@ func (ss *session) blocking(iq, q *Element) {
 				ss.send(iqError(iq, "modify", "jid-malformed", "block items are bare JIDs of users of "+ss.srv.domain))
 				return
 			}
-			_, name, err := ss.srv.userOf(ctx, to.local)
+			_, name, err := ss.srv.svc.LookupUser(ctx, to.local)
 			if err != nil {
 				t, c, text := errorOf(err)
 				ss.send(iqError(iq, t, c, text))

@@ -29,17 +29,12 @@ func (ss *session) handleIQ(iq *Element) error {
 		return nil
 	}
 	q := kids[0]
-	to, ok := parseAddress(orDefault(iq.attr("to"), ss.srv.domain))
+	to, ok := ss.destination(iq, ss.srv.domain)
 	if !ok {
-		ss.send(iqError(iq, "modify", "jid-malformed", ""))
 		return nil
 	}
 	if to.domain == ss.srv.muc {
 		ss.roomIQ(iq, q, to)
-		return nil
-	}
-	if to.domain != ss.srv.domain {
-		ss.send(iqError(iq, "cancel", "remote-server-not-found", "this server does not federate"))
 		return nil
 	}
 	toSelf := to.local == "" || to.local == ss.userID || strings.EqualFold(to.local, ss.name())
@@ -94,17 +89,12 @@ func (ss *session) handleMessage(m *Element) error {
 		return nil
 	}
 	m.setAttr("from", ss.full)
-	to, ok := parseAddress(m.attr("to"))
-	if !ok || m.attr("to") == "" {
-		ss.send(bounce(m, "modify", "jid-malformed", "a message needs a valid to address"))
+	to, ok := ss.destination(m, "")
+	if !ok {
 		return nil
 	}
 	if to.domain == ss.srv.muc {
 		ss.roomMessage(m, to)
-		return nil
-	}
-	if to.domain != ss.srv.domain {
-		ss.send(bounce(m, "cancel", "remote-server-not-found", "this server does not federate"))
 		return nil
 	}
 	if to.local == "" {
@@ -121,7 +111,7 @@ func (ss *session) handleMessage(m *Element) error {
 	body, hasBody := bodyOf(m)
 	ctx, cancel := stanzaContext()
 	defer cancel()
-	peer, err := ss.srv.usernameOf(ctx, to.local)
+	_, peer, err := ss.srv.svc.LookupUser(ctx, to.local)
 	if err != nil {
 		t, c, text := errorOf(err)
 		ss.send(bounce(m, t, c, text))
@@ -209,16 +199,21 @@ func chatState(m *Element) string {
 	return ""
 }
 
-// usernameOf returns the username of the user a JID's localpart names:
-// a user id or a username.
-func (s *Server) usernameOf(ctx context.Context, local string) (string, error) {
-	_, name, err := s.svc.LookupUser(ctx, local)
-	return name, err
-}
-
-// userOf returns the id and username of the user a JID's localpart names.
-func (s *Server) userOf(ctx context.Context, local string) (string, string, error) {
-	return s.svc.LookupUser(ctx, local)
+// destination returns the address a stanza is sent to (def when it has no
+// to attribute): this server's domain or its conference service. It
+// bounces the stanza, and returns false, when the address is malformed or
+// names another server (Aoba does not federate).
+func (ss *session) destination(st *Element, def string) (address, bool) {
+	to, ok := parseAddress(orDefault(st.attr("to"), def))
+	if !ok {
+		ss.send(bounce(st, "modify", "jid-malformed", "the to address is not a valid JID"))
+		return address{}, false
+	}
+	if to.domain != ss.srv.domain && to.domain != ss.srv.muc {
+		ss.send(bounce(st, "cancel", "remote-server-not-found", "this server does not federate"))
+		return address{}, false
+	}
+	return to, true
 }
 
 // handlePresence handles the session's own presence (to no one), a
@@ -227,17 +222,12 @@ func (ss *session) handlePresence(p *Element) error {
 	typ := p.attr("type")
 	p.setAttr("from", ss.full)
 	if p.attr("to") != "" {
-		to, ok := parseAddress(p.attr("to"))
+		to, ok := ss.destination(p, "")
 		if !ok {
-			ss.send(bounce(p, "modify", "jid-malformed", ""))
 			return nil
 		}
 		if to.domain == ss.srv.muc {
 			ss.roomPresence(p, to, typ)
-			return nil
-		}
-		if to.domain != ss.srv.domain {
-			ss.send(bounce(p, "cancel", "remote-server-not-found", "this server does not federate"))
 			return nil
 		}
 		ss.subscription(p, to, typ)
@@ -368,7 +358,7 @@ func (ss *session) presenceStanza(p *aoba.UserPresence) *Element {
 func (ss *session) subscription(p *Element, to address, typ string) {
 	ctx, cancel := stanzaContext()
 	defer cancel()
-	id, _, err := ss.srv.userOf(ctx, to.local)
+	id, _, err := ss.srv.svc.LookupUser(ctx, to.local)
 	if err != nil {
 		t, c, text := errorOf(err)
 		ss.send(bounce(p, t, c, text))
@@ -543,7 +533,7 @@ func (ss *session) chatMessage(m *aoba.MessageView) {
 func (ss *session) typing(t *aoba.TypingEvent) {
 	ctx, cancel := stanzaContext()
 	defer cancel()
-	id, _, err := ss.srv.userOf(ctx, t.From)
+	id, _, err := ss.srv.svc.LookupUser(ctx, t.From)
 	if err != nil {
 		return
 	}

@@ -38,7 +38,7 @@ func (ss *session) archive(iq, q *Element, groupID string) {
 		case to.domain == ss.srv.muc:
 			hq.With = to.local
 		case to.domain == ss.srv.domain && to.local != "":
-			name, err := ss.srv.usernameOf(ctx, to.local)
+			_, name, err := ss.srv.svc.LookupUser(ctx, to.local)
 			if err != nil {
 				t, c, text := errorOf(err)
 				ss.send(iqError(iq, t, c, text))

@@ -31,7 +31,7 @@ func (ss *session) roster(iq, q *Element) {
 		ss.send(iqError(iq, "modify", "jid-malformed", "a roster item is a bare JID of a user of "+ss.srv.domain))
 		return
 	}
-	id, _, err := ss.srv.userOf(ctx, to.local)
+	id, _, err := ss.srv.svc.LookupUser(ctx, to.local)
 	var pushed *Element
 	if err == nil {
 		if item.attr("subscription") == "remove" {
