@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -429,66 +428,51 @@ func (ss *session) deliver(d *delivery) {
 		ss.leftGroup(env.Leave)
 		return
 	}
-	if len(env.Frame) == 0 {
-		return
-	}
-	var f aoba.Frame
-	if err := json.Unmarshal(env.Frame, &f); err != nil {
-		return
-	}
+	typ, payload := d.decoded()
 	if d.topic[0] == 'g' {
-		ss.roomFrame(d.topic[2:], f)
+		ss.roomFrame(d.topic[2:], typ, payload)
 		return
 	}
-	switch f.Type {
-	case aoba.FrameMessage:
-		var m aoba.MessageView
-		if json.Unmarshal(f.Data, &m) == nil && m.Type == aoba.MessageChat {
-			ss.chatMessage(&m)
+	switch v := payload.(type) {
+	case *aoba.MessageView:
+		if typ != aoba.FrameMessage {
+			ss.messageChange(v, typ == aoba.FrameMessageDeleted)
+		} else if v.Type == aoba.MessageChat {
+			ss.chatMessage(v)
 		}
-	case aoba.FrameTyping:
-		var t aoba.TypingEvent
-		if json.Unmarshal(f.Data, &t) == nil && t.Type == aoba.MessageChat {
-			ss.typing(&t)
+	case *aoba.TypingEvent:
+		if v.Type == aoba.MessageChat {
+			ss.typing(v)
 		}
-	case aoba.FramePresence:
-		var p aoba.UserPresence
-		if json.Unmarshal(f.Data, &p) == nil {
-			if d.topic[0] != 'p' {
-				break
-			}
-			ss.mu.Lock()
-			onRoster := ss.rosterWatch[p.UserID]
-			available := ss.available
-			var occupied []string
-			for gid, members := range ss.roomMembers {
-				if _, ok := members[p.UserID]; ok {
-					occupied = append(occupied, gid)
-				}
-			}
-			ss.mu.Unlock()
-			if onRoster && available {
-				ss.send(ss.presenceStanza(&p))
-			}
-			for _, gid := range occupied {
-				ss.occupantPresence(gid, &p)
-			}
+	case *aoba.UserPresence:
+		if d.topic[0] == 'p' {
+			ss.watchedPresence(v)
 		}
-	case aoba.FrameMessageUpdated, aoba.FrameMessageDeleted:
-		var m aoba.MessageView
-		if json.Unmarshal(f.Data, &m) == nil {
-			ss.messageChange(&m, f.Type == aoba.FrameMessageDeleted)
+	case *aoba.BlockEvent:
+		ss.blockPush(v)
+	}
+}
+
+// watchedPresence delivers the presence change of a user the session
+// follows: as roster presence when the user is on its roster (and the
+// session available), and as occupant presence in every joined room of
+// which the user is a member.
+func (ss *session) watchedPresence(p *aoba.UserPresence) {
+	ss.mu.Lock()
+	onRoster := ss.rosterWatch[p.UserID]
+	available := ss.available
+	var occupied []string
+	for gid, members := range ss.roomMembers {
+		if _, ok := members[p.UserID]; ok {
+			occupied = append(occupied, gid)
 		}
-	case aoba.FrameBlock:
-		var b aoba.BlockEvent
-		if json.Unmarshal(f.Data, &b) == nil {
-			ss.blockPush(&b)
-		}
-	case aoba.FrameGroup:
-		var g aoba.GroupEvent
-		if json.Unmarshal(f.Data, &g) == nil {
-			ss.groupEvent(&g)
-		}
+	}
+	ss.mu.Unlock()
+	if onRoster && available {
+		ss.send(ss.presenceStanza(p))
+	}
+	for _, gid := range occupied {
+		ss.occupantPresence(gid, p)
 	}
 }
 
@@ -544,6 +528,3 @@ func (ss *session) typing(t *aoba.TypingEvent) {
 	ss.send(el(nsClient, "message", "type", "chat", "from", ss.srv.userJID(id), "to", ss.full).
 		add(el(nsChatStat, state), el(nsHints, "no-store")))
 }
-
-// decodeData decodes a frame's data into v and reports success.
-func decodeData(f aoba.Frame, v any) bool { return json.Unmarshal(f.Data, v) == nil }

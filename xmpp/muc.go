@@ -333,37 +333,32 @@ func (ss *session) roomHistory(p *Element, gid string) {
 	}
 }
 
-// roomFrame delivers a frame of a group's topic to the session, which
-// joined the group's room.
-func (ss *session) roomFrame(gid string, f aoba.Frame) {
+// roomFrame delivers a frame of a group's topic (its type and decoded
+// data, see delivery.decoded) to the session, which joined the group's
+// room.
+func (ss *session) roomFrame(gid, typ string, payload any) {
 	room := ss.srv.roomJID(gid)
-	switch f.Type {
-	case aoba.FrameMessage:
-		var m aoba.MessageView
-		if decodeData(f, &m) && m.Type == aoba.MessageGroupChat {
-			id := orDefault(m.ClientID, m.ID)
-			if m.FromID == ss.userID && m.ClientID != "" {
-				id = orDefault(ss.echoID(m.ClientID), id)
+	switch v := payload.(type) {
+	case *aoba.MessageView:
+		if typ == aoba.FrameMessage && v.Type == aoba.MessageGroupChat {
+			id := orDefault(v.ClientID, v.ID)
+			if v.FromID == ss.userID && v.ClientID != "" {
+				id = orDefault(ss.echoID(v.ClientID), id)
 			}
-			ss.send(el(nsClient, "message", "type", "groupchat", "id", id, "from", room+"/"+m.From, "to", ss.full).add(
-				el("", "body").text(m.Content),
-				el(nsSID, "stanza-id", "id", m.ID, "by", room)))
+			ss.send(el(nsClient, "message", "type", "groupchat", "id", id, "from", room+"/"+v.From, "to", ss.full).add(
+				el("", "body").text(v.Content),
+				el(nsSID, "stanza-id", "id", v.ID, "by", room)))
 		}
-	case aoba.FrameTyping:
-		var t aoba.TypingEvent
-		if decodeData(f, &t) && t.Type == aoba.MessageGroupChat && !strings.EqualFold(t.From, ss.name()) {
+	case *aoba.TypingEvent:
+		if v.Type == aoba.MessageGroupChat && !strings.EqualFold(v.From, ss.name()) {
 			state := "paused"
-			if t.State == aoba.TypingComposing {
+			if v.State == aoba.TypingComposing {
 				state = "composing"
 			}
-			ss.send(el(nsClient, "message", "type", "groupchat", "from", room+"/"+t.From, "to", ss.full).add(el(nsChatStat, state), el(nsHints, "no-store")))
+			ss.send(el(nsClient, "message", "type", "groupchat", "from", room+"/"+v.From, "to", ss.full).add(el(nsChatStat, state), el(nsHints, "no-store")))
 		}
 	}
 }
-
-// groupEvent handles a `group` event of the session's user (the Leave
-// order that comes with a removal does the work).
-func (ss *session) groupEvent(g *aoba.GroupEvent) {}
 
 // leftGroup handles the user's removal from a group (removed, left on
 // another device, or the group deleted): the session leaves the room with

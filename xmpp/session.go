@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -21,6 +22,42 @@ import (
 type delivery struct {
 	topic string
 	env   aoba.Envelope
+
+	// The frame is decoded once, by the first session that reads it
+	// (decoded); every session the delivery reaches only reads the result.
+	once    sync.Once
+	typ     string
+	payload any
+}
+
+// decoded returns the type of the envelope's frame and its data: a
+// *aoba.MessageView (message, message.updated, message.deleted), an
+// *aoba.TypingEvent, an *aoba.UserPresence or an *aoba.BlockEvent; nil for
+// other frames, none, or one that does not decode.
+func (d *delivery) decoded() (string, any) {
+	d.once.Do(func() {
+		var f aoba.Frame
+		if len(d.env.Frame) == 0 || json.Unmarshal(d.env.Frame, &f) != nil {
+			return
+		}
+		var v any
+		switch f.Type {
+		case aoba.FrameMessage, aoba.FrameMessageUpdated, aoba.FrameMessageDeleted:
+			v = &aoba.MessageView{}
+		case aoba.FrameTyping:
+			v = &aoba.TypingEvent{}
+		case aoba.FramePresence:
+			v = &aoba.UserPresence{}
+		case aoba.FrameBlock:
+			v = &aoba.BlockEvent{}
+		default:
+			return
+		}
+		if json.Unmarshal(f.Data, v) == nil {
+			d.typ, d.payload = f.Type, v
+		}
+	})
+	return d.typ, d.payload
 }
 
 // session is one client stream. Its goroutine (run) reads and handles the
