@@ -33,11 +33,41 @@ const insertMessageSQL = "INSERT INTO messages (" + messageColumns + ") VALUES (
 // findByClientIDSQL reads the message of a sender with a client id.
 const findByClientIDSQL = "SELECT " + messageReadColumns + " FROM messages WHERE from_id = ? AND client_id = ?"
 
+// CommitStats describes one transaction of the message committer, for a
+// commit observer (see Store.ObserveCommits).
+type CommitStats struct {
+	// Messages is the number of messages the transaction stored (not
+	// counting a resent client id, nor a conflicting id).
+	Messages int
+	// Queued is how long its first message waited for the committer: for
+	// the transactions before it to be committed, and for a sync slot.
+	Queued time.Duration
+	// Commit is the time spent inserting the messages and committing them
+	// to the write-ahead log (without syncing it), holding the write lock.
+	Commit time.Duration
+	// Sync is the time spent syncing the write-ahead log afterwards, which
+	// the messages' callers wait for too.
+	Sync time.Duration
+}
+
+// ObserveCommits has fn called with the figures of every message
+// transaction committed and synced from now on, on the goroutine that
+// synced it, after its callers are answered; nil stops the calls. fn must
+// not block.
+func (s *Store) ObserveCommits(fn func(CommitStats)) {
+	if fn == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&fn)
+}
+
 // messageWrite is one CreateMessage call handed to the committer.
 type messageWrite struct {
 	m      *aoba.Message
 	answer error      // the row's result, sent once its commit is synced
 	done   chan error // buffered: the committer never blocks answering
+	at     time.Time  // when CreateMessage handed it over
 }
 
 // errClosed returns the answer to a write that is not taken before Close.
@@ -83,6 +113,8 @@ func (s *Store) commitLoop() {
 		}
 		s.held.Store(0)
 		s.taken.Add(int64(len(batch)))
+		start := time.Now()
+		st := CommitStats{Queued: start.Sub(batch[0].at)}
 		var committed []*messageWrite
 		for pending := batch; len(pending) > 0; {
 			pending, committed = s.commitMessages(pending)
@@ -91,8 +123,14 @@ func (s *Store) commitLoop() {
 			<-s.slots
 			continue
 		}
+		st.Commit = time.Since(start)
+		for _, w := range committed {
+			if w.answer == nil {
+				st.Messages++
+			}
+		}
 		s.syncing.Add(1)
-		go s.syncAndAnswer(committed)
+		go s.syncAndAnswer(committed, st)
 	}
 }
 
@@ -114,10 +152,13 @@ func (s *Store) gather(batch []*messageWrite) []*messageWrite {
 // committed durable, frees the sync slot that commitLoop took for it and
 // answers each caller with its row's result, or every caller with
 // EINTERNAL when the sync fails: the rows are then committed, and visible,
-// but none of them is acknowledged.
-func (s *Store) syncAndAnswer(committed []*messageWrite) {
+// but none of them is acknowledged. A successful sync is then reported,
+// with st, to the commit observer, if any.
+func (s *Store) syncAndAnswer(committed []*messageWrite, st CommitStats) {
 	defer s.syncing.Done()
+	start := time.Now()
 	err := s.syncWAL()
+	st.Sync = time.Since(start)
 	<-s.slots
 	for _, w := range committed {
 		if err != nil {
@@ -125,6 +166,9 @@ func (s *Store) syncAndAnswer(committed []*messageWrite) {
 		} else {
 			w.done <- w.answer
 		}
+	}
+	if fn := s.observer.Load(); fn != nil && err == nil {
+		(*fn)(st)
 	}
 }
 
@@ -268,7 +312,7 @@ func (s *Store) enqueueMessage(ctx context.Context, m *aoba.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w := &messageWrite{m: m, done: make(chan error, 1)}
+	w := &messageWrite{m: m, done: make(chan error, 1), at: time.Now()}
 	s.waiting.Add(1)
 	select {
 	case s.writes <- w:

@@ -640,3 +640,73 @@ func TestDeferredSync(t *testing.T) {
 		}
 	})
 }
+
+// TestObserveCommits: the commit observer hears of every message
+// transaction once it is synced, with the messages it stored (a resent
+// client id stores none), until it is removed.
+func TestObserveCommits(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	ctx := testCtx(t)
+	conv := aoba.DirectConversation("a", "b")
+	var mu sync.Mutex
+	var seen []sqlitestore.CommitStats
+	s.ObserveCommits(func(cs sqlitestore.CommitStats) {
+		mu.Lock()
+		seen = append(seen, cs)
+		mu.Unlock()
+	})
+	observed := func() (txs, msgs int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cs := range seen {
+			if cs.Queued < 0 || cs.Commit <= 0 || cs.Sync <= 0 {
+				t.Errorf("stats %+v: want positive durations", cs)
+			}
+			msgs += cs.Messages
+		}
+		return len(seen), msgs
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.CreateMessage(ctx, newMessage(conv, fmt.Sprint(i))); err != nil {
+				t.Errorf("CreateMessage: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// The observer runs after the callers are answered.
+	waitFor(t, "40 messages observed", func() bool { _, msgs := observed(); return msgs == n })
+	txs, _ := observed()
+	if commits := int(sqlitestore.MessageCommits(s)); txs != commits {
+		t.Errorf("%d transactions observed, %d committed", txs, commits)
+	}
+
+	once := newMessage(conv, "once")
+	once.ClientID = "c1"
+	if err := s.CreateMessage(ctx, once); err != nil {
+		t.Fatal(err)
+	}
+	again := newMessage(conv, "again")
+	again.ClientID = "c1"
+	var dup *aoba.DuplicateMessageError
+	if err := s.CreateMessage(ctx, again); !errors.As(err, &dup) {
+		t.Fatalf("resent client id: %v, want a duplicate", err)
+	}
+	waitFor(t, "both transactions observed", func() bool { txs2, _ := observed(); return txs2 == txs+2 })
+	if _, msgs := observed(); msgs != n+1 {
+		t.Errorf("%d messages observed, want %d: the resent client id stored nothing", msgs, n+1)
+	}
+
+	s.ObserveCommits(nil)
+	if err := s.CreateMessage(ctx, newMessage(conv, "unobserved")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if txs3, _ := observed(); txs3 != txs+2 {
+		t.Errorf("%d transactions observed after the observer was removed, want %d", txs3, txs+2)
+	}
+}

@@ -119,6 +119,9 @@ type Store struct {
 	held          atomic.Int64 // messages received by commitLoop, waiting for a sync slot
 	taken         atomic.Int64 // messages taken by commitLoop into a transaction
 	commits       atomic.Int64 // message transactions committed
+	// observer, when set, is called for every message transaction synced
+	// (see ObserveCommits).
+	observer atomic.Pointer[func(CommitStats)]
 
 	// wal is the write-ahead log that syncWAL (wal.sync, or a test's
 	// replacement) syncs after each message commit; slots holds one token

@@ -213,6 +213,7 @@ type Main struct {
 
 	ln       net.Listener
 	store    aoba.Store
+	commits  *storemetrics.Commits // the embedded store's committer; nil on MongoDB
 	sessions sessionCache
 	rdb      redis.UniversalClient
 	health   *hub.RedisHealth
@@ -514,6 +515,10 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("open embedded store in %s: %w", c.DataDir, err)
 		}
 		m.store = st
+		m.commits = storemetrics.NewCommits()
+		st.ObserveCommits(func(cs sqlitestore.CommitStats) {
+			m.commits.Observe(cs.Messages, cs.Queued, cs.Commit, cs.Sync)
+		})
 		log.Info("store: embedded SQLite", "data_dir", c.DataDir)
 	} else {
 		var st *mongostore.Store
@@ -617,6 +622,9 @@ func (m *Main) Run(ctx context.Context) error {
 	cols = append(cols, m.xmpp.Collectors()...)
 	cols = append(cols, buildInfoGauge(Build()))
 	cols = append(cols, measured.Collectors()...)
+	if m.commits != nil {
+		cols = append(cols, m.commits.Collectors()...)
+	}
 	if m.webhooks != nil {
 		cols = append(cols, m.webhooks.Collectors()...)
 	}

@@ -461,6 +461,25 @@ func TestPagerMetrics(t *testing.T) {
 				t.Errorf("%s grew by %v, want %v", name, got, want[i])
 			}
 		}
+		// The embedded store's committer: four messages stored, in
+		// transactions each timed by stage once synced (the observer runs
+		// after the callers are answered); none on MongoDB.
+		stored := `aoba_store_message_commit_messages_sum`
+		synced := `aoba_store_message_commit_duration_seconds_count{stage="sync"}`
+		if s.m.Config.MongoURI == "" {
+			deadline := time.Now().Add(5 * time.Second)
+			for metricValue(t, s, stored) < 4 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := metricValue(t, s, stored); got != 4 {
+				t.Errorf("%s = %v, want 4", stored, got)
+			}
+			if got := metricValue(t, s, synced); got < 1 {
+				t.Errorf("%s = %v, want at least 1", synced, got)
+			}
+		} else if body := string(s.do(t, "GET", "/metrics", "", nil).want(t, 200).Body); strings.Contains(body, "aoba_store_message_commit") {
+			t.Errorf("committer metrics on MongoDB")
+		}
 		if s.m.Config.RedisURL != "" {
 			if got := metricValue(t, s, `aoba_redis_command_duration_seconds_count{command="pipeline:publish"}`); got < 1 {
 				t.Errorf("Redis publish timed %v times, want at least 1", got)
