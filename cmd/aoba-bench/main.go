@@ -11,6 +11,11 @@
 //	aoba-bench rest   -addr http://127.0.0.1:8080 -users 50 -concurrency 32
 //	aoba-bench xmpp-idle    -addr http://127.0.0.1:8080 -xmpp-addr 127.0.0.1:5222 -domain aoba.chat -n 5000
 //	aoba-bench xmpp-latency -addr http://127.0.0.1:8080 -xmpp-addr 127.0.0.1:5222 -pairs 50 -rate 100
+//	aoba-bench writes -n 5000 -rate 2000 -duration 20s
+//
+// The writes command needs no server: it measures the CPU time of the
+// system calls a heartbeat is made of on this machine (see writes.go), the
+// floor under the server's cost per ping.
 //
 // The XMPP modes open real client streams (TCP, STARTTLS, SASL OAUTHBEARER
 // with the token of the REST login, resource binding, initial presence)
@@ -63,7 +68,7 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, `usage: aoba-bench <idle|fanout|direct|rest|xmpp-idle|xmpp-latency> [flags]
+	fmt.Fprintln(w, `usage: aoba-bench <idle|fanout|direct|rest|xmpp-idle|xmpp-latency|writes> [flags]
 run "aoba-bench <command> -h" for the flags of a command`)
 }
 
@@ -92,6 +97,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		res, err = runXMPPIdle(ctx, args, stderr)
 	case "xmpp-latency":
 		res, err = runXMPPLatency(ctx, args, stderr)
+	case "writes":
+		res, err = runWrites(ctx, args, stderr)
+	case "writes-sink":
+		return runWritesSink(args) // the peer process of writes
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return nil
