@@ -17,8 +17,9 @@ import (
 // The writes command measures what one heartbeat costs the machine itself,
 // without Aoba: the CPU time of a process writing a 2-byte WebSocket
 // control frame (the server's ping or keepalive) to each of -n loopback TCP
-// connections in turn, -rate frames per second, while a second process (this
-// tool, re-executed as "writes-sink") holds their other ends. It runs three
+// connections in turn, -rate frames per second in bursts of n/16 (as the
+// server pings one of its 16 shards of sockets at a time), while a second
+// process (this tool, re-executed as "writes-sink") holds their other ends. It runs three
 // cases, one after the other:
 //
 //   - idle-peer: the peer never reads, so no reader is woken: the write
@@ -135,17 +136,21 @@ func measureWrites(ctx context.Context, mode string, n, rate int, d time.Duratio
 	if mode == "reply" {
 		frame[0] = 0x89 // a ping
 	}
-	const ticks = 100 // per second
-	t := time.NewTicker(time.Second / ticks)
+	// The frames go out in bursts, as the server's pinger writes them: one
+	// of its 16 shards of sockets at a time, the shards spread over the
+	// interval (n/rate seconds).
+	burst := max(1, n/16)
+	t := time.NewTicker(time.Duration(float64(time.Second) * float64(burst) / float64(rate)))
 	defer t.Stop()
 	cpu0, start, writes := selfCPU(), time.Now(), 0
 	for i := 0; time.Since(start) < d && ctx.Err() == nil; {
 		<-t.C
-		for due := int(time.Since(start).Seconds()*float64(rate)) + 1; writes < due; writes++ {
+		for range burst {
 			if _, err := conns[i].Write(frame); err != nil {
 				return 0, 0, err
 			}
 			i = (i + 1) % n
+			writes++
 		}
 	}
 	if mode == "reply" {
