@@ -17,12 +17,57 @@ import (
 const writerLinger = 500 * time.Millisecond
 
 // startWriter runs c's writer (c.writeAll) on an idle writer goroutine, or
-// on a new one when none waits. The caller holds c's writing flag.
+// on a new one when none waits. With a WriteDelay, the socket waits for the
+// end of the current delay window instead, so that what is queued meanwhile
+// goes out in the same write: the messages a group commit publishes
+// together reach each socket in one write. The caller holds c's writing
+// flag.
 func (n *Node) startWriter(c *conn) {
+	if n.cfg.WriteDelay > 0 {
+		n.delayed.add(n, c)
+		return
+	}
+	n.startWriterNow(c)
+}
+
+// startWriterNow is startWriter without the delay.
+func (n *Node) startWriterNow(c *conn) {
 	select {
 	case n.idleWriters <- c:
 	default:
 		go n.writer(c)
+	}
+}
+
+// delayedWriters gathers the sockets waiting for the end of a WriteDelay
+// window; one timer per window starts their writers, whatever their
+// number.
+type delayedWriters struct {
+	mu    sync.Mutex
+	conns []*conn
+	armed bool
+}
+
+// add puts c, whose writing flag the caller holds, in the current window,
+// opening one if none is open.
+func (d *delayedWriters) add(n *Node, c *conn) {
+	d.mu.Lock()
+	d.conns = append(d.conns, c)
+	if !d.armed {
+		d.armed = true
+		time.AfterFunc(n.cfg.WriteDelay, func() { d.release(n) })
+	}
+	d.mu.Unlock()
+}
+
+// release ends the window: it starts the writers of its sockets.
+func (d *delayedWriters) release(n *Node) {
+	d.mu.Lock()
+	conns := d.conns
+	d.conns, d.armed = nil, false
+	d.mu.Unlock()
+	for _, c := range conns {
+		n.startWriterNow(c)
 	}
 }
 

@@ -378,3 +378,29 @@ func TestWriteTimeout(t *testing.T) {
 	}
 	t.Logf("%d of %d frames read before the connection dropped", read, frames)
 }
+
+// TestWriteDelay: with a write delay, the frames delivered to a socket
+// within one window go out together, in order, once the window ends.
+func TestWriteDelay(t *testing.T) {
+	const delay, frames = 200 * time.Millisecond, 20
+	e := newEnv(t, realtime.Config{WriteDelay: delay, PingInterval: time.Hour})
+	tok, cl := e.user("delayed")
+	c := e.dial(tok)
+	c.quiet()
+	writes0 := e.writes.Load()
+	start := time.Now()
+	for i := range frames {
+		e.node.Deliver(aoba.UserTopic(cl.UserID), aoba.Envelope{Frame: fmt.Appendf(nil, `{"type":"n","data":%d}`, i)})
+	}
+	for i := range frames {
+		if f := c.next(); f.Type != "n" || string(f.Data) != fmt.Sprint(i) {
+			t.Fatalf("frame %s %s, want n %d", f.Type, f.Data, i)
+		}
+	}
+	if d := time.Since(start); d < delay*9/10 {
+		t.Errorf("frames arrived %v after delivery, before the %v delay", d, delay)
+	}
+	if w := e.writes.Load() - writes0; w != 1 {
+		t.Errorf("%d writes for %d frames delivered within one window, want 1", w, frames)
+	}
+}

@@ -28,6 +28,7 @@
 //	AOBA_RATE_SEARCH        requests per minute, search class (30)
 //	AOBA_MAX_SOCKETS_PER_USER  open sockets per user across pods; one more closes the oldest with 4005 (16)
 //	AOBA_PING_INTERVAL      time between two pings of every socket (25s); a silent socket closes after twice that, 60s at least
+//	AOBA_WRITE_DELAY        a socket waits up to this long before writing, so frames arriving meanwhile share a write (0: at once)
 //	AOBA_LOGIN_FAILURES     failed logins per account per 15 minutes before 429 (10)
 //	AOBA_ALLOWED_ORIGINS    extra origins allowed to open a cookie-authenticated socket
 //	AOBA_TRUSTED_PROXIES    proxies (IPs, CIDRs) whose X-Forwarded-For names the client
@@ -147,7 +148,9 @@ type Config struct {
 	// PingInterval is the time between two pings of each socket
 	// (AOBA_PING_INTERVAL); the idle timeout follows it (see
 	// realtime.Config.IdleTimeout).
-	PingInterval   time.Duration
+	PingInterval time.Duration
+	// WriteDelay is realtime.Config.WriteDelay (AOBA_WRITE_DELAY).
+	WriteDelay     time.Duration
 	AllowedOrigins []string
 	TrustedProxies []string
 	TokenTTL       time.Duration
@@ -262,7 +265,7 @@ var EnvVars = []string{
 	"AOBA_BODY_LIMIT", "AOBA_HEADER_LIMIT", "AOBA_PPROF_ADDR", "AOBA_ARGON2_MEMORY_KIB",
 	"AOBA_ARGON2_ITERATIONS", "AOBA_LOG_LEVEL", "AOBA_WEBHOOK_URL", "AOBA_WEBHOOK_SECRET", "AOBA_WEBHOOK_QUEUE",
 	"AOBA_ADMIN_TOKEN", "AOBA_ADMIN_URL", "AOBA_DRAIN_DELAY", "AOBA_DRAIN_SPREAD", "AOBA_START_TIMEOUT",
-	"AOBA_XMPP_ADDR", "AOBA_TLS_CERT", "AOBA_TLS_KEY", "AOBA_XMPP_IDLE_TIMEOUT",
+	"AOBA_XMPP_ADDR", "AOBA_TLS_CERT", "AOBA_TLS_KEY", "AOBA_XMPP_IDLE_TIMEOUT", "AOBA_WRITE_DELAY",
 }
 
 // ParseEnviron is ParseEnv over environ, a list of "NAME=value" entries
@@ -364,6 +367,13 @@ func (m *Main) ParseEnv(getenv func(string) string) error {
 			return fmt.Errorf("AOBA_PING_INTERVAL must be a duration from 1s to %v such as 25s, got %q", MaxPingInterval, v)
 		}
 		c.PingInterval = d
+	}
+	if v := strings.TrimSpace(getenv("AOBA_WRITE_DELAY")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 100*time.Millisecond {
+			return fmt.Errorf("AOBA_WRITE_DELAY must be a duration from 0 to 100ms such as 2ms, got %q", v)
+		}
+		c.WriteDelay = d
 	}
 	if v := strings.TrimSpace(getenv("AOBA_XMPP_IDLE_TIMEOUT")); v != "" {
 		d, err := time.ParseDuration(v)
@@ -588,7 +598,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.node = realtime.New(realtime.Config{
 		Broker: shared, Service: m.svc, Presence: m.presence, Limiter: m.limiter, RateStandard: c.Rates.Standard,
 		RateBatch: c.Rates.Batch, Watches: m.watches, Sockets: m.sockets, MaxSockets: c.MaxSocketsPerUser,
-		PingInterval: c.PingInterval, Logger: log, AllowedOrigins: c.AllowedOrigins,
+		PingInterval: c.PingInterval, Logger: log, AllowedOrigins: c.AllowedOrigins, WriteDelay: c.WriteDelay,
 	})
 	tlsCfg, err := m.xmppTLS()
 	if err != nil {

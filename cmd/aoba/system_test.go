@@ -357,7 +357,8 @@ func TestConfig(t *testing.T) {
 	})
 	t.Run("BadValues", func(t *testing.T) {
 		for _, kv := range [][2]string{{"AOBA_RATE_SEARCH", "x"}, {"AOBA_TOKEN_TTL", "-1h"}, {"AOBA_COOKIE_SECURE", "maybe"}, {"AOBA_BODY_LIMIT", "0"},
-			{"AOBA_PING_INTERVAL", "500ms"}, {"AOBA_PING_INTERVAL", "6m"}, {"AOBA_PING_INTERVAL", "25"}} {
+			{"AOBA_PING_INTERVAL", "500ms"}, {"AOBA_PING_INTERVAL", "6m"}, {"AOBA_PING_INTERVAL", "25"},
+			{"AOBA_WRITE_DELAY", "-1ms"}, {"AOBA_WRITE_DELAY", "1s"}, {"AOBA_WRITE_DELAY", "2"}} {
 			if err := main.NewMain().ParseEnv(func(k string) string {
 				if k == kv[0] {
 					return kv[1]
