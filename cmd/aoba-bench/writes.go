@@ -19,8 +19,8 @@ import (
 // control frame (the server's ping or keepalive) to each of -n loopback TCP
 // connections in turn, -rate frames per second in bursts of n/16 (as the
 // server pings one of its 16 shards of sockets at a time), while a second
-// process (this tool, re-executed as "writes-sink") holds their other ends. It runs three
-// cases, one after the other:
+// process (this tool, re-executed as "writes-sink") holds their other
+// ends. It runs three cases, one after the other:
 //
 //   - idle-peer: the peer never reads, so no reader is woken: the write
 //     and the kernel's loopback delivery only;

@@ -216,7 +216,6 @@ type Main struct {
 
 	ln       net.Listener
 	store    aoba.Store
-	commits  *storemetrics.Commits // the embedded store's committer; nil on MongoDB
 	sessions sessionCache
 	rdb      redis.UniversalClient
 	health   *hub.RedisHealth
@@ -518,16 +517,17 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("password hasher: %w", err)
 	}
 
-	// The store.
+	// The store; the embedded one's committer is measured (nil on MongoDB).
+	var commits *storemetrics.Commits
 	if c.embedded() {
 		st, err := sqlitestore.Open(ctx, c.DataDir)
 		if err != nil {
 			return fmt.Errorf("open embedded store in %s: %w", c.DataDir, err)
 		}
 		m.store = st
-		m.commits = storemetrics.NewCommits()
+		commits = storemetrics.NewCommits()
 		st.ObserveCommits(func(cs sqlitestore.CommitStats) {
-			m.commits.Observe(cs.Messages, cs.Queued, cs.Commit, cs.Sync)
+			commits.Observe(cs.Messages, cs.Queued, cs.Commit, cs.Sync)
 		})
 		log.Info("store: embedded SQLite", "data_dir", c.DataDir)
 	} else {
@@ -632,8 +632,8 @@ func (m *Main) Run(ctx context.Context) error {
 	cols = append(cols, m.xmpp.Collectors()...)
 	cols = append(cols, buildInfoGauge(Build()))
 	cols = append(cols, measured.Collectors()...)
-	if m.commits != nil {
-		cols = append(cols, m.commits.Collectors()...)
+	if commits != nil {
+		cols = append(cols, commits.Collectors()...)
 	}
 	if m.webhooks != nil {
 		cols = append(cols, m.webhooks.Collectors()...)
