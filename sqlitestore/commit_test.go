@@ -77,6 +77,23 @@ func newMessage(conv, content string) *aoba.Message {
 		Content: content, Type: aoba.MessageChat, Timestamp: aoba.Now()}
 }
 
+// createConcurrently stores n messages of conv, numbered 0 to n-1, from n
+// goroutines at once, and returns once every call has.
+func createConcurrently(t *testing.T, ctx context.Context, s *sqlitestore.Store, conv string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.CreateMessage(ctx, newMessage(conv, fmt.Sprint(i))); err != nil {
+				t.Errorf("CreateMessage: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // result is the outcome of one asynchronous CreateMessage.
 type result struct {
 	m   *aoba.Message
@@ -592,18 +609,7 @@ func TestDeferredSync(t *testing.T) {
 		// The committer's transactions run with synchronous=NORMAL; the
 		// writer connection goes back to FULL for every other write.
 		s := mustOpen(t, t.TempDir())
-		ctx := testCtx(t)
-		var wg sync.WaitGroup
-		for i := range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := s.CreateMessage(ctx, newMessage(conv, fmt.Sprint(i))); err != nil {
-					t.Errorf("CreateMessage: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
+		createConcurrently(t, testCtx(t), s, conv, 20)
 		if v, err := sqlitestore.WriterSynchronous(s); err != nil || v != 2 {
 			t.Fatalf("writer connection synchronous = %d, %v; want 2 (FULL)", v, err)
 		}
@@ -667,17 +673,7 @@ func TestObserveCommits(t *testing.T) {
 		return len(seen), msgs
 	}
 	const n = 40
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.CreateMessage(ctx, newMessage(conv, fmt.Sprint(i))); err != nil {
-				t.Errorf("CreateMessage: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
+	createConcurrently(t, ctx, s, conv, n)
 	// The observer runs after the callers are answered.
 	waitFor(t, "40 messages observed", func() bool { _, msgs := observed(); return msgs == n })
 	txs, _ := observed()
