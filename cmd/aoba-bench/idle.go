@@ -32,11 +32,8 @@ func runIdle(ctx context.Context, args []string, log io.Writer) (Result, error) 
 		return Result{}, err
 	}
 	*dialConc = clamp(*dialConc, 1, MaxConcurrency)
-	src, err := NewSources(*n, c.Sources, EphemeralPorts())
+	src, err := heldSources(&c, *n)
 	if err != nil {
-		return Result{}, err
-	}
-	if err := checkFiles(c.Files, *n); err != nil {
 		return Result{}, err
 	}
 	res := Result{Command: "idle", JSON: c.JSON, Params: map[string]any{
@@ -198,6 +195,20 @@ func helloHeartbeat(b []byte) int64 {
 		return 0
 	}
 	return f.Data.Heartbeat
+}
+
+// heldSources returns the source addresses for n sockets held at once,
+// once the tool's open file limit (c.Files, see Common.validate) is known
+// to hold them.
+func heldSources(c *Common, n int) (*Sources, error) {
+	src, err := NewSources(n, c.Sources, EphemeralPorts())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFiles(c.Files, n); err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
 func totalPings(conns []*Conn) int64 {

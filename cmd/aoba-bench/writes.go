@@ -22,11 +22,11 @@ import (
 // process (this tool, re-executed as "writes-sink") holds their other
 // ends. It runs three cases, one after the other:
 //
-//   - idle-peer: the peer never reads, so no reader is woken: the write
+//   - idle_peer: the peer never reads, so no reader is woken: the write
 //     and the kernel's loopback delivery only;
-//   - reading-peer: a goroutine of the peer blocked reading each
+//   - reading_peer: a goroutine of the peer blocked reading each
 //     connection is woken by every frame, as a client's reader is;
-//   - ping-pong: the peer answers every frame with a 6-byte masked pong,
+//   - ping_pong: the peer answers every frame with a 6-byte masked pong,
 //     which the writing process reads with a goroutine per connection, as
 //     the server reads a client's pong.
 //
@@ -37,9 +37,9 @@ import (
 
 // sinkModes are the cases in the order they run, with the sink's mode.
 var sinkModes = []struct{ name, sink string }{
-	{"idle-peer", "none"},
-	{"reading-peer", "read"},
-	{"ping-pong", "reply"},
+	{"idle_peer", "none"},
+	{"reading_peer", "read"},
+	{"ping_pong", "reply"},
 }
 
 func runWrites(ctx context.Context, args []string, log io.Writer) (Result, error) {
@@ -77,8 +77,8 @@ func runWrites(ctx context.Context, args []string, log io.Writer) (Result, error
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", m.name, err)
 		}
-		res.Add("cpu_per_write_"+strings.ReplaceAll(m.name, "-", "_"), round(perWrite*1e6), "µs")
-		res.Add("writes_"+strings.ReplaceAll(m.name, "-", "_"), float64(writes), "frames")
+		res.Add("cpu_per_write_"+m.name, round(perWrite*1e6), "µs")
+		res.Add("writes_"+m.name, float64(writes), "frames")
 		fmt.Fprintf(log, "writes: %s: %.1f µs of CPU per frame (%d frames)\n", m.name, perWrite*1e6, writes)
 	}
 	return res, ctx.Err()

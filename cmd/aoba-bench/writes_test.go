@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 )
@@ -38,7 +37,7 @@ func TestWrites(t *testing.T) {
 		t.Fatalf("output %q: %v", out.String(), err)
 	}
 	for _, m := range sinkModes {
-		name := strings.ReplaceAll(m.name, "-", "_")
+		name := m.name
 		if v, ok := r.Get("writes_" + name); !ok || v < 150 || v > 220 {
 			t.Errorf("writes_%s = %v (%v), want about 200 in 1 s at 200/s", name, v, ok)
 		}

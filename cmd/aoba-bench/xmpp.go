@@ -138,11 +138,8 @@ func runXMPPIdle(ctx context.Context, args []string, log io.Writer) (Result, err
 		return Result{}, err
 	}
 	*dialConc = clamp(*dialConc, 1, MaxConcurrency)
-	src, err := NewSources(*n, c.Sources, EphemeralPorts())
+	src, err := heldSources(&c, *n)
 	if err != nil {
-		return Result{}, err
-	}
-	if err := checkFiles(c.Files, *n); err != nil {
 		return Result{}, err
 	}
 	res := Result{Command: "xmpp-idle", JSON: c.JSON, Params: map[string]any{
